@@ -1,0 +1,47 @@
+# metisnet: the two commands of the README, and the pieces they are built from.
+# Every target installs what it needs into .venv by itself; nothing installed by hand is used.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.metisnet-installed
+
+.PHONY: demo test lint types layers unit install lock clean bench
+
+## demo: the main job, the local demo network
+demo: $(STAMP)
+	$(BIN)/metis demo
+
+## test: the whole suite (lint, types, layering, pytest)
+test: $(STAMP) lint types layers unit
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+
+types: $(STAMP)
+	$(BIN)/mypy src/metisnet
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+## lock: regenerate requirements.lock from the current .venv (after changing pins)
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^metisnet' > requirements.lock
+	echo "setuptools==$$($(BIN)/python -c 'import setuptools; print(setuptools.__version__)')" >> requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

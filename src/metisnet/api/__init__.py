@@ -1,0 +1,1 @@
+"""REST API of a node: app factory and request/response schemas."""

@@ -1,0 +1,1 @@
+"""Chain layer: Vyper contracts, compiled artifacts, typed clients and chain backends."""

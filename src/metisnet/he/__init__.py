@@ -1,0 +1,1 @@
+"""Homomorphic encryption schemes (Paillier, CKKS adapter) behind one Scheme interface."""

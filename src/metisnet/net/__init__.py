@@ -1,0 +1,1 @@
+"""Network layer: node identities, the wire format, in-memory and TLS channels."""

@@ -1,0 +1,1 @@
+"""Node services: data node, compute node, task runner, storage."""

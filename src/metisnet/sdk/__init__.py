@@ -1,0 +1,1 @@
+"""Python SDK for requesters and data owners."""

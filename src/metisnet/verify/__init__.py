@@ -1,0 +1,1 @@
+"""Verification of outsourced results: homomorphic MACs, Freivalds checks, commitments."""
