@@ -1,4 +1,4 @@
-"""The ``metis`` command line: a thin layer over the SDK and node services."""
+"""``metis demo``: the local demo."""
 
 from __future__ import annotations
 
@@ -8,16 +8,9 @@ import sys
 import click
 import numpy as np
 
-from metisnet import __version__
-from metisnet.errors import MetisError
+from metisnet.cli._group import main
 
-__all__ = ["main"]
-
-
-@click.group()
-@click.version_option(__version__, prog_name="metis")
-def main() -> None:
-    """metisnet: compute jointly on private data that nobody shows anyone."""
+__all__ = ["demo"]
 
 
 def _additive_shares(values: np.ndarray, parties: int) -> list[np.ndarray]:
@@ -64,11 +57,3 @@ def demo(rows: int) -> None:
     if not ok:
         sys.exit(1)
 
-
-def run() -> None:
-    """Console-script entry: turn a MetisError into a clear message and exit code 2."""
-    try:
-        main(standalone_mode=True)
-    except MetisError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)

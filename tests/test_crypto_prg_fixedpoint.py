@@ -1,0 +1,78 @@
+"""Known answers and properties of the PRG and the fixed-point encoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hypothesis import given
+from hypothesis import strategies as st
+
+from metisnet.crypto.fixedpoint import FixedPoint, to_ring, to_signed
+from metisnet.crypto.prg import Csprng, Prg, new_key
+from metisnet.errors import ValidationError
+
+
+def test_prg_known_answer_is_aes_ctr_keystream() -> None:
+    # FIPS-197 key; the keystream with a zero counter block is AES_k(0^128), AES_k(1), ...
+    key = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
+    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - known-answer reference
+    blocks = enc.update(bytes(16) + (1).to_bytes(16, "big"))
+    prg = Prg(key)
+    assert prg.bytes(32) == blocks
+    assert Prg(key).bytes(16).hex() == "c6a13b37878f5b826f4f8162a1c8d879"
+
+
+def test_prg_is_deterministic_and_stateful() -> None:
+    key = new_key()
+    a, b = Prg(key), Prg(key)
+    assert np.array_equal(a.uint64(100), b.uint64(100))
+    assert not np.array_equal(a.uint64(100), Prg(key).uint64(100))
+
+
+def test_below_is_in_range_and_unbiased_enough() -> None:
+    prg = Prg(bytes(16))
+    v = prg.below(3, 30_000)
+    assert v.max() < 3
+    counts = np.bincount(v.astype(np.int64), minlength=3)
+    assert np.all(np.abs(counts - 10_000) < 400)  # ~ 4.9 sigma
+    big = Csprng(bytes(16)).integer_below(2**2048 + 1)
+    assert 0 <= big <= 2**2048
+
+
+def test_csprng_seed_rules_and_no_key_in_repr() -> None:
+    with pytest.raises(ValidationError):
+        Csprng(b"short")
+    with pytest.raises(ValidationError):
+        Prg(b"x" * 15)
+    s = Csprng(bytes(range(16)))
+    assert "hidden" in repr(s) and "hidden" in repr(Prg(bytes(16)))
+    assert np.array_equal(Csprng(bytes(range(16))).uint64(8), s.uint64(8))
+    d1, d2 = s.derive(), s.derive()
+    assert d1.bytes(16) != d2.bytes(16)
+
+
+def test_uniform_bits() -> None:
+    bits = np.unpackbits(np.frombuffer(Csprng().bytes(1 << 16), dtype=np.uint8))
+    assert abs(bits.mean() - 0.5) < 0.01
+
+
+@given(st.floats(min_value=-(2.0**46), max_value=2.0**46, allow_nan=False))
+def test_fixed_point_roundtrip_within_half_lsb(x: float) -> None:
+    fp = FixedPoint()
+    got = fp.decode(fp.encode([x]))[0]
+    assert abs(got - x) <= 2.0**-17 + abs(x) * 2**-52
+
+
+def test_fixed_point_edges() -> None:
+    fp = FixedPoint(16)
+    assert fp.encode([0.0, -1.0, 1.5]).tolist() == [0, 2**64 - 2**16, 3 * 2**15]
+    assert fp.max_abs == 2.0**47 and fp.mul_bound == 2.0**31
+    with pytest.raises(ValidationError, match="out of fixed-point range"):
+        fp.encode([2.0**47])
+    with pytest.raises(ValidationError, match="NaN"):
+        fp.encode([np.nan])
+    with pytest.raises(ValidationError):
+        FixedPoint(40)
+    assert fp.encode_int(-2.5) == -163840 and fp.decode_int(-163840) == -2.5
+    assert to_signed(to_ring([-5, 7])).tolist() == [-5, 7]
