@@ -112,7 +112,7 @@ class Chain:
             "to": Web3.to_checksum_address(address),
             "value": amount,
             "gas": 21_000,
-            "gasPrice": self._gas_price(),
+            **self._fee_fields(),
             "nonce": self.w3.eth.get_transaction_count(faucet.address, "pending"),
             "chainId": self.chain_id,
         }
@@ -145,8 +145,15 @@ class Chain:
         return resp.get("result")
 
     # ------------------------------------------------------------------ transactions
-    def _gas_price(self) -> int:
-        return int(self.w3.eth.gas_price) * 2
+    def _fee_fields(self) -> dict[str, int]:
+        """EIP-1559 fees: a 1 gwei tip and room for the base fee to double.
+
+        (Paying a multiple of ``eth_gasPrice`` instead feeds back into nodes whose price
+        oracle follows recent tips, such as anvil, and the price grows without bound.)
+        """
+        base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        tip = 10**9
+        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
 
     def deploy(
         self, abi: list[dict[str, Any]], bytecode: str, sender: LocalAccount, *args: Any,
@@ -185,7 +192,7 @@ class Chain:
             "from": sender.address,
             "value": value,
             "gas": gas,
-            "gasPrice": self._gas_price(),
+            **self._fee_fields(),
             "nonce": self.w3.eth.get_transaction_count(sender.address, "pending"),
             "chainId": self.chain_id,
         }
