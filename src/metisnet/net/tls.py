@@ -1,0 +1,221 @@
+"""Mutually pinned TLS 1.3 connections between nodes.
+
+Both sides present self-signed certificates (:mod:`metisnet.net.identity`) and both pin
+the other's ``sha256(DER)`` against a :class:`~metisnet.net.trust.TrustStore`.
+
+Python's ``ssl`` has no certificate-verification callback, and a server whose
+``verify_mode`` is ``CERT_NONE`` does not even ask for a client certificate. So the
+connection is set up in three steps:
+
+1. The dialer sends a cleartext hello carrying its certificate (public data: node ids and
+   certificate hashes are published on chain). The acceptor checks the certificate's node
+   binding and its pin, and refuses an unpinned peer before any TLS byte.
+2. TLS 1.3 handshake (TLS 1.3 only, no session tickets). The dialer verifies nothing in
+   ``ssl`` (``CERT_NONE``) and pins the acceptor's certificate itself, from
+   ``getpeercert(binary_form=True)``; the acceptor requires a client certificate and trusts
+   exactly the one announced in the hello (as a partial-chain trust anchor), so the
+   handshake proves the dialer holds that certificate's key.
+3. Both sides re-check the peer certificate from the TLS session against the pin (an
+   unpinned or mismatching peer is refused here, before any payload frame is read), and
+   the acceptor confirms with a one-byte ``accept``, so a dialer learns of a refusal at
+   once instead of at its first receive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import ssl
+import struct
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Final
+
+from metisnet.errors import IntegrityError, NetworkError, PeerRefused, PeerTimeout
+from metisnet.net.identity import TlsIdentity, cert_hash, verify_certificate
+from metisnet.net.trust import TrustStore
+from metisnet.types import NodeId
+
+__all__ = ["SOCKET_BUFFER", "TlsContexts", "accept_tls", "dial_tls", "tune_socket"]
+
+log = logging.getLogger(__name__)
+
+_HELLO_MAGIC: Final = b"MNHELLO1"
+_HELLO = struct.Struct(">8sH")
+_MAX_CERT: Final = 4096
+_ACCEPT: Final = b"\x01"
+#: Kernel socket buffer size requested for node connections.
+SOCKET_BUFFER: Final = 4 << 20
+
+
+def tune_socket(sock: socket.socket) -> None:
+    """No Nagle delay, large buffers: small messages leave at once, large ones stream."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        with contextlib.suppress(OSError):  # the kernel may cap it; that is fine
+            sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+
+
+class TlsContexts:
+    """The two SSL contexts of one node: dialer (client) and acceptor (server)."""
+
+    def __init__(self, identity: TlsIdentity) -> None:
+        self.identity = identity
+        self._lock = threading.Lock()
+        self._trusted: set[bytes] = set()
+        with tempfile.TemporaryDirectory(prefix="metis-tls-") as tmp:
+            # ssl loads keys only from files: write the key encrypted under a one-time
+            # password into a private temporary directory, load it, delete it.
+            password = secrets.token_bytes(32).hex()
+            cert_path = Path(tmp) / "cert.pem"
+            key_path = Path(tmp) / "key.pem"
+            cert_path.write_bytes(identity.cert_pem())
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(identity.key_pem(password.encode()))
+            self.client = self._base(ssl.PROTOCOL_TLS_CLIENT, cert_path, key_path, password)
+            self.client.check_hostname = False
+            self.client.verify_mode = ssl.CERT_NONE
+            self.server = self._base(ssl.PROTOCOL_TLS_SERVER, cert_path, key_path, password)
+            self.server.verify_mode = ssl.CERT_REQUIRED
+            self.server.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+            self.server.num_tickets = 0
+
+    @staticmethod
+    def _base(proto: ssl._SSLMethod, cert: Path, key: Path, password: str) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(proto)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_cert_chain(cert, key, password=password)
+        return ctx
+
+    def trust_client_cert(self, der: bytes) -> None:
+        """Let the acceptor context accept ``der`` (already pinned) as a client cert."""
+        with self._lock:
+            if der not in self._trusted:
+                self.server.load_verify_locations(cadata=der)
+                self._trusted.add(der)
+
+
+def _close(raw: socket.socket, tls: ssl.SSLSocket | None) -> None:
+    for s in (tls, raw):
+        if s is not None:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:])
+        if k == 0:
+            raise NetworkError("peer closed the connection during the handshake")
+        got += k
+    return bytes(buf)
+
+
+def _check_pin(trust: TrustStore, der: bytes, who: str) -> NodeId:
+    try:
+        node_id = verify_certificate(der)
+    except IntegrityError as exc:
+        raise PeerRefused(f"{who}: {exc}") from None
+    pin = trust.pinned_hash(node_id)
+    if pin is None:
+        raise PeerRefused(f"{who}: node {node_id} is not in the trust store")
+    if not secrets.compare_digest(pin, cert_hash(der)):
+        raise PeerRefused(f"{who}: node {node_id} presented a certificate that does not "
+                          "match its pinned hash")
+    return node_id
+
+
+def dial_tls(
+    ctx: TlsContexts, trust: TrustStore, address: tuple[str, int], expected: NodeId,
+    timeout: float,
+) -> ssl.SSLSocket:
+    """Connect to ``expected`` at ``address``; return a pinned, accepted TLS socket."""
+    deadline = time.monotonic() + timeout
+    try:
+        raw = socket.create_connection(address, timeout=timeout)
+    except TimeoutError:
+        raise PeerTimeout(f"connecting to {expected} at {address} timed out") from None
+    except OSError as exc:
+        raise NetworkError(f"cannot connect to {expected} at {address}: {exc}") from None
+    tls: ssl.SSLSocket | None = None
+    try:
+        tune_socket(raw)
+        der = ctx.identity.cert_der
+        raw.sendall(_HELLO.pack(_HELLO_MAGIC, len(der)) + der)
+        tls = ctx.client.wrap_socket(raw, server_side=False, do_handshake_on_connect=False)
+        tls.settimeout(max(0.01, deadline - time.monotonic()))
+        tls.do_handshake()
+        peer_der = tls.getpeercert(binary_form=True)
+        if peer_der is None:
+            raise PeerRefused(f"{expected} presented no certificate")
+        got = _check_pin(trust, peer_der, "dialled peer")
+        if got != expected:
+            raise PeerRefused(f"dialled {expected} at {address} but {got} answered")
+        tls.settimeout(max(0.01, deadline - time.monotonic()))
+        if tls.recv(1) != _ACCEPT:  # b"" when the acceptor refused and closed
+            raise PeerRefused(f"{expected} refused us after the TLS handshake "
+                              "(is this node in its trust store?)")
+        return tls
+    except TimeoutError:
+        _close(raw, tls)
+        raise PeerTimeout(f"TLS handshake with {expected} at {address} timed out") from None
+    except (ssl.SSLError, OSError) as exc:
+        _close(raw, tls)
+        if isinstance(exc, NetworkError):
+            raise
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)):
+            raise PeerRefused(f"{expected} at {address} closed the connection during the "
+                              "handshake (is this node in its trust store?)") from None
+        raise NetworkError(f"TLS handshake with {expected} at {address} failed: "
+                           f"{exc.__class__.__name__}: {exc}") from None
+    except BaseException:
+        _close(raw, tls)
+        raise
+
+
+def accept_tls(
+    ctx: TlsContexts, trust: TrustStore, raw: socket.socket, timeout: float
+) -> tuple[ssl.SSLSocket, NodeId]:
+    """Authenticate an accepted socket; return the TLS socket and the peer's node id.
+
+    Raises PeerRefused (the caller logs it and drops the socket) for an unpinned peer.
+    """
+    tls: ssl.SSLSocket | None = None
+    try:
+        tune_socket(raw)
+        raw.settimeout(timeout)
+        magic, length = _HELLO.unpack(_recv_exact(raw, _HELLO.size))
+        if magic != _HELLO_MAGIC or not 0 < length <= _MAX_CERT:
+            raise PeerRefused("connection did not start with a metisnet hello")
+        der = _recv_exact(raw, length)
+        node_id = _check_pin(trust, der, "incoming peer")
+        ctx.trust_client_cert(der)
+        tls = ctx.server.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+        tls.settimeout(timeout)
+        tls.do_handshake()
+        if tls.getpeercert(binary_form=True) != der:
+            raise PeerRefused(f"incoming peer {node_id} switched certificates in the handshake")
+        _check_pin(trust, der, "incoming peer")
+        tls.sendall(_ACCEPT)
+        return tls, node_id
+    except TimeoutError:
+        _close(raw, tls)
+        raise PeerTimeout("incoming peer did not complete its hello and handshake") from None
+    except (ssl.SSLError, OSError) as exc:
+        _close(raw, tls)
+        if isinstance(exc, NetworkError):
+            raise
+        raise NetworkError(f"TLS handshake with incoming peer failed: {exc}") from None
+    except BaseException:
+        _close(raw, tls)
+        raise

@@ -1,0 +1,303 @@
+"""The wire format: length-prefixed frames with a small msgpack header and raw array bytes.
+
+A frame is::
+
+    prefix   12 bytes   magic b"MN" | u16 header length | u64 payload length   (big endian)
+    header   msgpack    [version, kind, session id (bin), step tag (str), dtype (str), shape]
+    payload  raw bytes  the array in C order, little endian, exactly prod(shape) * itemsize
+
+Nothing on the wire is ever unpickled. The header is decoded by msgpack with
+``raw=False, strict_map_key=True``, no extension types and tight ``max_*_len`` limits, then
+every field is checked: the version, the kind, the session id length, the tag length and
+characters, the dtype against an allow-list, the shape's dimensions and that their product
+times the item size equals the payload length announced in the prefix. Frame and header
+sizes are capped (:class:`WireLimits`) before a byte of either is buffered, so a peer cannot
+make a node allocate more than the caps. Every failure raises
+:class:`~metisnet.errors.WireError` with a message naming the field.
+
+:class:`FrameDecoder` is the pure, incremental decoder (fed bytes in any fragmentation);
+the TLS transport uses :func:`decode_prefix` and :func:`decode_header` directly so that it
+can receive a payload straight into the numpy array that is handed to the caller.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+import numpy as np
+from numpy.typing import NDArray
+
+from metisnet.errors import WireError
+
+__all__ = [
+    "DTYPES",
+    "KINDS",
+    "KIND_DATA",
+    "KIND_PING",
+    "PREFIX_SIZE",
+    "SESSION_ID_MAX",
+    "TAG_MAX",
+    "VERSION",
+    "Frame",
+    "FrameDecoder",
+    "Header",
+    "WireLimits",
+    "decode_header",
+    "decode_prefix",
+    "encode_frame",
+    "encode_head",
+]
+
+#: Version of the wire format; a frame of any other version is refused.
+VERSION: Final = 1
+#: Frame kinds: an array for a session, or a keep-alive without payload.
+KIND_DATA: Final = 0
+KIND_PING: Final = 1
+KINDS: Final = frozenset({KIND_DATA, KIND_PING})
+
+_MAGIC: Final = b"MN"
+_PREFIX = struct.Struct(">2sHQ")
+PREFIX_SIZE: Final = _PREFIX.size  # 12
+
+#: Longest session id and step tag accepted (bytes / characters).
+SESSION_ID_MAX: Final = 64
+TAG_MAX: Final = 128
+
+#: dtypes allowed on the wire, as little-endian numpy type strings.
+DTYPES: Final = frozenset(
+    {"|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f4", "<f8"}
+)
+_MAX_NDIM: Final = 8
+
+
+@dataclass(frozen=True)
+class WireLimits:
+    """Caps applied to every frame before it is buffered."""
+
+    max_header: int = 1024
+    max_payload: int = 1 << 30
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.max_header <= 0xFFFF:
+            raise WireError("max_header must be between 16 and 65535 bytes")
+        if not 0 <= self.max_payload < 1 << 62:
+            raise WireError("max_payload must be non-negative and below 2**62")
+
+
+@dataclass(frozen=True)
+class Header:
+    """A validated frame header."""
+
+    kind: int
+    session: bytes
+    tag: str
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return _nbytes(self.dtype, self.shape)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A decoded frame: its header and the array it carried."""
+
+    header: Header
+    array: NDArray[Any]
+
+
+def _nbytes(dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
+    n = dtype.itemsize
+    for d in shape:
+        n *= d
+    return n
+
+
+def _wire_dtype(array: NDArray[Any]) -> tuple[str, NDArray[Any]]:
+    """The wire type string of ``array`` and a C-contiguous little-endian view or copy."""
+    dt = array.dtype
+    if dt.kind not in "uif" or dt.itemsize not in (1, 2, 4, 8) or (dt.kind == "f" and
+                                                                   dt.itemsize < 4):
+        raise WireError(f"dtype {dt} cannot be sent; allowed: {sorted(DTYPES)}")
+    le = dt.newbyteorder("<") if dt.itemsize > 1 else dt
+    arr = np.ascontiguousarray(array, dtype=le)
+    return le.str, arr
+
+
+def encode_head(
+    session: bytes,
+    tag: str,
+    array: NDArray[Any] | None,
+    *,
+    kind: int = KIND_DATA,
+    limits: WireLimits | None = None,
+) -> tuple[bytes, NDArray[Any] | None]:
+    """Prefix and header of a frame, and the contiguous array whose bytes follow them.
+
+    The caller sends the returned bytes, then ``memoryview(array).cast("B")``: the payload
+    is never copied into a joined buffer.
+    """
+    lim = limits or _DEFAULT_LIMITS
+    if not isinstance(session, bytes) or len(session) > SESSION_ID_MAX:
+        raise WireError(f"session id must be bytes of at most {SESSION_ID_MAX}")
+    _check_tag(tag)
+    if kind not in KINDS:
+        raise WireError(f"unknown frame kind {kind}")
+    shape: tuple[int, ...]
+    if array is None:
+        dtype_str, shape, arr, nbytes = "|u1", (0,), None, 0
+    else:
+        dtype_str, arr = _wire_dtype(array)
+        shape = tuple(int(d) for d in arr.shape)
+        if len(shape) > _MAX_NDIM:
+            raise WireError(f"arrays of more than {_MAX_NDIM} dimensions cannot be sent")
+        nbytes = arr.nbytes
+    if nbytes > lim.max_payload:
+        raise WireError(f"array of {nbytes} bytes exceeds the frame cap of {lim.max_payload}")
+    header = msgpack.packb([VERSION, kind, session, tag, dtype_str, list(shape)],
+                           use_bin_type=True)
+    if len(header) > lim.max_header:
+        raise WireError(f"header of {len(header)} bytes exceeds the cap of {lim.max_header}")
+    return _PREFIX.pack(_MAGIC, len(header), nbytes) + header, arr
+
+
+def encode_frame(session: bytes, tag: str, array: NDArray[Any] | None, *,
+                 kind: int = KIND_DATA, limits: WireLimits | None = None) -> bytes:
+    """A whole frame as one bytes object (tests and small messages)."""
+    head, arr = encode_head(session, tag, array, kind=kind, limits=limits)
+    return head if arr is None else head + arr.tobytes()
+
+
+def _check_tag(tag: object) -> None:
+    if not isinstance(tag, str):
+        raise WireError("step tag must be a string")
+    if len(tag) > TAG_MAX:
+        raise WireError(f"step tag longer than {TAG_MAX} characters")
+    if not tag.isprintable():
+        raise WireError("step tag contains non-printable characters")
+
+
+def decode_prefix(data: bytes | bytearray | memoryview,
+                  limits: WireLimits | None = None) -> tuple[int, int]:
+    """Validate a 12-byte prefix; return (header length, payload length)."""
+    lim = limits or _DEFAULT_LIMITS
+    if len(data) != PREFIX_SIZE:
+        raise WireError(f"frame prefix must be {PREFIX_SIZE} bytes, got {len(data)}")
+    magic, hlen, plen = _PREFIX.unpack(data)
+    if magic != _MAGIC:
+        raise WireError("bad frame magic: not a metisnet frame (stream out of sync?)")
+    if hlen == 0 or hlen > lim.max_header:
+        raise WireError(f"header length {hlen} outside 1..{lim.max_header}")
+    if plen > lim.max_payload:
+        raise WireError(f"payload length {plen} exceeds the frame cap of {lim.max_payload}")
+    return int(hlen), int(plen)
+
+
+def _refuse_ext(code: int, data: bytes) -> Any:
+    raise WireError(f"msgpack extension type {code} is not allowed in a header")
+
+
+def decode_header(data: bytes | bytearray | memoryview, payload_len: int,
+                  limits: WireLimits | None = None) -> Header:
+    """Decode and validate a msgpack header against the payload length of its prefix."""
+    lim = limits or _DEFAULT_LIMITS
+    if len(data) > lim.max_header:
+        raise WireError(f"header of {len(data)} bytes exceeds the cap of {lim.max_header}")
+    try:
+        obj = msgpack.unpackb(
+            bytes(data), raw=False, strict_map_key=True, use_list=False,
+            max_str_len=TAG_MAX * 4, max_bin_len=SESSION_ID_MAX, max_array_len=_MAX_NDIM,
+            max_map_len=0, max_ext_len=0, ext_hook=_refuse_ext, timestamp=0,
+        )
+    except WireError:
+        raise
+    except Exception as exc:  # msgpack raises several types on malformed input
+        raise WireError(f"header is not valid msgpack: {type(exc).__name__}") from None
+    if not isinstance(obj, tuple) or len(obj) != 6:
+        raise WireError("header must be a msgpack array of 6 fields")
+    version, kind, session, tag, dtype_str, shape = obj
+    if type(version) is not int or version != VERSION:
+        raise WireError(f"unsupported wire version {version!r} (this node speaks {VERSION})")
+    if type(kind) is not int or kind not in KINDS:
+        raise WireError(f"unknown frame kind {kind!r}")
+    if not isinstance(session, bytes) or len(session) > SESSION_ID_MAX:
+        raise WireError(f"session id must be bytes of at most {SESSION_ID_MAX}")
+    _check_tag(tag)
+    if not isinstance(dtype_str, str) or dtype_str not in DTYPES:
+        raise WireError(f"dtype {dtype_str!r} is not allowed; allowed: {sorted(DTYPES)}")
+    if not isinstance(shape, tuple) or len(shape) > _MAX_NDIM:
+        raise WireError(f"shape must be an array of at most {_MAX_NDIM} dimensions")
+    for d in shape:
+        if type(d) is not int or d < 0:
+            raise WireError(f"shape {shape!r} has an invalid dimension")
+    dtype = np.dtype(dtype_str)
+    if _nbytes(dtype, shape) != payload_len:
+        raise WireError(
+            f"shape {shape} of {dtype_str} needs {_nbytes(dtype, shape)} bytes, "
+            f"the frame carries {payload_len}"
+        )
+    if kind == KIND_PING and payload_len:
+        raise WireError("a ping frame carries no payload")
+    return Header(kind, session, tag, dtype, shape)
+
+
+class FrameDecoder:
+    """Incremental decoder: ``feed`` bytes in any fragmentation, get whole frames back.
+
+    Memory stays bounded by the limits: a prefix announcing more than the caps raises
+    before anything past it is buffered. After an error the decoder refuses further input
+    (the stream is out of sync; the connection must be closed).
+    """
+
+    def __init__(self, limits: WireLimits | None = None) -> None:
+        self._limits = limits or _DEFAULT_LIMITS
+        self._buf = bytearray()
+        self._need: tuple[int, int] | None = None  # (header len, payload len) once known
+        self._failed = False
+
+    @property
+    def pending(self) -> int:
+        """Bytes buffered towards the next frame."""
+        return len(self._buf)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
+        if self._failed:
+            raise WireError("decoder already failed; the stream is out of sync")
+        self._buf += data
+        out: list[Frame] = []
+        try:
+            while True:
+                if self._need is None:
+                    if len(self._buf) < PREFIX_SIZE:
+                        break
+                    self._need = decode_prefix(self._buf[:PREFIX_SIZE], self._limits)
+                hlen, plen = self._need
+                end = PREFIX_SIZE + hlen + plen
+                if len(self._buf) < PREFIX_SIZE + hlen:
+                    break
+                header = decode_header(self._buf[PREFIX_SIZE:PREFIX_SIZE + hlen], plen,
+                                       self._limits)
+                if len(self._buf) < end:
+                    break
+                payload = bytearray(self._buf[PREFIX_SIZE + hlen:end])
+                del self._buf[:end]
+                self._need = None
+                arr = np.frombuffer(payload, dtype=header.dtype).reshape(header.shape)
+                out.append(Frame(header, arr))
+        except WireError:
+            self._failed = True
+            raise
+        return out
+
+    def close(self) -> None:
+        """Declare end of stream; raises WireError if a frame was cut short."""
+        if self._buf:
+            self._failed = True
+            raise WireError(f"stream ended inside a frame ({len(self._buf)} bytes pending)")
+
+
+_DEFAULT_LIMITS: Final = WireLimits()
