@@ -133,7 +133,9 @@ class Chain:
     def advance_time(self, seconds: int) -> None:
         """Mine a block ``seconds`` later than the latest one (devnets only)."""
         if self._tester is not None:
+            # time_travel stamps the block it mines one second early; the next one is on time
             self._tester.time_travel(self.timestamp() + seconds)
+            self._tester.mine_blocks(1)
             return
         self._rpc("evm_increaseTime", [seconds])
         self._rpc("evm_mine", [])
