@@ -1,1 +1,5 @@
-"""Python SDK for requesters and data owners."""
+"""Python SDK for requesters and data owners: signed calls to data nodes."""
+
+from metisnet.sdk.client import NodeClient, NodeRequestError
+
+__all__ = ["NodeClient", "NodeRequestError"]
