@@ -51,7 +51,7 @@ class Prg:
     as they draw the same amounts in the same order.
     """
 
-    __slots__ = ("_enc",)
+    __slots__ = ("_enc", "_zeros")
 
     def __init__(self, key: bytes, nonce: bytes = bytes(16)) -> None:
         if len(key) != KEY_BYTES:
@@ -59,6 +59,7 @@ class Prg:
         if len(nonce) != 16:
             raise ValidationError("PRG nonce must be 16 bytes")
         self._enc = Cipher(algorithms.AES(key), modes.CTR(nonce)).encryptor()
+        self._zeros = b""  # reusable all-zero plaintext, grown on demand
 
     def __repr__(self) -> str:  # never show the key
         return "Prg(<key hidden>)"
@@ -72,8 +73,16 @@ class Prg:
     def uint64(self, shape: int | tuple[int, ...]) -> NDArray[np.uint64]:
         """Uniform elements of Z_2^64 in an array of ``shape``."""
         shp, size = _shape_size(shape)
-        buf = self._enc.update(bytes(8 * size))
-        return np.frombuffer(buf, dtype=np.uint64).reshape(shp).copy()
+        nbytes = 8 * size
+        if len(self._zeros) < nbytes:
+            self._zeros = bytes(max(nbytes, 2 * len(self._zeros)))
+        # Encrypt zeros straight into a fresh array (two spare words: update_into wants
+        # room for one more block than it writes).
+        out = np.empty(size + 2, dtype=np.uint64)
+        written = self._enc.update_into(memoryview(self._zeros)[:nbytes], out.view(np.uint8).data)
+        if written != nbytes:  # pragma: no cover - CTR mode is a stream cipher
+            raise ValidationError("AES-CTR keystream returned a short block")
+        return out[:size].reshape(shp)
 
     def below(self, bound: int, shape: int | tuple[int, ...]) -> NDArray[np.uint64]:
         """Uniform integers in ``[0, bound)`` (rejection sampling, no modulo bias)."""
