@@ -19,7 +19,7 @@ from fastapi import FastAPI, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from metisnet import __version__
-from metisnet.api.body import StreamedBody, UploadTooLarge
+from metisnet.api.body import StreamedBody, UploadTooLarge, drain
 from metisnet.api.errors import Unauthorized, install_error_handlers
 from metisnet.api.schemas import (
     AuditOut,
@@ -43,6 +43,19 @@ __all__ = ["create_app"]
 _ID = r"^0x[0-9a-fA-F]{64}$"
 _TASK = r"^0x[0-9a-f]{32}$"
 DatasetIdPath = Annotated[str, Path(pattern=_ID, description="0x + 64 hex digits")]
+TaskIdPath = Annotated[str, Path(pattern=_TASK, description="0x + 32 hex digits")]
+NameQuery = Annotated[str, Query(min_length=1, max_length=128, description="dataset name")]
+FormatQuery = Annotated[
+    Literal["csv", "parquet"], Query(alias="format", description="format of the upload")
+]
+SchemaQuery = Annotated[
+    str | None, Query(max_length=65536, description='declared schema, JSON {"col": "int64"}')
+]
+AfterQuery = Annotated[int, Query(ge=0, lt=2**63)]
+LimitQuery = Annotated[int, Query(ge=1, le=1000)]
+#: On a refused upload, read (and drop) at most this much of the body before answering,
+#: so that a client still sending gets the error rather than a reset connection.
+DRAIN_LIMIT = 8 << 20
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 502, 503)
@@ -132,7 +145,12 @@ def create_app(node: DataNode) -> FastAPI:
 
     async def _upload(request: Request, *, hosted: bool, name: str, fmt: str,
                       schema: str | None) -> DatasetOut:
-        caller, body_hash = await authenticate(request, streamed=True)
+        stream = request.stream()
+        try:
+            caller, body_hash = await authenticate(request, streamed=True)
+        except MetisError:
+            await drain(stream, DRAIN_LIMIT)
+            raise
         action = "host" if hosted else "add"
         try:
             if not hosted and not node.is_operator(caller):
@@ -141,7 +159,7 @@ def create_app(node: DataNode) -> FastAPI:
                                       rule="operator")
             _check_length(request, node)
             declared = parse_schema(schema, node.config.max_columns) if schema else None
-            body = StreamedBody(request.stream(), asyncio.get_running_loop(),
+            body = StreamedBody(stream, asyncio.get_running_loop(),
                                 expected_sha256=body_hash, cap=node.config.max_upload_bytes,
                                 idle_timeout=node.config.upload_idle_timeout_s)
             fn = node.host_dataset if hosted else node.add_dataset
@@ -150,20 +168,17 @@ def create_app(node: DataNode) -> FastAPI:
                                                      before_commit=body.verify))
         except MetisError as exc:
             await run_in_threadpool(node.audit_refusal, caller, action, exc)
+            await drain(stream, DRAIN_LIMIT)
             raise
         return DatasetOut.of(rec)
-
-    name_q = Query(min_length=1, max_length=128, description="dataset name")
-    fmt_q = Query(alias="format", description="format of the (decrypted) upload")
-    schema_q = Query(max_length=65536, description='declared schema, JSON {"col": "int64"}')
 
     @app.post("/datasets", status_code=201, response_model=DatasetOut, tags=["datasets"],
               openapi_extra=_RAW_BODY)
     async def add_dataset(
         request: Request,
-        name: Annotated[str, name_q],
-        fmt: Annotated[Literal["csv", "parquet"], fmt_q] = "csv",
-        schema: Annotated[str | None, schema_q] = None,
+        name: NameQuery,
+        fmt: FormatQuery = "csv",
+        schema: SchemaQuery = None,
     ) -> DatasetOut:
         """Operators: add a plaintext CSV or Parquet dataset (stored encrypted)."""
         return await _upload(request, hosted=False, name=name, fmt=fmt, schema=schema)
@@ -172,9 +187,9 @@ def create_app(node: DataNode) -> FastAPI:
               tags=["datasets"], openapi_extra=_RAW_BODY)
     async def host_dataset(
         request: Request,
-        name: Annotated[str, name_q],
-        fmt: Annotated[Literal["csv", "parquet"], fmt_q] = "csv",
-        schema: Annotated[str | None, schema_q] = None,
+        name: NameQuery,
+        fmt: FormatQuery = "csv",
+        schema: SchemaQuery = None,
     ) -> DatasetOut:
         """Owners: host a dataset encrypted to this node's public key."""
         return await _upload(request, hosted=True, name=name, fmt=fmt, schema=schema)
@@ -234,13 +249,13 @@ def create_app(node: DataNode) -> FastAPI:
 
     @app.get("/tasks", response_model=list[TaskOut], tags=["tasks"])
     async def list_tasks(request: Request,
-                         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[TaskOut]:
+                         limit: LimitQuery = 100) -> list[TaskOut]:
         caller, _ = await authenticate(request)
         return [TaskOut.of(t) for t in await run_in_threadpool(node.list_tasks, caller, limit)]
 
     @app.get("/tasks/{task_id}", response_model=TaskOut, tags=["tasks"])
     async def get_task(request: Request,
-                       task_id: Annotated[str, Path(pattern=_TASK)]) -> TaskOut:
+                       task_id: TaskIdPath) -> TaskOut:
         caller, _ = await authenticate(request)
         t = await run_in_threadpool(node.get_task, task_id)
         owner = (await run_in_threadpool(node.get_dataset, t.dataset_id)).owner
@@ -252,8 +267,8 @@ def create_app(node: DataNode) -> FastAPI:
     @app.get("/audit", response_model=list[AuditOut], tags=["audit"])
     async def audit(
         request: Request,
-        after: Annotated[int, Query(ge=0, lt=2**63)] = 0,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        after: AfterQuery = 0,
+        limit: LimitQuery = 100,
     ) -> list[AuditOut]:
         """The audit log: everything for operators, one's own entries for others."""
         caller, _ = await authenticate(request)

@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from metisnet.errors import IntegrityError, ValidationError
 
-__all__ = ["StreamedBody", "UploadTooLarge"]
+__all__ = ["StreamedBody", "UploadTooLarge", "drain"]
 
 
 class UploadTooLarge(ValidationError):
@@ -91,3 +91,15 @@ class StreamedBody(io.RawIOBase):
             raise IntegrityError(
                 "the body does not match x-metis-content-sha256 (bad signature)"
             )
+
+
+async def drain(stream: AsyncIterator[bytes], limit: int) -> None:
+    """Read and drop up to ``limit`` more bytes of a body; give up quietly on any error."""
+    seen = 0
+    try:
+        async for chunk in stream:
+            seen += len(chunk)
+            if seen > limit:
+                return
+    except Exception:  # noqa: S110 - best effort: the connection may already be gone
+        pass
