@@ -6,8 +6,8 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow as pa
@@ -18,7 +18,6 @@ from metisnet.errors import PolicyViolation
 from metisnet.node.auth import sign_request
 from metisnet.node.identity import NodeKey
 from metisnet.sdk.client import NodeRequestError
-
 
 CSV = b"age,income\n" + b"".join(f"{20 + i % 60},{i * 1.5}\n".encode() for i in range(2000))
 OPEN = {"allowed_programs": ["mean"], "allowed_columns": ["age"],
