@@ -38,6 +38,24 @@ Arithmetic (:mod:`metisnet.mpc.arith`)::
     dot(ctx, x, y, truncate=True)  (last axis)   matmul(ctx, X, Y)           1 rnd, 8 B/output
     trunc(ctx, x, bits=None)  (probabilistic, |err| < 1 ulp; fails w.p. |x|/2^64)
     sum(x, axis), concat(xs), stack(xs)                                      local
+
+Boolean shares and conversions (:mod:`metisnet.mpc.boolean`; bit-sliced planes)::
+
+    and_bits(ctx, b, c) -> SharedBits                                 1 rnd, nbits/8 B
+    a2b(ctx, x) -> SharedBits (64 planes)                             8 rnd, 88.25 B
+    ltz_bits(ctx, x) -> SharedBits (sign bit, 1 plane)                8 rnd, 30.25 B
+    eq_zero_bits(ctx, x) -> SharedBits (1 plane)                      7 rnd, ~8 B (+8 P0)
+    b2a(ctx, bits) -> SharedArray (sum 2^j bit_j; 3-party OT)         1 rnd, 32k B P0, 8k others
+    reveal_bits(ctx, bits) -> uint8 array (nbits, *shape)             1 rnd
+
+Comparisons (:mod:`metisnet.mpc.compare`; results are shared integers 0/1; y may be public)::
+
+    less_than(ctx, x, y), greater_than, less_equal                    9 rnd
+    less_than_bits(ctx, x, y), equal_bits(ctx, x, y) -> SharedBits    8 / 7 rnd
+    equal(ctx, x, y) (8 rnd), sign(ctx, x) -> -1/0/1 (9 rnd)
+    select(ctx, c, x, y) = c ? x : y (1 rnd), select_many(ctx, c, [(x, y), ...]) (1 rnd)
+    minimum / maximum(ctx, x, y) (10 rnd), argmax / argmin(ctx, x) -> (index, value)
+    Differences must not wrap: |x - y| < 2^63 in the ring.
 """
 
 from metisnet.mpc.arith import (
@@ -58,6 +76,22 @@ from metisnet.mpc.arith import (
     trunc,
     trunc_error_probability,
 )
+from metisnet.mpc.boolean import a2b, and_bits, b2a, eq_zero_bits, ltz_bits, reveal_bits
+from metisnet.mpc.compare import (
+    argmax,
+    argmin,
+    equal,
+    equal_bits,
+    greater_than,
+    less_equal,
+    less_than,
+    less_than_bits,
+    maximum,
+    minimum,
+    select,
+    select_many,
+    sign,
+)
 from metisnet.mpc.context import PARTIES, MpcContext
 from metisnet.mpc.shares import RING_BITS, SharedArray, SharedBits
 
@@ -67,19 +101,38 @@ __all__ = [
     "MpcContext",
     "SharedArray",
     "SharedBits",
+    "a2b",
+    "and_bits",
+    "argmax",
+    "argmin",
+    "b2a",
     "concat",
     "dot",
+    "eq_zero_bits",
+    "equal",
+    "equal_bits",
+    "greater_than",
+    "less_equal",
+    "less_than",
+    "less_than_bits",
+    "ltz_bits",
     "matmul",
+    "maximum",
+    "minimum",
     "mul",
     "mul_public",
     "mul_raw",
     "public",
     "random",
     "reveal",
+    "reveal_bits",
     "reveal_raw",
     "reveal_to",
+    "select",
+    "select_many",
     "share",
     "share_pair",
+    "sign",
     "stack",
     "trunc",
     "trunc_error_probability",
