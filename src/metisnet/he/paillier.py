@@ -222,6 +222,14 @@ class PaillierPublicKey:
         (a,) = self._random_exponents(1, rng)
         return (1 + (mpz(m) % self.n) * self.n) * self._randomiser(a) % self.nsquare
 
+    def raw_encrypt_with_exponent(self, m: int, a: int) -> mpz:
+        """``(1 + m*n) * h_s^a mod n^2`` for a given exponent ``a`` (known-answer tests and
+        proofs only: a reused or predictable ``a`` breaks semantic security)."""
+        if not 0 <= a < 1 << self.r_bits:
+            raise ValidationError("exponent out of range")
+        a_bytes = a.to_bytes((self.r_bits + 7) // 8, "little")
+        return (1 + (mpz(m) % self.n) * self.n) * self._randomiser(a_bytes) % self.nsquare
+
     def raw_encrypt_many(self, ms: Sequence[int], *, rng: Csprng | None = None) -> list[mpz]:
         """:meth:`raw_encrypt` of each element, drawing all randomness at once."""
         n, n2 = self.n, self.nsquare
