@@ -57,6 +57,11 @@ class DataNodeConfig:
     master_key_file: Path | None = None
     #: Node key file (secp256k1, hex); default ``<data_dir>/keys/node.key``.
     node_key_file: Path | None = None
+    #: If set, the node key comes from this encrypted keystore of ``metisnet.net.identity``
+    #: (password from ``METIS_KEY_PASSWORD``) instead of ``node_key_file``.
+    node_keystore: Path | None = None
+    #: For a JSON-RPC ``chain_url``: the deployment file (``metisnet.chain.deploy``).
+    chain_deployment: Path | None = None
     shutdown_timeout_s: float = 10.0
     log_level: str = "info"
 

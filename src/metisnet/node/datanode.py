@@ -37,6 +37,7 @@ from metisnet.node.config import DataNodeConfig
 from metisnet.node.envelope import EnvelopeReader
 from metisnet.node.identity import (
     NodeKey,
+    load_keystore_key,
     load_or_create_master_key,
     load_or_create_node_key,
     normalize_address,
@@ -88,11 +89,12 @@ class DataNode:
         self.tmp_dir = root / "tmp"
         for d in (root, self.datasets_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.key: NodeKey = load_or_create_node_key(config.node_key_path)
+        self.key: NodeKey = (load_keystore_key(config.node_keystore) if config.node_keystore
+                             else load_or_create_node_key(config.node_key_path))
         self._master = load_or_create_master_key(config.master_key_path)
         self.store = Store(root / "node.db")
-        self.registrar = registrar or make_registrar(config.chain_url, self.store,
-                                                     self.key.address)
+        self.registrar = registrar or make_registrar(
+            config.chain_url, self.store, self.key, deployment_file=config.chain_deployment)
         self._operators = {self.key.address, *(normalize_address(a) for a in config.operators)}
         self._hosting_owners = {normalize_address(a) for a in config.hosting_owners}
         self.recover()

@@ -1,9 +1,12 @@
 """Node and owner keys: a secp256k1 signing key (its Ethereum address is the id) and the
 node's master key that wraps every dataset's data key.
 
-Interim home: the network layer (``metisnet.net``) is getting the project's node keystore;
-this module keeps the same shape (load-or-create a key file, expose address and public key)
-so the data node switches to it by changing :func:`load_or_create_node_key` only.
+A node key comes either from the network layer's encrypted keystore
+(``metisnet.net.identity``, config ``node_keystore``, password in ``METIS_KEY_PASSWORD``),
+which is what a node registered on chain uses, or from a plain hex key file created on
+first start (config ``node_key_file``; tests, local runs). Owners' keys for hosting use the
+same plain format (``metis dataset keygen``). :class:`NodeKey` adds what the data node needs
+on top of a raw key: the compressed public key that owners encrypt to, ECDH, the address.
 
 Key files hold 32 random bytes (hex for the secp256k1 key, raw for the master key), are
 created with mode 0600 via an atomic rename, and their contents are never logged or
@@ -25,6 +28,7 @@ from metisnet.types import Address
 
 __all__ = [
     "NodeKey",
+    "load_keystore_key",
     "load_or_create_master_key",
     "load_or_create_node_key",
     "load_signing_key",
@@ -115,6 +119,13 @@ def load_or_create_node_key(path: Path) -> NodeKey:
     if not path.exists():
         _write_secret(path, NodeKey.generate().private.hex().encode() + b"\n")
     return load_signing_key(path)
+
+
+def load_keystore_key(path: Path) -> NodeKey:
+    """The node key from an encrypted keystore of the network layer (``metisnet.net``)."""
+    from metisnet.net.identity import load_keystore, resolve_password
+
+    return NodeKey(load_keystore(path, resolve_password(None)).secret_bytes())
 
 
 def load_or_create_master_key(path: Path) -> bytes:
