@@ -224,3 +224,16 @@ def test_policy_must_name_existing_columns(data_node_factory: Factory) -> None:
     with pytest.raises(ValidationError, match="no column"):
         node.request_task(OWNER.address, rec.id, program="mean", columns=["ssn"],
                           min_group_size=10)
+
+
+def test_node_key_from_the_network_keystore(data_node_factory: Factory, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from metisnet.net.identity import NodeKey as NetKey
+    from metisnet.net.identity import save_keystore
+
+    key = NetKey.generate()
+    store = tmp_path / "node.json"
+    save_keystore(key, store, "pw-for-tests", scrypt_n=2**4)
+    monkeypatch.setenv("METIS_KEY_PASSWORD", "pw-for-tests")
+    node = data_node_factory(node_keystore=store)
+    assert node.node_id == key.node_id
