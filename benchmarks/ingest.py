@@ -118,6 +118,7 @@ def run_duckdb(csv: Path, out: Path) -> tuple[float, float]:
     code = (
         "import duckdb, resource, sys, time\n"
         "con = duckdb.connect()\n"
+        "con.execute('SET enable_progress_bar = false')\n"
         "t = time.perf_counter()\n"
         "con.execute(f\"COPY (SELECT * FROM read_csv('{sys.argv[1]}')) TO '{sys.argv[2]}' "
         "(FORMAT parquet)\")\n"
@@ -125,7 +126,7 @@ def run_duckdb(csv: Path, out: Path) -> tuple[float, float]:
     )
     res = subprocess.run([sys.executable, "-c", code, str(csv), str(out)], check=True,
                          capture_output=True, text=True)
-    secs, rss = res.stdout.split()
+    secs, rss = res.stdout.strip().splitlines()[-1].split()
     out.unlink(missing_ok=True)
     return float(secs), int(rss) / 1024.0
 
