@@ -485,3 +485,23 @@ def test_malformed_messages_are_refused(vkp: PaillierKeypair) -> None:
     with pytest.raises(ValidationError):
         verify_result(vkp.private_key, keys, task, LinearProgram.sum(),
                       [{**comm, "task": b"x"}], evaluate(LinearProgram.sum(), [batch]))
+
+
+def test_prepare_accepts_an_external_encryptor(vkp: PaillierKeypair) -> None:
+    pk = vkp.public_key
+    calls = []
+
+    def enc(ms: list[int]) -> list[bytes]:
+        calls.append(len(ms))
+        return [bytes(c.to_bytes(pk.nsquare_bytes, "big")) for c in pk.raw_encrypt_many(ms)]
+
+    keys, task = TaskKeys(), b"ext"
+    batch, comm = prepare(pk, keys.owner_key(task, 0, pk.n), task, 0, DATA,
+                          encrypt_many=enc)
+    assert calls == [6, 6]
+    r = verify_result(vkp.private_key, keys, task, LinearProgram.sum(), [comm],
+                      evaluate(LinearProgram.sum(), [batch]))
+    assert r.values() == [DATA.sum()]
+    with pytest.raises(ValidationError):
+        prepare(pk, keys.owner_key(task, 0, pk.n), task, 0, DATA,
+                encrypt_many=lambda ms: enc(ms)[:-1])

@@ -36,7 +36,7 @@ owner can prove by opening its inputs (Merkle inclusion proofs plus randomness p
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -142,9 +142,14 @@ def encode_block(values: ArrayLike, frac_bits: int | None = None,
 # -- data owner ----------------------------------------------------------------------------
 def prepare(public_key: PaillierPublicKey, mac_key: MacKey, task_id: bytes, owner: int,
             values: ArrayLike, *, frac_bits: int | None = None, squares: bool = False,
-            rng: Csprng | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+            rng: Csprng | None = None,
+            encrypt_many: Callable[[list[int]], Sequence[bytes]] | None = None,
+            ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Encrypt and tag an owner's block: ``(batch for the compute node, commitment)``.
 
+    ``encrypt_many`` (optional) replaces the in-process encryption: it maps integers mod
+    ``n`` to ciphertext bytes under ``public_key`` (e.g. a node's process pool calling
+    ``raw_encrypt_many`` in workers); the result is checked for length and range only.
     Cost: ``2 * rows * cols`` encryptions (values and tags) and as many SHA-256 leaves.
     """
     if mac_key.n != public_key.n:
@@ -153,11 +158,19 @@ def prepare(public_key: PaillierPublicKey, mac_key: MacKey, task_id: bytes, owne
     if any(abs(x) > public_key.max_int for x in ints):
         raise ValidationError("a value is too large for this key")
     tags = mac_key.tags(0, ints)
-    rng = rng or Csprng()
-    vct = public_key.raw_encrypt_many(ints, rng=rng)
-    tct = public_key.raw_encrypt_many(tags, rng=rng)
-    vb = [_ct_bytes(public_key, c) for c in vct]
-    tb = [_ct_bytes(public_key, c) for c in tct]
+    if encrypt_many is None:
+        rng = rng or Csprng()
+        vb = [_ct_bytes(public_key, c) for c in public_key.raw_encrypt_many(ints, rng=rng)]
+        tb = [_ct_bytes(public_key, c)
+              for c in public_key.raw_encrypt_many([int(t) for t in tags], rng=rng)]
+    else:
+        n = int(public_key.n)
+        vb = list(encrypt_many([x % n for x in ints]))
+        tb = list(encrypt_many([int(t) for t in tags]))
+        if len(vb) != len(ints) or len(tb) != len(ints):
+            raise ValidationError("encrypt_many returned the wrong number of ciphertexts")
+        for b in (*vb, *tb):
+            _ct_from(public_key, b)
     root = input_root(task_id, owner, vb, tb)
     batch = {"v": VERSION, "type": "batch", "task": task_id, "owner": owner,
              "key": public_key.to_dict(), "rows": rows, "cols": cols, "scales": scales,
