@@ -28,6 +28,11 @@ proofs. A verified result is a :class:`VerifiedResult`, a different type from an
 unverified. Soundness error per task: below 2^-63 (see :mod:`metisnet.verify.mac` and
 :mod:`metisnet.verify.programs`).
 
+Task ids: ``task_id`` is bytes, unique per attempt (e.g. the chain's task id and the
+attempt number, ``task.to_bytes(32, "big") + attempt.to_bytes(4, "big")``). Evidence
+reveals the owner's one-time MAC seed for that attempt, so a task re-drawn after a failure
+must be prepared anew under a new attempt id, never re-sent with the old tags.
+
 Dispute caveat: evidence shows that the compute node's signed answer fails the check
 under the committed key; that the owner's tags were well formed is a separate claim an
 owner can prove by opening its inputs (Merkle inclusion proofs plus randomness proofs).
