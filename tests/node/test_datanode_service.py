@@ -237,3 +237,24 @@ def test_node_key_from_the_network_keystore(data_node_factory: Factory, tmp_path
     monkeypatch.setenv("METIS_KEY_PASSWORD", "pw-for-tests")
     node = data_node_factory(node_keystore=store)
     assert node.node_id == key.node_id
+
+
+def test_a_task_spec_is_checked_input_by_input(data_node_factory: Factory) -> None:
+    from metisnet.node.taskspec import TaskSpec
+
+    node = data_node_factory()
+    a = node.add_dataset(io.BytesIO(CSV), owner=node.node_id, name="a")
+    b = node.add_dataset(io.BytesIO(CSV), owner=node.node_id, name="b")
+    node.set_policy(a.id, node.node_id, _open_policy(max_uses=1))
+    node.set_policy(b.id, node.node_id, _open_policy(allowed_columns=["income"]))
+    elsewhere = "0x" + "cd" * 32
+    spec = TaskSpec.new("mean", [(a.id, ["age"]), (b.id, ["age"]), (elsewhere, ["x"])],
+                        [OWNER.address], 0, params={"min_group_size": 10})
+    with pytest.raises(PolicyViolation) as exc:
+        node.request_spec(OWNER.address, spec)
+    assert exc.value.rule == "columns"
+    assert node.get_dataset(a.id).uses == 0  # the refusal of b consumed nothing of a
+    ok = TaskSpec.new("mean", [(a.id, ["age"]), (b.id, ["income"])], [OWNER.address], 0,
+                      params={"min_group_size": 10})
+    tasks = node.request_spec(OWNER.address, ok)
+    assert [t.state for t in tasks] == ["approved", "approved"]

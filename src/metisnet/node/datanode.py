@@ -48,6 +48,7 @@ from metisnet.node.registrar import DatasetRegistrar, make_registrar
 from metisnet.node.schema import Schema, schema_hash
 from metisnet.node.sealed import SealedReader, SealingWriter, unwrap_key, wrap_key
 from metisnet.node.storage import AuditEntry, DatasetRecord, Store, TaskRecord
+from metisnet.node.taskspec import TaskSpec
 
 __all__ = ["TASK_STATES", "DataNode", "NotFound", "parse_dataset_id"]
 
@@ -368,6 +369,29 @@ class DataNode:
             raise PolicyViolation(f"refused by rule {decision.rule!r}: {decision.reason}",
                                   rule=decision.rule)
         return task
+
+    def request_spec(self, requester: str, spec: TaskSpec, *,
+                     min_group_size: int | None = None) -> list[TaskRecord]:
+        """The data node's vote on a task spec: check every input held here.
+
+        All held inputs are evaluated before any is recorded, so a spec refused on one input
+        consumes no use of another. ``min_group_size`` defaults to the spec's
+        ``params["min_group_size"]`` (else 1). Returns one approved task per held input.
+        """
+        k = min_group_size or int(spec.params.get("min_group_size", 1))
+        held = [i for i in spec.inputs if self.store.get_dataset(i.dataset.lower())]
+        now = self.now()
+        for inp in held:
+            rec = self.get_dataset(inp.dataset)
+            request = TaskRequest(rec.id, normalize_address(requester), spec.program,
+                                  tuple(inp.columns), k)
+            decision = evaluate(rec.policy, request, now=now, revoked=rec.status != "active",
+                                row_count=rec.row_count, uses=rec.uses)
+            if not decision.allowed:  # record this input's rejection (raises)
+                self.request_task(requester, inp.dataset, program=spec.program,
+                                  columns=inp.columns, min_group_size=k)
+        return [self.request_task(requester, i.dataset, program=spec.program,
+                                  columns=i.columns, min_group_size=k) for i in held]
 
     def get_task(self, task_id: str) -> TaskRecord:
         task = self.store.get_task(task_id)
