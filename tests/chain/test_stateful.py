@@ -232,10 +232,10 @@ class ChainMachine(RuleBasedStateMachine):
         absent = {m for m in info.committee if not self.c.tasks.has_acknowledged(tid, m)}
         tasks = self.c.using(self.requesters[1]).tasks
         try:
-            receipt = tasks._send("redraw", tid)
+            tasks.redraw(tid)
         except TransactionReverted:
             return
-        self.absorb(receipt, self.requesters[1].address, redraw_of=(tid, absent))
+        self.absorb(tasks.last_receipt, self.requesters[1].address, redraw_of=(tid, absent))
 
     @precondition(lambda self: self.tasks)
     @rule(t=index, by_receiver=mostly_true, success=st.booleans(), blame=st.booleans(),
@@ -317,11 +317,13 @@ class ChainMachine(RuleBasedStateMachine):
         acct = self.pick(owed + self.people[:2], i)
         due = self.credited.get(acct.address, 0) - self.withdrawn.get(acct.address, 0)
         before = self.chain.balance(acct.address)
+        tasks = self.c.using(acct).tasks
         try:
-            receipt = self.c.using(acct).tasks._send("withdraw")
+            tasks.withdraw()
         except TransactionReverted:
             assert due == 0
             return
+        receipt = tasks.last_receipt
         paid = self.c.tasks.events(receipt, "Withdrawn")[0]["amount"]
         assert paid == due > 0, "a withdrawal paid other than what was credited"
         gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]

@@ -35,6 +35,8 @@ class ContractClient:
         checksummed = Web3.to_checksum_address(address)
         self.address = Address(checksummed)
         self.account = account
+        #: receipt of the last transaction this client sent (for gas and events)
+        self.last_receipt: TxReceipt | None = None
         artifact = load_artifact(self.ARTIFACT)
         self._contract: Contract = chain.w3.eth.contract(address=checksummed, abi=artifact.abi)
 
@@ -52,7 +54,9 @@ class ContractClient:
         if self.account is None:
             raise ChainError(f"{type(self).__name__}.{name} needs an account; use using()")
         fn = getattr(self._contract.functions, name)(*args)
-        return self.chain.transact(fn, self.account, value=value, gas=gas)
+        self.last_receipt = None
+        self.last_receipt = self.chain.transact(fn, self.account, value=value, gas=gas)
+        return self.last_receipt
 
     def _call(self, name: str, *args: Any) -> Any:
         return self.chain.call(getattr(self._contract.functions, name)(*args))
