@@ -47,3 +47,36 @@ def test_revert_carries_reason_and_hash(chain) -> None:
         reg.draw(Role.COMPUTE, 1)
     with pytest.raises(ChainError, match="needs an account"):
         NodeRegistry(chain, deployment.registry).top_up(1)
+
+
+def test_missing_anvil_binary_is_a_clear_error(monkeypatch, tmp_path) -> None:
+    from metisnet.chain import anvil
+
+    monkeypatch.delenv("METIS_ANVIL", raising=False)
+    monkeypatch.setattr(anvil, "_RELATIVE", tmp_path / "no-such-anvil")
+    with pytest.raises(ChainError, match=r"scripts/install-anvil\.sh"):
+        anvil.find_anvil()
+
+
+def test_public_surface() -> None:
+    import metisnet.chain as chain_pkg
+
+    assert set(chain_pkg.__all__) == {
+        "DEFAULT_MNEMONIC", "HD_PATH", "Chain", "ChainParams", "Contracts", "DatasetInfo",
+        "DatasetRegistry", "Deployment", "NodeInfo", "NodeRegistry", "Role", "TaskInfo",
+        "TaskManager", "TaskState", "combine_seeds", "connect", "deploy_contracts",
+        "derive_accounts", "draw_committee", "seed_commitment",
+    }
+    for name in chain_pkg.__all__:
+        assert getattr(chain_pkg, name) is not None
+
+
+def test_deployment_round_trips_through_json(chain) -> None:
+    from metisnet.chain import Contracts, Deployment
+
+    deployment = deploy_contracts(chain, chain.account(0))
+    again = Deployment.from_json(deployment.to_json())
+    assert again == deployment
+    contracts = Contracts.attach(chain, again)
+    assert contracts.registry.task_manager() == deployment.tasks
+    assert contracts.deployment == deployment

@@ -236,3 +236,25 @@ def test_validator_set_is_bounded(net) -> None:
     with pytest.raises(TransactionReverted, match="not a validator for this task"):
         c.using(outsider).tasks.vote(tid, True, os.urandom(32))
 
+
+
+def test_redraw_without_enough_compute_nodes_fails_the_task(net) -> None:
+    ds = net.add_dataset(net.data[0])
+    tid = net.create_task([ds], fee=ETHER)
+    net.reveal_all(tid, net.approve(tid))
+    committee = net.as_(net.requester).tasks.draw_committee(tid)
+    net.chain.advance_time(net.params.ack_window + 1)
+    # nobody acknowledged: 3 replacements needed, only 2 compute nodes were not drawn
+    assert net.as_(net.outsider).tasks.redraw(tid) is None
+    assert net.c.tasks.state(tid) == TaskState.FAILED
+    penalty = net.params.no_show_penalty
+    assert net.c.tasks.credits(net.requester.address) == ETHER + 3 * penalty
+    for m in committee:
+        assert net.c.registry.get_node(m).stake % ETHER == ETHER - penalty
+    assert booked_funds(net) == contract_funds(net)
+
+
+def test_unexpected_payment_to_task_manager_refused(net) -> None:
+    with pytest.raises(Exception, match=r"unexpected payment"):
+        net.chain.w3.eth.call({"from": net.outsider.address, "to": net.c.tasks.address,
+                               "value": 1})
