@@ -1,0 +1,73 @@
+"""Three committee members for algorithm tests: threads over the in-memory channel, or OS
+processes over loopback TCP (a few tests). Data nodes are the test itself: it deals each
+plaintext part into three pairs, and member i picks pair i."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from metisnet.mpc import MpcContext
+from metisnet.net.channel import Channel, InMemoryNetwork
+from metisnet.net.local_cluster import LocalCluster
+
+_jobs = itertools.count()
+
+
+def member(channel: Channel, fn: Callable[..., Any], args: tuple[Any, ...], job: int) -> Any:
+    """One committee member's job: its own context, then the program."""
+    ctx = MpcContext.setup(channel, session=f"alg{job}")
+    return fn(ctx, *args)
+
+
+class Threads:
+    """The three members as threads of this process (InMemoryNetwork)."""
+
+    def __init__(self, timeout: float = 120.0) -> None:
+        self.timeout = timeout
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+        net = InMemoryNetwork(3, timeout=self.timeout)
+        out: list[Any] = [None] * 3
+        errors: list[BaseException] = []
+        job = next(_jobs)
+
+        def go(i: int) -> None:
+            try:
+                out[i] = member(net.channel(i), fn, args, job)
+            except BaseException as exc:  # re-raised in the test thread
+                errors.append(exc)
+
+        ts = [threading.Thread(target=go, args=(i,)) for i in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        if errors:
+            raise errors[0]
+        return out
+
+
+class Processes:
+    """The three members as OS processes over plain TCP."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+        return self.cluster.run(member, fn, args, next(_jobs))
+
+
+@pytest.fixture
+def threads() -> Threads:
+    return Threads()
+
+
+@pytest.fixture(scope="session")
+def processes() -> Iterator[Processes]:
+    with LocalCluster(3, timeout=240.0) as cluster:
+        yield Processes(cluster)
