@@ -38,14 +38,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,12 +60,13 @@ from metisnet.errors import (
 )
 from metisnet.net.channel import DEFAULT_TIMEOUT, ChannelStats, _RoundCounter
 from metisnet.net.identity import NodeIdentity, TlsIdentity
-from metisnet.net.tls import TlsContexts, accept_tls, dial_tls
+from metisnet.net.tls import TlsContexts, TlsLink, accept_tls, dial_tls
 from metisnet.net.trust import PeerDirectory, TrustStore
 from metisnet.net.wire import (
     KIND_DATA,
     PREFIX_SIZE,
     SESSION_ID_MAX,
+    Header,
     WireLimits,
     decode_header,
     decode_prefix,
@@ -77,8 +79,11 @@ __all__ = ["Endpoint", "EndpointConfig", "TlsChannel"]
 log = logging.getLogger(__name__)
 
 _SMALL: Final = 64 << 10  # frames below this go out in one write
-_READ_BUF: Final = 256 << 10
-_CHUNK: Final = 8 << 20  # large payloads are written in chunks; each one is progress
+_RAW_BUF: Final = 1 << 20  # socket reads of up to this many bytes
+_CHUNK: Final = 1 << 20  # large payloads are encrypted and written in chunks of this size
+_IDLE_SLICE: Final = 0.25  # longest single wait of a thread driving I/O
+_BUSY_SLICE: Final = 0.002  # ... when another thread holds some connection's token
+_IDLE_PERIOD: Final = 0.05  # how often the background reader looks at idle connections
 _CLOSED_MEMORY: Final = 4096  # closed session ids remembered (late frames are dropped)
 
 
@@ -144,29 +149,30 @@ class _Inbox:
             self.cond.notify_all()
             return True
 
-    def get(self, peer: NodeId, tag: str, timeout: float, who: str) -> NDArray[Any]:
-        deadline = time.monotonic() + timeout
+    def take(self, peer: NodeId, tag: str) -> NDArray[Any] | None:
+        """The next array from ``peer`` under ``tag``, None if none yet; raises if failed."""
         key = (peer, tag)
         with self.cond:
-            while True:
-                q = self.queues.get(key)
-                if q:
-                    arr = q.popleft()
-                    if not q:
-                        del self.queues[key]
-                    self.buffered -= arr.nbytes
-                    self.cond.notify_all()
-                    return arr
-                if self.error is not None:
-                    raise _again(self.error)
-                if peer in self.peer_errors:
-                    raise _again(self.peer_errors[peer])
-                if self.closed:
-                    raise NetworkError("channel is closed")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise PeerTimeout(f"{who}: no message {tag!r} within {timeout:g} s")
-                self.cond.wait(left)
+            q = self.queues.get(key)
+            if q:
+                arr = q.popleft()
+                if not q:
+                    del self.queues[key]
+                self.buffered -= arr.nbytes
+                self.cond.notify_all()
+                return arr
+            if self.error is not None:
+                raise _again(self.error)
+            if peer in self.peer_errors:
+                raise _again(self.peer_errors[peer])
+            if self.closed:
+                raise NetworkError("channel is closed")
+            return None
+
+    def ready(self, peer: NodeId, tag: str) -> bool:
+        """Whether ``take`` would return or raise rather than return None."""
+        return (bool(self.queues.get((peer, tag))) or self.error is not None
+                or peer in self.peer_errors or self.closed)
 
     def fail(self, exc: BaseException, peer: NodeId | None = None) -> None:
         with self.cond:
@@ -252,9 +258,23 @@ class TlsChannel:
     def recv(self, peer: int, tag: str, timeout: float | None = None) -> NDArray[Any]:
         node = self._peer(peer)
         wait = self._timeout if timeout is None else timeout
-        arr = self._inbox.get(node, tag, wait, f"party {self._party}: from party {peer}")
-        self._rounds.on_recv(arr.nbytes)
-        return arr
+        deadline = time.monotonic() + wait
+        inbox, ep = self._inbox, self._ep
+        while True:
+            arr = inbox.take(node, tag)
+            if arr is not None:
+                self._rounds.on_recv(arr.nbytes)
+                return arr
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PeerTimeout(f"party {self._party}: no message {tag!r} from party {peer} "
+                                  f"within {wait:g} s")
+            if ep._live(node) is None:
+                with ep._lock:  # not connected (yet): wait for a connection to appear
+                    ep._want_locked(node, left)
+                    ep._lock.wait(min(left, 0.05))
+                continue
+            ep._progress(deadline, until=lambda: inbox.ready(node, tag))
 
     def close(self) -> None:
         if not self._closed:
@@ -265,140 +285,155 @@ class TlsChannel:
 # --------------------------------------------------------------------------- connections
 
 
+class _Eof(Exception):
+    """The peer closed the connection."""
+
+
 class _Connection:
-    """One TLS connection to a peer: a reader thread and a locked sender."""
+    """One TLS link to a peer; I/O is driven by whichever thread holds ``token``.
 
-    def __init__(self, endpoint: Endpoint, sock: ssl.SSLSocket, peer: NodeId) -> None:
+    ``token`` guards the receive side (socket reads and the frame state machine),
+    ``send_lock`` keeps frames whole on the wire, ``tls_lock`` guards the TLS object and its
+    buffers (held only for single TLS calls).
+    """
+
+    def __init__(self, endpoint: Endpoint, link: TlsLink) -> None:
         self._ep = endpoint
-        self.sock = sock
-        self.peer = peer
-        self._send_lock = threading.Lock()
-        self.sending_since: float | None = None
+        self.peer = link.peer
+        self.sock = link.sock
+        self.sock.setblocking(False)
+        self.fd = self.sock.fileno()
+        self._tls = link.tls
+        self._inc = link.incoming
+        self._out = link.outgoing
+        self.token = threading.Lock()
+        self.send_lock = threading.Lock()
+        self.tls_lock = threading.Lock()
         self.alive = True
-        self._stall_reason = ""
-        sock.settimeout(None)  # blocking; stalls are bounded by the endpoint's monitor
-        self._reader = threading.Thread(target=self._read_loop, daemon=True,
-                                        name=f"metis-read-{peer[:10]}")
+        self._limits = endpoint.config.limits()
+        self._send_timeout = endpoint.config.send_timeout
+        self._raw = bytearray(_RAW_BUF)
+        self._rawview = memoryview(self._raw)
+        self._hbuf = bytearray(PREFIX_SIZE + self._limits.max_header)
+        self._hview = memoryview(self._hbuf)
+        self._stage = 0  # 0 prefix, 1 header, 2 payload
+        self._want = PREFIX_SIZE
+        self._got = 0
+        self._hlen = 0
+        self._plen = 0
+        self._header: Header | None = None
+        self._arr: NDArray[Any] | None = None
+        self._target: memoryview | None = None
 
-    def start(self) -> None:
-        self._reader.start()
+    # ---- receiving (token held)
+
+    def pump(self) -> None:
+        """Read and decode everything available now; deliver whole frames. Non-blocking."""
+        while True:
+            self._decrypt_available()
+            try:
+                n = self.sock.recv_into(self._rawview)
+            except (BlockingIOError, InterruptedError):
+                return
+            if n == 0:
+                raise _Eof
+            with self.tls_lock:
+                self._inc.write(self._rawview[:n])
+
+    def _dest(self) -> memoryview:
+        if self._stage == 2 and self._target is not None:
+            return self._target[self._got:]
+        base = 0 if self._stage == 0 else PREFIX_SIZE
+        return self._hview[base + self._got:base + self._want]
+
+    def _decrypt_available(self) -> None:
+        while True:
+            dest = self._dest()
+            with self.tls_lock:
+                try:
+                    k = cast(int, self._tls.read(len(dest), dest))
+                except ssl.SSLWantReadError:
+                    return
+                except ssl.SSLZeroReturnError:
+                    raise _Eof from None
+            if k == 0:
+                raise _Eof
+            self._got += k
+            if self._got == self._want:
+                self._advance()
+
+    def _advance(self) -> None:
+        if self._stage == 0:
+            self._hlen, self._plen = decode_prefix(self._hview[:PREFIX_SIZE], self._limits)
+            self._stage, self._want, self._got = 1, self._hlen, 0
+            return
+        header: Header | None
+        arr: NDArray[Any] | None
+        if self._stage == 1:
+            header = decode_header(self._hview[PREFIX_SIZE:PREFIX_SIZE + self._hlen],
+                                   self._plen, self._limits)
+            arr = np.empty(header.shape, dtype=header.dtype)
+            if self._plen:
+                self._header, self._arr = header, arr
+                self._target = arr.reshape(-1).view(np.uint8).data
+                self._stage, self._want, self._got = 2, self._plen, 0
+                return
+        else:
+            header, arr = self._header, self._arr
+            if header is None or arr is None:  # pragma: no cover - state machine invariant
+                raise WireError("receiver state machine out of step")
+        self._stage, self._want, self._got = 0, PREFIX_SIZE, 0
+        self._header = self._arr = self._target = None
+        if header is not None and arr is not None and header.kind == KIND_DATA:
+            self._ep._deliver(self, header.session, header.tag, arr)
+
+    # ---- sending
 
     def send(self, head: bytes, arr: NDArray[Any] | None) -> None:
-        with self._send_lock:
+        if arr is None or arr.nbytes == 0:
+            pieces: list[bytes | memoryview] = [head]
+        elif arr.nbytes < _SMALL:
+            pieces = [head + arr.tobytes()]
+        else:
+            view = arr.reshape(-1).view(np.uint8).data
+            pieces = [head, *(view[o:o + _CHUNK] for o in range(0, len(view), _CHUNK))]
+        with self.send_lock:
             if not self.alive:
                 raise NetworkError(f"connection to {self.peer} is closed")
-            self.sending_since = time.monotonic()
             try:
-                if arr is None or arr.nbytes == 0:
-                    self.sock.sendall(head)
-                elif arr.nbytes < _SMALL:
-                    self.sock.sendall(head + arr.tobytes())
-                else:
-                    self.sock.sendall(head)
-                    view = arr.reshape(-1).view(np.uint8).data
-                    for off in range(0, len(view), _CHUNK):
-                        self.sock.sendall(view[off:off + _CHUNK])
-                        self.sending_since = time.monotonic()  # progress was made
-            except (OSError, ValueError) as exc:
-                stalled = self._stall_reason
-                self.shutdown(f"send failed: {exc}")
-                if stalled:
-                    raise PeerTimeout(f"send to {self.peer}: {stalled}") from None
-                raise NetworkError(f"send to {self.peer} failed: {exc}") from None
-            finally:
-                self.sending_since = None
+                for piece in pieces:
+                    with self.tls_lock:
+                        self._tls.write(piece)
+                        data = self._out.read()
+                    self._write_all(data)
+            except NetworkError:
+                raise
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                err = NetworkError(f"send to {self.peer} failed: {exc}")
+                self._ep._fail(self, err)
+                raise err from None
 
-    def stall(self, reason: str) -> None:
-        """Called by the monitor when a send made no progress for too long."""
-        self._stall_reason = reason
-        self.shutdown(reason)
-
-    def shutdown(self, reason: str) -> None:
-        """Stop the connection; the reader thread notices and cleans up."""
-        if self.alive:
-            self.alive = False
-            log.info("closing connection to %s: %s", self.peer, reason)
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
-
-    # ---- reader thread
-
-    def _read_loop(self) -> None:
-        err: BaseException
-        try:
-            self._read_frames()
-            err = NetworkError(f"connection to {self.peer} closed by the peer")
-        except WireError as exc:
-            log.warning("bad frame from %s, closing the connection: %s", self.peer, exc)
-            err = WireError(f"frame from {self.peer} rejected ({exc}); connection closed")
-        except (OSError, ValueError, ssl.SSLError) as exc:
-            if self._stall_reason:
-                err = PeerTimeout(f"connection to {self.peer}: {self._stall_reason}")
-            elif self.alive:
-                err = NetworkError(f"connection to {self.peer} lost: {exc}")
-            else:
-                err = NetworkError(f"connection to {self.peer} closed")
-        except Exception as exc:  # never let a reader thread die with a traceback
-            log.exception("unexpected error reading from %s", self.peer)
-            err = NetworkError(f"connection to {self.peer} failed: {exc}")
-        self.alive = False
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
-        self._ep._connection_lost(self, err)
-        with self._send_lock, contextlib.suppress(OSError):  # a stuck send fails at once
-            self.sock.close()
-
-    def _read_frames(self) -> None:
-        limits = self._ep.config.limits()
-        sock = self.sock
-        buf = bytearray(_READ_BUF)
-        view = memoryview(buf)
-        start = end = 0
-
-        def fill(need: int) -> bool:
-            """Make at least ``need`` bytes available in buf[start:end]; False on EOF."""
-            nonlocal start, end
-            if end - start >= need:
-                return True
-            if start and len(buf) - start < need:
-                buf[: end - start] = buf[start:end]
-                end -= start
-                start = 0
-            while end - start < need:
-                k = sock.recv_into(view[end:])
-                if k == 0:
-                    return False
-                end += k
-            return True
-
-        while True:
-            if not fill(PREFIX_SIZE):
-                if end > start:
-                    raise WireError("stream ended inside a frame prefix")
-                return
-            hlen, plen = decode_prefix(view[start:start + PREFIX_SIZE], limits)
-            start += PREFIX_SIZE
-            if not fill(hlen):
-                raise WireError("stream ended inside a frame header")
-            header = decode_header(view[start:start + hlen], plen, limits)
-            start += hlen
-            arr = np.empty(header.shape, dtype=header.dtype)
-            if plen:
-                target = arr.reshape(-1).view(np.uint8).data
-                have = min(end - start, plen)
-                target[:have] = view[start:start + have]
-                start += have
-                got = have
-                while got < plen:
-                    k = sock.recv_into(target[got:])
-                    if k == 0:
-                        raise WireError("stream ended inside a frame payload")
-                    got += k
-            if start == end:
-                start = end = 0
-            if header.kind == KIND_DATA:
-                self._ep._deliver(self, header.session, header.tag, arr)
-
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        off = 0
+        last = time.monotonic()
+        while off < len(view):
+            try:
+                n = self.sock.send(view[off:])
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            if n:
+                off += n
+                last = time.monotonic()
+                continue
+            if not self.alive:
+                raise NetworkError(f"connection to {self.peer} closed during a send")
+            if time.monotonic() - last > self._send_timeout:
+                err = PeerTimeout(f"send to {self.peer} stalled: the peer read nothing for "
+                                  f"{self._send_timeout:g} s")
+                self._ep._fail(self, err)
+                raise err
+            self._ep._progress(last + self._send_timeout, write=self)
 
 # --------------------------------------------------------------------------- endpoint
 
@@ -441,12 +476,12 @@ class Endpoint:
     # ---- lifecycle
 
     def start(self) -> Endpoint:
-        """Bind the listening socket and start the acceptor and monitor threads."""
+        """Bind the listening socket and start the acceptor and background-reader threads."""
         if self._listener is not None:
             return self
         cfg = self.config
-        self._listener = socket.create_server((cfg.host, cfg.port), reuse_port=False)
-        for target, name in ((self._accept_loop, "accept"), (self._monitor_loop, "monitor")):
+        self._listener = socket.create_server((cfg.host, cfg.port))
+        for target, name in ((self._accept_loop, "accept"), (self._idle_loop, "idle")):
             t = threading.Thread(target=target, daemon=True, name=f"metis-{name}")
             t.start()
             self._threads.append(t)
@@ -476,7 +511,7 @@ class Endpoint:
             with contextlib.suppress(OSError):
                 self._listener.close()
         for c in conns:
-            c.shutdown("endpoint closing")
+            self._fail(c, NetworkError("endpoint closed"))
         for ib in inboxes:
             ib.fail(NetworkError("endpoint closed"))
         for t in self._threads:
@@ -536,19 +571,17 @@ class Endpoint:
         with self._lock:
             inbox = self._inboxes.pop(session_id, None)
             self._members.pop(session_id, None)
-            self._remember_closed(session_id)
+            self._pending.discard(session_id)
+            if len(self._closed_ids) == self._closed_ids.maxlen:
+                self._closed_set.discard(self._closed_ids[0])
+            self._closed_ids.append(session_id)
+            self._closed_set.add(session_id)
         if inbox is not None:
             inbox.close()
 
-    def _remember_closed(self, session_id: bytes) -> None:
-        if len(self._closed_ids) == self._closed_ids.maxlen:
-            self._closed_set.discard(self._closed_ids[0])
-        self._closed_ids.append(session_id)
-        self._closed_set.add(session_id)
-
     def _deliver(self, conn: _Connection, session_id: bytes, tag: str,
                  arr: NDArray[Any]) -> None:
-        """Reader thread: route one frame to its session inbox (may block: backpressure)."""
+        """Route one frame to its session inbox (may block: backpressure)."""
         with self._lock:
             if session_id in self._closed_set:
                 return
@@ -563,6 +596,103 @@ class Endpoint:
         if members is not None and conn.peer not in members:
             raise WireError(f"{conn.peer} sent to a session it is not a member of")
         inbox.put(conn.peer, tag, arr, self.config.send_timeout)
+
+    # ---- the I/O engine
+
+    def _progress(self, deadline: float, *, write: _Connection | None = None,
+                  until: Callable[[], bool] | None = None) -> None:
+        """Wait for I/O once, reading every connection this thread can take the token of.
+
+        Called by a thread blocked in ``recv`` (``until`` says when it is satisfied) or in
+        a send (``write`` is the connection waiting to become writable). Reading all
+        connections while waiting keeps every peer's sends flowing, so a ring of parties
+        that all send before they receive cannot deadlock.
+        """
+        with self._lock:
+            conns = [c for c in self._conns.values() if c.alive]
+        held = [c for c in conns if c.token.acquire(blocking=False)]
+        try:
+            if until is not None and until():
+                return
+            poller = select.poll()
+            by_fd: dict[int, _Connection] = {}
+            for c in held:
+                mask = select.POLLIN
+                if c is write:
+                    mask |= select.POLLOUT
+                poller.register(c.fd, mask)
+                by_fd[c.fd] = c
+            if write is not None and write not in held:
+                poller.register(write.fd, select.POLLOUT)
+            slice_s = _BUSY_SLICE if len(held) < len(conns) else _IDLE_SLICE
+            wait = min(max(deadline - time.monotonic(), 0.0), slice_s)
+            if not by_fd and write is None:
+                with self._lock:
+                    self._lock.wait(wait)
+                return
+            for fd, ev in poller.poll(wait * 1000.0):
+                ready = by_fd.get(fd)
+                if ready is not None and ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                    self._pump(ready)
+        finally:
+            for c in held:
+                c.token.release()
+
+    def _pump(self, conn: _Connection) -> None:
+        """Run ``conn.pump`` (token held); a failure closes the connection, never raises."""
+        try:
+            conn.pump()
+        except _Eof:
+            self._fail(conn, NetworkError(f"connection to {conn.peer} closed by the peer"))
+        except WireError as exc:
+            log.warning("bad frame from %s, closing the connection: %s", conn.peer, exc)
+            self._fail(conn, WireError(f"frame from {conn.peer} rejected ({exc}); "
+                                       "connection closed"))
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self._fail(conn, NetworkError(f"connection to {conn.peer} lost: {exc}"))
+        except Exception as exc:  # never let I/O on one connection crash the node
+            log.exception("unexpected error reading from %s", conn.peer)
+            self._fail(conn, NetworkError(f"connection to {conn.peer} failed: {exc}"))
+
+    def _fail(self, conn: _Connection, err: BaseException) -> None:
+        """Close ``conn`` once and fail the sessions that need its peer."""
+        with self._lock:
+            if not conn.alive:
+                return
+            conn.alive = False
+            if self._conns.get(conn.peer) is conn:
+                del self._conns[conn.peer]
+            inboxes = [self._inboxes[s] for s, m in self._members.items()
+                       if conn.peer in m and s in self._inboxes]
+            self._lock.notify_all()
+        if not self._closing:
+            log.info("connection to %s closed: %s", conn.peer, err)
+        with contextlib.suppress(OSError):
+            conn.sock.shutdown(socket.SHUT_RDWR)
+        for ib in inboxes:
+            if isinstance(err, WireError):
+                ib.fail(err)
+            else:
+                ib.fail(err, conn.peer)
+        # close the descriptor once no thread can be using it any more
+        threading.Thread(target=_reap, args=(conn,), daemon=True, name="metis-reap").start()
+
+    def _idle_loop(self) -> None:
+        """Background reader for connections nobody is waiting on.
+
+        It notices closed peers and bad frames on idle connections and keeps frames for
+        sessions not opened yet flowing (slowly: the waiting threads read at full speed).
+        """
+        while not self._closing:
+            time.sleep(_IDLE_PERIOD)
+            with self._lock:
+                conns = [c for c in self._conns.values() if c.alive]
+            for c in conns:
+                if c.token.acquire(blocking=False):
+                    try:
+                        self._pump(c)
+                    finally:
+                        c.token.release()
 
     # ---- connections
 
@@ -589,6 +719,11 @@ class Endpoint:
                              name=f"metis-dial-{peer[:10]}")
         t.start()
 
+    def _live(self, peer: NodeId) -> _Connection | None:
+        with self._lock:
+            conn = self._conns.get(peer)
+            return conn if conn is not None and conn.alive else None
+
     def _connection(self, peer: NodeId, timeout: float) -> _Connection:
         """The live connection to ``peer``, waiting up to ``timeout`` for it."""
         deadline = time.monotonic() + timeout
@@ -604,7 +739,7 @@ class Endpoint:
                 if left <= 0:
                     how = "dialling" if self._dials(peer) else "waiting for it to dial us"
                     raise PeerTimeout(f"no connection to {peer} within {timeout:g} s ({how})")
-                self._lock.wait(min(left, 1.0))
+                self._lock.wait(min(left, 0.5))
 
     def _dial_loop(self, peer: NodeId) -> None:
         cfg = self.config
@@ -624,7 +759,7 @@ class Endpoint:
             try:
                 if addr is None:
                     raise NetworkError(f"no address known for {peer}")
-                sock = dial_tls(self._ctx, self._trust, addr, peer, cfg.connect_timeout)
+                link = dial_tls(self._ctx, self._trust, addr, peer, cfg.connect_timeout)
             except PeerRefused as exc:
                 last_error = str(exc)
                 log.warning("dial %s refused: %s", peer, exc)
@@ -633,7 +768,7 @@ class Endpoint:
                 last_error = str(exc)
                 log.debug("dial %s failed: %s", peer, exc)
             else:
-                self._install(sock, peer)
+                self._install(link)
                 continue
             time.sleep(pause)
             pause = min(pause * 2, cfg.backoff_max)
@@ -656,7 +791,7 @@ class Endpoint:
 
     def _handshake_incoming(self, raw: socket.socket, addr: Any) -> None:
         try:
-            sock, peer = accept_tls(self._ctx, self._trust, raw, self.config.connect_timeout)
+            link = accept_tls(self._ctx, self._trust, raw, self.config.connect_timeout)
         except PeerRefused as exc:
             log.warning("refused connection from %s: %s", addr, exc)
             return
@@ -668,35 +803,21 @@ class Endpoint:
             with contextlib.suppress(OSError):
                 raw.close()
             return
-        self._install(sock, peer)
+        self._install(link)
 
-    def _install(self, sock: ssl.SSLSocket, peer: NodeId) -> None:
-        conn = _Connection(self, sock, peer)
+    def _install(self, link: TlsLink) -> None:
+        conn = _Connection(self, link)
         with self._lock:
             if self._closing:
                 with contextlib.suppress(OSError):
-                    sock.close()
+                    link.sock.close()
                 return
-            old = self._conns.get(peer)
-            self._conns[peer] = conn
+            old = self._conns.get(conn.peer)
+            self._conns[conn.peer] = conn
             self._lock.notify_all()
         if old is not None and old.alive:
-            old.shutdown("replaced by a new connection from the same peer")
-        log.info("connected to %s", peer)
-        conn.start()
-
-    def _connection_lost(self, conn: _Connection, err: BaseException) -> None:
-        with self._lock:
-            if self._conns.get(conn.peer) is conn:
-                del self._conns[conn.peer]
-            inboxes = [self._inboxes[s] for s, m in self._members.items()
-                       if conn.peer in m and s in self._inboxes]
-            self._lock.notify_all()
-        for ib in inboxes:
-            if isinstance(err, WireError):
-                ib.fail(err)
-            else:
-                ib.fail(err, conn.peer)
+            self._fail(old, NetworkError(f"connection to {conn.peer} replaced by a new one"))
+        log.info("connected to %s", conn.peer)
 
     def _fail_peer_sessions(self, peer: NodeId, err: BaseException) -> None:
         with self._lock:
@@ -705,16 +826,7 @@ class Endpoint:
         for ib in inboxes:
             ib.fail(err, peer)
 
-    def _monitor_loop(self) -> None:
-        """Shut down connections whose current send has stalled past ``send_timeout``."""
-        limit = self.config.send_timeout
-        period = max(0.02, min(1.0, limit / 4))
-        while not self._closing:
-            time.sleep(period)
-            now = time.monotonic()
-            with self._lock:
-                conns = list(self._conns.values())
-            for c in conns:
-                since = c.sending_since
-                if since is not None and now - since > limit:
-                    c.stall(f"peer did not read for {limit:g} s (send stalled)")
+
+def _reap(conn: _Connection) -> None:
+    with conn.send_lock, conn.token, contextlib.suppress(OSError):
+        conn.sock.close()

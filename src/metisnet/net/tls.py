@@ -32,7 +32,7 @@ import ssl
 import struct
 import tempfile
 import threading
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -41,7 +41,7 @@ from metisnet.net.identity import TlsIdentity, cert_hash, verify_certificate
 from metisnet.net.trust import TrustStore
 from metisnet.types import NodeId
 
-__all__ = ["SOCKET_BUFFER", "TlsContexts", "accept_tls", "dial_tls", "tune_socket"]
+__all__ = ["SOCKET_BUFFER", "TlsContexts", "TlsLink", "accept_tls", "dial_tls", "tune_socket"]
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,66 @@ class TlsContexts:
                 self._trusted.add(der)
 
 
-def _close(raw: socket.socket, tls: ssl.SSLSocket | None) -> None:
-    for s in (tls, raw):
-        if s is not None:
-            with contextlib.suppress(OSError):
-                s.close()
+@dataclass
+class TlsLink:
+    """An authenticated TLS 1.3 link: a raw socket and the TLS state driven over it.
+
+    TLS runs in memory (``ssl.SSLObject`` with two memory BIOs) so that the owner
+    controls every socket call: large writes leave in one system call rather than one per
+    16 KiB record, and reading and writing can share the link under the owner's locks.
+    """
+
+    sock: socket.socket
+    tls: ssl.SSLObject
+    incoming: ssl.MemoryBIO
+    outgoing: ssl.MemoryBIO
+    peer: NodeId
+
+
+def _flush(link_sock: socket.socket, out: ssl.MemoryBIO) -> None:
+    data = out.read()
+    if data:
+        link_sock.sendall(data)
+
+
+def _handshake(sock: socket.socket, obj: ssl.SSLObject, inc: ssl.MemoryBIO,
+               out: ssl.MemoryBIO) -> None:
+    """Drive the TLS handshake over a blocking socket (its timeout bounds each wait)."""
+    while True:
+        try:
+            obj.do_handshake()
+            _flush(sock, out)
+            return
+        except ssl.SSLWantReadError:
+            _flush(sock, out)
+            data = sock.recv(65536)
+            if not data:
+                raise ssl.SSLEOFError("peer closed the connection during the handshake") from None
+            inc.write(data)
+
+
+def _read_plain(sock: socket.socket, obj: ssl.SSLObject, inc: ssl.MemoryBIO, n: int) -> bytes:
+    """Read ``n`` application bytes during connection set-up (blocking, with timeout)."""
+    got = b""
+    while len(got) < n:
+        try:
+            chunk = obj.read(n - len(got))
+            if not chunk:
+                return got
+            got += chunk
+        except ssl.SSLWantReadError:
+            data = sock.recv(65536)
+            if not data:
+                return got
+            inc.write(data)
+        except ssl.SSLZeroReturnError:
+            return got
+    return got
+
+
+def _close(raw: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        raw.close()
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -138,39 +193,37 @@ def _check_pin(trust: TrustStore, der: bytes, who: str) -> NodeId:
 def dial_tls(
     ctx: TlsContexts, trust: TrustStore, address: tuple[str, int], expected: NodeId,
     timeout: float,
-) -> ssl.SSLSocket:
-    """Connect to ``expected`` at ``address``; return a pinned, accepted TLS socket."""
-    deadline = time.monotonic() + timeout
+) -> TlsLink:
+    """Connect to ``expected`` at ``address``; return a pinned, accepted TLS link."""
     try:
         raw = socket.create_connection(address, timeout=timeout)
     except TimeoutError:
         raise PeerTimeout(f"connecting to {expected} at {address} timed out") from None
     except OSError as exc:
         raise NetworkError(f"cannot connect to {expected} at {address}: {exc}") from None
-    tls: ssl.SSLSocket | None = None
     try:
         tune_socket(raw)
+        raw.settimeout(timeout)
         der = ctx.identity.cert_der
         raw.sendall(_HELLO.pack(_HELLO_MAGIC, len(der)) + der)
-        tls = ctx.client.wrap_socket(raw, server_side=False, do_handshake_on_connect=False)
-        tls.settimeout(max(0.01, deadline - time.monotonic()))
-        tls.do_handshake()
-        peer_der = tls.getpeercert(binary_form=True)
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.client.wrap_bio(inc, out, server_side=False)
+        _handshake(raw, obj, inc, out)
+        peer_der = obj.getpeercert(binary_form=True)
         if peer_der is None:
             raise PeerRefused(f"{expected} presented no certificate")
         got = _check_pin(trust, peer_der, "dialled peer")
         if got != expected:
             raise PeerRefused(f"dialled {expected} at {address} but {got} answered")
-        tls.settimeout(max(0.01, deadline - time.monotonic()))
-        if tls.recv(1) != _ACCEPT:  # b"" when the acceptor refused and closed
+        if _read_plain(raw, obj, inc, 1) != _ACCEPT:  # b"" when the acceptor refused us
             raise PeerRefused(f"{expected} refused us after the TLS handshake "
                               "(is this node in its trust store?)")
-        return tls
+        return TlsLink(raw, obj, inc, out, got)
     except TimeoutError:
-        _close(raw, tls)
+        _close(raw)
         raise PeerTimeout(f"TLS handshake with {expected} at {address} timed out") from None
     except (ssl.SSLError, OSError) as exc:
-        _close(raw, tls)
+        _close(raw)
         if isinstance(exc, NetworkError):
             raise
         if isinstance(exc, (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)):
@@ -179,18 +232,17 @@ def dial_tls(
         raise NetworkError(f"TLS handshake with {expected} at {address} failed: "
                            f"{exc.__class__.__name__}: {exc}") from None
     except BaseException:
-        _close(raw, tls)
+        _close(raw)
         raise
 
 
 def accept_tls(
     ctx: TlsContexts, trust: TrustStore, raw: socket.socket, timeout: float
-) -> tuple[ssl.SSLSocket, NodeId]:
-    """Authenticate an accepted socket; return the TLS socket and the peer's node id.
+) -> TlsLink:
+    """Authenticate an accepted socket; return the TLS link (its ``peer`` is pinned).
 
     Raises PeerRefused (the caller logs it and drops the socket) for an unpinned peer.
     """
-    tls: ssl.SSLSocket | None = None
     try:
         tune_socket(raw)
         raw.settimeout(timeout)
@@ -200,22 +252,23 @@ def accept_tls(
         der = _recv_exact(raw, length)
         node_id = _check_pin(trust, der, "incoming peer")
         ctx.trust_client_cert(der)
-        tls = ctx.server.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-        tls.settimeout(timeout)
-        tls.do_handshake()
-        if tls.getpeercert(binary_form=True) != der:
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.server.wrap_bio(inc, out, server_side=True)
+        _handshake(raw, obj, inc, out)
+        if obj.getpeercert(binary_form=True) != der:
             raise PeerRefused(f"incoming peer {node_id} switched certificates in the handshake")
         _check_pin(trust, der, "incoming peer")
-        tls.sendall(_ACCEPT)
-        return tls, node_id
+        obj.write(_ACCEPT)
+        _flush(raw, out)
+        return TlsLink(raw, obj, inc, out, node_id)
     except TimeoutError:
-        _close(raw, tls)
+        _close(raw)
         raise PeerTimeout("incoming peer did not complete its hello and handshake") from None
     except (ssl.SSLError, OSError) as exc:
-        _close(raw, tls)
+        _close(raw)
         if isinstance(exc, NetworkError):
             raise
         raise NetworkError(f"TLS handshake with incoming peer failed: {exc}") from None
     except BaseException:
-        _close(raw, tls)
+        _close(raw)
         raise

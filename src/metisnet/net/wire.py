@@ -124,7 +124,7 @@ def _wire_dtype(array: NDArray[Any]) -> tuple[str, NDArray[Any]]:
                                                                    dt.itemsize < 4):
         raise WireError(f"dtype {dt} cannot be sent; allowed: {sorted(DTYPES)}")
     le = dt.newbyteorder("<") if dt.itemsize > 1 else dt
-    arr = np.ascontiguousarray(array, dtype=le)
+    arr = np.asarray(array, dtype=le, order="C")  # keeps 0-d arrays 0-d
     return le.str, arr
 
 
