@@ -56,6 +56,11 @@ Comparisons (:mod:`metisnet.mpc.compare`; results are shared integers 0/1; y may
     select(ctx, c, x, y) = c ? x : y (1 rnd), select_many(ctx, c, [(x, y), ...]) (1 rnd)
     minimum / maximum(ctx, x, y) (10 rnd), argmax / argmin(ctx, x) -> (index, value)
     Differences must not wrap: |x - y| < 2^63 in the ring.
+
+Fixed-point functions (:mod:`metisnet.mpc.nonlinear`; domains and error bounds there)::
+
+    reciprocal(ctx, x), divide(ctx, x, y), sqrt(ctx, x), exp(ctx, x), log(ctx, x),
+    sigmoid(ctx, x)      about 16-34 rounds each, ~2 KB per element
 """
 
 from metisnet.mpc.arith import (
@@ -93,6 +98,7 @@ from metisnet.mpc.compare import (
     sign,
 )
 from metisnet.mpc.context import PARTIES, MpcContext
+from metisnet.mpc.nonlinear import divide, exp, log, reciprocal, sigmoid, sqrt
 from metisnet.mpc.shares import RING_BITS, SharedArray, SharedBits
 
 __all__ = [
@@ -107,14 +113,17 @@ __all__ = [
     "argmin",
     "b2a",
     "concat",
+    "divide",
     "dot",
     "eq_zero_bits",
     "equal",
     "equal_bits",
+    "exp",
     "greater_than",
     "less_equal",
     "less_than",
     "less_than_bits",
+    "log",
     "ltz_bits",
     "matmul",
     "maximum",
@@ -124,6 +133,7 @@ __all__ = [
     "mul_raw",
     "public",
     "random",
+    "reciprocal",
     "reveal",
     "reveal_bits",
     "reveal_raw",
@@ -132,7 +142,9 @@ __all__ = [
     "select_many",
     "share",
     "share_pair",
+    "sigmoid",
     "sign",
+    "sqrt",
     "stack",
     "trunc",
     "trunc_error_probability",
