@@ -143,8 +143,10 @@ class PaillierPublicKey:
         self.n = mpz(n)
         self.nsquare = self.n * self.n
         self.h_s = mpz(h_s)
-        if self.n < 15 or not 0 < self.h_s < self.nsquare or r_bits < 8:
+        if self.n < 15 or not 0 < self.h_s < self.nsquare or not 8 <= r_bits <= 2048:
             raise ValidationError("malformed Paillier public key")
+        if gmpy2.bit_length(self.n) > 8192 or self.n % 2 == 0:
+            raise ValidationError("Paillier modulus must be odd and at most 8192 bits")
         self.r_bits = r_bits
         self.n_bytes = (gmpy2.bit_length(self.n) + 7) // 8
         self.nsquare_bytes = (gmpy2.bit_length(self.nsquare) + 7) // 8

@@ -110,12 +110,13 @@ class MacKey:
         return Prg(self._bkey, nonce=nonce).bytes(count * self.block_bytes)
 
     def b_raw(self, start: int, count: int) -> list[mpz]:
-        """The PRF values ``B_i`` for ``i`` in ``[start, start + count)`` (``b_i = B_i mod n``)."""
+        """The PRF values ``B_i`` for ``i`` in ``[start, start + count)`` (``b_i = B_i mod n``),
+        each ``block_bytes`` of AES-CTR output read as a little-endian integer."""
         if start < 0 or count < 0:
             raise ValidationError("negative index")
         buf = self._stream(start, count)
         bb = self.block_bytes
-        return [mpz.from_bytes(buf[i * bb:(i + 1) * bb], "big") for i in range(count)]
+        return [mpz.from_bytes(buf[i * bb:(i + 1) * bb], "little") for i in range(count)]
 
     def b_sum(self, start: int, count: int) -> mpz:
         """``sum(b_i) mod n`` over a contiguous range, by column sums of the PRF output."""
@@ -132,13 +133,13 @@ class MacKey:
         if count >= 2**32:
             raise ValidationError("too many values for one sum")
         buf = self._stream(start, count)
-        words = np.frombuffer(buf, dtype=">u4").reshape(count // stride, stride,
+        words = np.frombuffer(buf, dtype="<u4").reshape(count // stride, stride,
                                                         self.block_bytes // 4)
         cols = words.sum(axis=0, dtype=np.uint64)
         out: list[mpz] = []
         for col in cols.tolist():
             total = mpz(0)
-            for c in col:
+            for c in reversed(col):  # little-endian words: most significant last
                 total = (total << 32) + c
             out.append(total % self.n)
         return out
