@@ -381,6 +381,10 @@ def _verify(s: Scenario, sk: PaillierPrivateKey, result: dict[str, Any]) -> Veri
     return verify_result(sk, s.keys, s.task, s.prog, s.comms, wire)
 
 
+CHECKABLE = {"MAC check failed", "inputs differ from the committed ones",
+             "result names another task (replayed or misrouted)"}
+
+
 def _cheat_campaign(kp: PaillierKeypair, n_cheats: int, seed: bytes) -> dict[str, int]:
     rng = Csprng(seed)
     scenarios = _scenarios(kp, rng)
@@ -400,8 +404,9 @@ def _cheat_campaign(kp: PaillierKeypair, n_cheats: int, seed: bytes) -> dict[str
             raise AssertionError(f"{cheat.__name__} not caught (seed {seed.hex()})")
         assert info.suspects == (outsource.COMPUTE_NODE,)
         ev = msgpack.unpackb(info.evidence, raw=False)
-        if ev["reason"] == "MAC check failed":
+        if ev["reason"] in CHECKABLE:
             assert check_evidence(info.evidence, s.pk, result), (cheat.__name__, seed)
+            assert not check_evidence(info.evidence, s.pk, evaluate(s.prog, s.batches))
             evidence_checked += 1
         caught[cheat.__name__] = caught.get(cheat.__name__, 0) + 1
     caught["evidence_checked"] = evidence_checked

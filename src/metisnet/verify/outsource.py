@@ -304,7 +304,9 @@ def verify_result(private_key: PaillierPrivateKey,
         raise _cheat("malformed result", None, base)
     by_owner: dict[int, Mapping[str, Any]] = {}
     for o in outs:
-        owner = int(o.get("owner", -1))
+        if not isinstance(o, Mapping) or not isinstance(o.get("owner"), int):
+            raise _cheat("malformed result", None, base)
+        owner = int(o["owner"])
         if owner in by_owner:
             raise _cheat(f"owner {owner} appears twice", owner, base)
         by_owner[owner] = o
@@ -361,18 +363,33 @@ def verify_result(private_key: PaillierPrivateKey,
 def check_evidence(evidence: bytes, public_key: PaillierPublicKey,
                    result: Mapping[str, Any]) -> bool:
     """Whether ``evidence`` proves that ``result`` (the compute node's signed answer)
-    fails the MAC check of the committed key; needs no secret.
+    fails a check; needs no secret. The caller must have ``result`` signed by the compute
+    node and the commitment (inside the evidence) signed by the owner or posted on chain.
 
-    Checks: the revealed seed matches the commitment's ``mac_commit``; the disputed
+    Wrong task, wrong program and wrong input roots are checked by comparison. For a MAC
+    failure it checks: the revealed seed matches the commitment's ``mac_commit``; the disputed
     ciphertexts are the ones in ``result``; their decryptions are proven by Paillier
     randomness; and the MAC equation fails for them. Evidence of other kinds (wrong task,
     wrong root, missing owner) is checked by comparing ``result`` with the commitments.
     """
     try:
         ev = msgpack.unpackb(evidence, raw=False)
-        if ev.get("type") != "evidence" or "seed" not in ev:
+        if ev.get("type") != "evidence":
             return False
         program = LinearProgram.from_dict(ev["program"])
+        if ev["reason"].startswith("result names another task"):
+            return bool(result.get("task") != ev["task"])
+        if ev["reason"] == "result was computed for another program":
+            return bool(result.get("program") != program.digest)
+        if ev["reason"] == "inputs differ from the committed ones":
+            c = ev["commitment"]
+            if c["task"] != ev["task"] or c["key_id"] != public_key.key_id:
+                return False
+            outs = [o for o in result["outputs"] if o["owner"] == c["owner"]]
+            return len(outs) == 1 and (outs[0]["root"] != c["root"]
+                                       or outs[0]["count"] != c["rows"] * c["cols"])
+        if "seed" not in ev:
+            return False
         c = ev["commitment"]
         seed = ev["seed"]
         if hashlib.sha256(b"metisnet/mac/commit" + seed).digest() != c["mac_commit"]:
