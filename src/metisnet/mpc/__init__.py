@@ -61,6 +61,11 @@ Fixed-point functions (:mod:`metisnet.mpc.nonlinear`; domains and error bounds t
 
     reciprocal(ctx, x), divide(ctx, x, y), sqrt(ctx, x), exp(ctx, x), log(ctx, x),
     sigmoid(ctx, x)      about 16-34 rounds each, ~2 KB per element
+
+Sorting (:mod:`metisnet.mpc.sort`; bitonic network, 10 rounds per layer)::
+
+    sort(ctx, keys, payload=(), descending=False) -> (sorted keys, [payload columns])
+    argsort(ctx, keys) -> shared permutation
 """
 
 from metisnet.mpc.arith import (
