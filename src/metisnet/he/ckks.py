@@ -94,13 +94,16 @@ class CkksScheme:
 
     def _plain(self, values: Plain | float, length: int | None = None) -> list[float]:
         arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
-        if not np.all(np.isfinite(arr)):
+        if arr.ndim != 1:
+            raise ShapeError("CKKS vectors are one-dimensional")
+        if not np.isfinite(arr).all():
             raise ValidationError("cannot encode NaN or infinite values")
         if length is not None and arr.size == 1 and length != 1:
             arr = np.full(length, arr[0])
         if length is not None and arr.size != length:
             raise ShapeError(f"lengths differ ({length} vs {arr.size})")
-        return [float(x) for x in arr]
+        out: list[float] = arr.tolist()
+        return out
 
     def _check(self, *vs: CkksVector) -> None:
         for v in vs:
