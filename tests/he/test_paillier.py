@@ -215,3 +215,17 @@ def test_bad_inputs_are_refused(kp512: PaillierKeypair) -> None:
         pk.encrypt(pk.n)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         pk.encrypt("1")  # type: ignore[arg-type]
+
+
+def test_private_key_export_round_trips(kp512: PaillierKeypair) -> None:
+    from metisnet.he.paillier import PaillierPrivateKey
+
+    rec = msgpack.unpackb(msgpack.packb(kp512.private_key.export_secret(),
+                                        use_bin_type=True), raw=False)
+    sk = PaillierPrivateKey.import_secret(rec)
+    assert sk.decrypt(kp512.public_key.encrypt(-77)) == -77
+    with pytest.raises(ValidationError):
+        PaillierPrivateKey.import_secret({"scheme": "paillier-djn-secret"})
+    rec["p"] = (int.from_bytes(rec["p"], "big") + 2).to_bytes(40, "big")
+    with pytest.raises(ValidationError):
+        PaillierPrivateKey.import_secret(rec)

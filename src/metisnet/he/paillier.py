@@ -446,6 +446,25 @@ class PaillierPrivateKey:
     def __repr__(self) -> str:
         return f"PaillierPrivateKey(bits={self.public_key.bits}, <secret hidden>)"
 
+    def export_secret(self) -> dict[str, Any]:
+        """The key with its secrets, msgpack-compatible, for the owner's encrypted store
+        only: never send it, log it or put it in an exception."""
+        s = self._s
+        return {"scheme": "paillier-djn-secret", "public": self.public_key.to_dict(),
+                "p": _to_bytes(s.p), "q": _to_bytes(s.q), "alpha_p": _to_bytes(s.alpha_p),
+                "alpha_q": _to_bytes(s.alpha_q)}
+
+    @classmethod
+    def import_secret(cls, d: dict[str, Any]) -> PaillierPrivateKey:
+        try:
+            if d["scheme"] != "paillier-djn-secret":
+                raise ValidationError("not a metisnet Paillier private key")
+            pub = PaillierPublicKey.from_dict(d["public"])
+            return cls(pub, *(int.from_bytes(d[k], "big")
+                              for k in ("p", "q", "alpha_p", "alpha_q")))
+        except (KeyError, TypeError) as exc:
+            raise ValidationError("malformed Paillier private key record") from exc
+
     def raw_decrypt(self, c: int) -> mpz:
         """The plaintext in ``[0, n)`` of a raw ciphertext; :class:`DecryptionError` if the
         ciphertext was not made under this key (or was corrupted)."""

@@ -198,6 +198,10 @@ class TaskKeys:
     def __repr__(self) -> str:
         return "TaskKeys(<secret hidden>)"
 
+    def export_secret(self) -> bytes:
+        """The master secret, for the requester's encrypted store only."""
+        return self._master
+
     def owner_seed(self, task_id: bytes, owner: int) -> bytes:
         if not task_id:
             raise ValidationError("a task id is required")
