@@ -28,6 +28,11 @@ proofs. A verified result is a :class:`VerifiedResult`, a different type from an
 unverified. Soundness error per task: below 2^-63 (see :mod:`metisnet.verify.mac` and
 :mod:`metisnet.verify.programs`).
 
+Communication (one round: owners -> compute node -> requester; ciphertexts are
+``2k/8`` bytes for a ``k``-bit modulus, 512 bytes at 2048 bits): a batch carries
+``2 * N`` ciphertexts (1 KiB per value at 2048 bits), a commitment about 150 bytes, a
+result ``2 * m`` ciphertexts and a 32-byte root per owner for ``m`` outputs.
+
 Task ids: ``task_id`` is bytes, unique per attempt (e.g. the chain's task id and the
 attempt number, ``task.to_bytes(32, "big") + attempt.to_bytes(4, "big")``). Evidence
 reveals the owner's one-time MAC seed for that attempt, so a task re-drawn after a failure
