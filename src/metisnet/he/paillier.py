@@ -75,7 +75,9 @@ __all__ = [
     "PaillierKeypair",
     "PaillierPrivateKey",
     "PaillierPublicKey",
+    "check_randomness_proof",
     "generate_keypair",
+    "keypair_from_parameters",
 ]
 
 #: Default modulus size.
