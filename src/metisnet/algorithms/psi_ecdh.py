@@ -57,7 +57,7 @@ def _coincurve() -> object:
     try:
         import coincurve
     except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise DependencyMissing("ECDH-PSI needs coincurve (pip install coincurve)") from exc
+        raise DependencyMissing("coincurve", "chain") from exc
     return coincurve
 
 
