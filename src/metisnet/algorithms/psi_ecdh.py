@@ -36,10 +36,11 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
+from coincurve import PublicKey
 from numpy.typing import NDArray
 
 from metisnet.crypto.prg import Csprng
-from metisnet.errors import DependencyMissing, ProtocolError, ValidationError
+from metisnet.errors import ProtocolError, ValidationError
 from metisnet.net.channel import Channel
 
 __all__ = ["POINT_BYTES", "TAG_BYTES", "EcdhPsi", "ecdh_psi", "hash_to_curve"]
@@ -51,14 +52,6 @@ ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _DOMAIN = b"metisnet/psi/h2c"
 
 Id = bytes | str | int
-
-
-def _coincurve() -> object:
-    try:
-        import coincurve
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise DependencyMissing("coincurve", "chain") from exc
-    return coincurve
 
 
 def _id_bytes(v: Id) -> bytes:
@@ -73,8 +66,6 @@ def _id_bytes(v: Id) -> bytes:
 
 def hash_to_curve(ident: Id) -> bytes:
     """The compressed secp256k1 point of ``ident`` by try-and-increment (see module doc)."""
-    from coincurve import PublicKey
-
     raw = _id_bytes(ident)
     prefix = _DOMAIN + len(raw).to_bytes(4, "big") + raw
     for ctr in range(256):
@@ -102,7 +93,6 @@ class EcdhPsi:
     """
 
     def __init__(self, ids: Sequence[Id], rng: Csprng | None = None) -> None:
-        _coincurve()
         self._rng = rng if rng is not None else Csprng()
         self._secret = (1 + self._rng.integer_below(ORDER - 1)).to_bytes(32, "big")
         self.ids = list(ids)
@@ -114,9 +104,7 @@ class EcdhPsi:
         return f"EcdhPsi(n={len(self.ids)}, <secret hidden>)"
 
     def _mul(self, points: Sequence[bytes]) -> list[bytes]:
-        from coincurve import PublicKey
-
-        out = []
+            out = []
         for p in points:
             try:
                 out.append(bytes(PublicKey(p).multiply(self._secret).format(compressed=True)))
