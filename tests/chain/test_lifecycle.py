@@ -258,3 +258,32 @@ def test_unexpected_payment_to_task_manager_refused(net) -> None:
     with pytest.raises(Exception, match=r"unexpected payment"):
         net.chain.w3.eth.call({"from": net.outsider.address, "to": net.c.tasks.address,
                                "value": 1})
+
+
+def test_approved_task_without_committee_expires(net) -> None:
+    ds = net.add_dataset(net.data[0])
+    req = net.as_(net.requester).tasks
+    tid = req.create_task(os.urandom(32), [ds], [net.requester.address], Wei(ETHER),
+                          committee_size=6)  # only 5 compute nodes are registered
+    seeds = net.approve(tid)
+    net.reveal_all(tid, seeds)
+    with pytest.raises(TransactionReverted, match="not enough compute nodes"):
+        req.draw_committee(tid)
+    net.chain.advance_time(net.params.reveal_window + 1)
+    with pytest.raises(TransactionReverted, match="task cannot expire now"):
+        req.expire(tid)
+    net.chain.advance_time(net.params.ack_window)
+    req.expire(tid)
+    assert net.c.tasks.state(tid) == TaskState.FAILED
+    assert net.c.tasks.credits(net.requester.address) == ETHER
+
+
+def test_task_without_reveals_expires(net) -> None:
+    ds = net.add_dataset(net.data[0])
+    tid = net.create_task([ds], fee=ETHER)
+    net.approve(tid)
+    net.chain.advance_time(net.params.reveal_window + 1)
+    with pytest.raises(TransactionReverted, match="not enough seed reveals"):
+        net.as_(net.requester).tasks.draw_committee(tid)
+    net.as_(net.outsider).tasks.expire(tid)
+    assert net.c.tasks.state(tid) == TaskState.FAILED

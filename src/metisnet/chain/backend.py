@@ -185,7 +185,8 @@ class Chain:
     def call(self, fn: ContractFunction) -> Any:
         """Evaluate a view function; a revert raises :class:`ChainError` with the reason."""
         try:
-            return fn.call()
+            # an explicit sender spares the embedded provider from listing its accounts
+            return fn.call({"from": self.account(0).address})
         except Exception as exc:
             raise ChainError(f"{fn.fn_name} failed: {_revert_reason(exc)}") from None
 

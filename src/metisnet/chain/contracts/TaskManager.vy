@@ -591,6 +591,9 @@ def expire(task_id: uint256):
         self._close(task_id, REJECTED, "voting deadline passed")
     elif state == APPROVED and now >= self.tasks[task_id].reveal_deadline and self.tasks[task_id].reveals == 0:
         self._close(task_id, FAILED, "no seed was revealed")
+    elif state == APPROVED and now >= self.tasks[task_id].reveal_deadline + ack_window:
+        # seeds were revealed but no committee could be drawn (too few compute nodes)
+        self._close(task_id, FAILED, "no committee was drawn in time")
     elif state == RUNNING and now >= self.tasks[task_id].result_deadline:
         self._close(task_id, FAILED, "no verdict before the result deadline")
     else:
