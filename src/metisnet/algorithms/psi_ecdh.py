@@ -104,7 +104,7 @@ class EcdhPsi:
         return f"EcdhPsi(n={len(self.ids)}, <secret hidden>)"
 
     def _mul(self, points: Sequence[bytes]) -> list[bytes]:
-            out = []
+        out = []
         for p in points:
             try:
                 out.append(bytes(PublicKey(p).multiply(self._secret).format(compressed=True)))
