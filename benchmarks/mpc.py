@@ -8,8 +8,9 @@ repetition by repetition on the same machine:
   synchronises the parties, and times the operation alone. A row's value is
   ``elements / max over parties of the elapsed time``.
 * MPyC 0.11 (Shamir, 3 parties, ``-M3 -I i``): this script relaunched as 3 processes per
-  repetition (``METIS_MPYC_PEER=1``); inputs are secret-shared by ``mpc.input`` outside the
-  timed part, then the operation and ``mpc.gather`` of its result are timed between barriers.
+  row (``METIS_MPYC_PEER=1``); inputs are secret-shared by ``mpc.input`` outside the timed
+  part; for each repetition the parent signals MPyC's party 0, which times the operation
+  and ``mpc.gather`` of its result between barriers, then runs one metisnet repetition.
   Where MPyC would take minutes at the issue's size (fixed-point multiplication, less-than,
   sort), it runs at a smaller size named in the note, and its elements/s are compared.
 
@@ -40,12 +41,13 @@ PEER_ENV = "METIS_MPYC_PEER"
 
 # -- the MPyC side (runs in its own processes) ---------------------------------------------
 def _mpyc_peer() -> None:
-    import asyncio  # noqa: F401  (MPyC's runtime is asyncio-based)
-
+    """One MPyC party. Party 0 waits for a line on stdin before each repetition and prints
+    one JSON line per repetition, so the parent can interleave the two engines."""
     from mpyc.runtime import mpc
 
     op = os.environ["METIS_BENCH_OP"]
     n = int(os.environ["METIS_BENCH_N"])
+    reps = int(os.environ["METIS_BENCH_REPS"])
 
     async def main() -> None:
         await mpc.start()
@@ -58,23 +60,26 @@ def _mpyc_peer() -> None:
         x = mpc.input(sec.array(vals), senders=0)
         y = mpc.input(sec.array(vals[::-1].copy()), senders=1)
         await mpc.gather(x, y)
-        await mpc.barrier()
-        t = time.perf_counter()
-        if op in ("mul", "fxp mul"):
-            z = x * y
-        elif op == "dot":
-            z = x @ y
-        elif op == "less-than":
-            z = x < y
-        elif op == "sort":
-            z = mpc.np_sort(x)
-        else:
-            raise SystemExit(f"unknown op {op}")
-        await mpc.gather(z)
-        dt = time.perf_counter() - t
-        await mpc.barrier()
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-        print(json.dumps({"party": mpc.pid, "dt": dt, "rss": rss}), flush=True)
+        for _ in range(reps):
+            if mpc.pid == 0:
+                sys.stdin.readline()
+            await mpc.barrier()
+            t = time.perf_counter()
+            if op in ("mul", "fxp mul"):
+                z = x * y
+            elif op == "dot":
+                z = x @ y
+            elif op == "less-than":
+                z = x < y
+            elif op == "sort":
+                z = mpc.np_sort(x)
+            else:
+                raise SystemExit(f"unknown op {op}")
+            await mpc.gather(z)
+            await mpc.barrier()
+            dt = time.perf_counter() - t
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+            print(json.dumps({"dt": dt, "rss": rss}), flush=True)
         await mpc.shutdown()
 
     mpc.run(main())
@@ -88,29 +93,44 @@ def mpyc_available() -> str | None:
     return f"MPyC {mpyc.__version__}"
 
 
-def run_mpyc(op: str, n: int) -> tuple[float, float]:
-    """One repetition: (seconds, peak RSS MiB of the busiest party)."""
-    from metisnet.net.local_cluster import free_ports
+class MpycRun:
+    """Three MPyC party processes for one row; :meth:`rep` times one repetition."""
 
-    port = free_ports(1)[0][1]
-    # MPyC uses ports base+i; pick a base whose next two ports are likely free as well
-    env = dict(os.environ, **{PEER_ENV: "1", "METIS_BENCH_OP": op, "METIS_BENCH_N": str(n)})
-    procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, "-M3", f"-I{i}", "-B", str(port), "--no-log"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        for i in range(3)
-    ]
-    dts, rss = [], []
-    for p in procs:
-        out, err = p.communicate(timeout=1800)
-        if p.returncode != 0:
-            raise RuntimeError(f"MPyC party failed: {err[-2000:]}")
-        rec = json.loads(out.strip().splitlines()[-1])
-        dts.append(rec["dt"])
-        rss.append(rec["rss"])
-    return max(dts), max(rss)
+    def __init__(self, op: str, n: int, reps: int) -> None:
+        from metisnet.net.local_cluster import free_ports
+
+        port = free_ports(1)[0][1]  # MPyC uses ports base+i
+        env = dict(os.environ, **{PEER_ENV: "1", "METIS_BENCH_OP": op,
+                                  "METIS_BENCH_N": str(n), "METIS_BENCH_REPS": str(reps)})
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, __file__, "-M3", f"-I{i}", "-B", str(port), "--no-log"],
+                env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True,
+            )
+            for i in range(3)
+        ]
+        self.rss = 0.0
+
+    def rep(self) -> float:
+        p0 = self.procs[0]
+        assert p0.stdin is not None and p0.stdout is not None
+        p0.stdin.write("go\n")
+        p0.stdin.flush()
+        line = p0.stdout.readline()
+        if not line:
+            raise RuntimeError(f"MPyC party 0 failed: {p0.communicate()[1][-2000:]}")
+        rec = json.loads(line)
+        self.rss = max(self.rss, rec["rss"])
+        return float(rec["dt"])
+
+    def close(self) -> None:
+        for p in self.procs:
+            out, err = p.communicate(timeout=600)
+            if p.returncode != 0:
+                raise RuntimeError(f"MPyC party failed: {err[-2000:]}")
+            for line in out.splitlines():
+                self.rss = max(self.rss, json.loads(line)["rss"])
 
 
 # -- the metisnet side (jobs for the LocalCluster) ------------------------------------------
@@ -135,6 +155,8 @@ def metis_job(channel: Any, op: str, n: int, job: int) -> tuple[float, int, int,
                         frac_bits=16)
         y = SharedArray(y.a >> np.uint64(38), y.b >> np.uint64(38), party=ctx.party,
                         frac_bits=16)
+    if op == "sort":  # keys below 2^62 in magnitude, as sort requires
+        x = x.like(x.a >> np.uint64(4), x.b >> np.uint64(4))
     _barrier(ctx)
     before = ctx.stats.snapshot()
     t = time.perf_counter()
@@ -145,9 +167,9 @@ def metis_job(channel: Any, op: str, n: int, job: int) -> tuple[float, int, int,
     elif op == "less-than":
         mpc.less_than(ctx, x, y)
     elif op == "sort":
-        from metisnet.mpc import sort as sort_mod
+        from metisnet.mpc.sort import sort
 
-        sort_mod.sort(ctx, x)  # type: ignore[attr-defined]
+        sort(ctx, x)
     dt = time.perf_counter() - t
     d = ctx.stats - before
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -194,17 +216,19 @@ def main() -> None:
             theirs: list[float] = []
             sent = rounds = 0
             rss = 0.0
-            for _ in range(reps):
-                if peer is not None:
-                    dt_p, rss_p = run_mpyc(op, n_peer)
-                    theirs.append(n_peer / dt_p)
-                    rss = max(rss, rss_p)
+            peer_run = MpycRun(op, n_peer, reps) if peer is not None else None
+            for _ in range(reps):  # alternate: one MPyC repetition, one metisnet repetition
+                if peer_run is not None:
+                    theirs.append(n_peer / peer_run.rep())
                 job += 1
                 res = cluster.run(metis_job, op, n, job)
                 ours.append(n / max(r[0] for r in res))
                 sent = max(r[1] for r in res)
                 rounds = max(r[2] for r in res)
                 rss = max(rss, max(r[3] for r in res))
+            if peer_run is not None:
+                peer_run.close()
+                rss = max(rss, peer_run.rss)
             outputs = 1 if op == "dot" else n
             note = f"{sent / outputs:.2f} B per output element per party"
             if peer is not None and n_peer != n:
