@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,11 +18,13 @@ def data_node_factory(tmp_path: Path) -> Iterator[Callable[..., DataNode]]:
     opened: list[DataNode] = []
 
     def make(**overrides: object) -> DataNode:
-        cfg = DataNodeConfig(data_dir=tmp_path / "node", chunk_bytes=4096, **overrides)  # type: ignore[arg-type]
+        cfg = DataNodeConfig(data_dir=tmp_path / "node", chunk_bytes=4096,
+                             **overrides)  # type: ignore[arg-type]
         node = DataNode(cfg)
         opened.append(node)
         return node
 
     yield make
     for node in opened:
-        node.close()
+        with contextlib.suppress(Exception):  # a test may have closed it already
+            node.close()

@@ -258,3 +258,13 @@ def test_a_task_spec_is_checked_input_by_input(data_node_factory: Factory) -> No
                       params={"min_group_size": 10})
     tasks = node.request_spec(OWNER.address, ok)
     assert [t.state for t in tasks] == ["approved", "approved"]
+
+
+def test_one_node_per_data_directory(data_node_factory: Factory) -> None:
+    from metisnet.errors import ConfigError
+
+    first = data_node_factory()
+    with pytest.raises(ConfigError, match="in use"):
+        data_node_factory()
+    first.close()
+    data_node_factory().close()

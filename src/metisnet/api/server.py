@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 
 from metisnet.api.app import create_app
+from metisnet.errors import ConfigError
 from metisnet.node.config import DataNodeConfig
 from metisnet.node.datanode import DataNode
 
@@ -31,7 +32,11 @@ def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock
 

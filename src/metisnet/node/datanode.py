@@ -20,6 +20,7 @@ blob is unchanged. The salt keeps low-entropy data from being guessed from the r
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from metisnet.errors import MetisError, PolicyViolation, StorageError, ValidationError
+from metisnet.errors import ConfigError, MetisError, PolicyViolation, StorageError, ValidationError
 from metisnet.node.config import DataNodeConfig
 from metisnet.node.envelope import EnvelopeReader
 from metisnet.node.identity import (
@@ -78,6 +79,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _lock_data_dir(root: Path) -> int:
+    """Hold an exclusive lock on ``root`` for the node's life (one node per directory).
+
+    Recovery deletes unfinished uploads, so a second node on the same directory would
+    destroy the first one's work; the kernel drops the lock when the process dies.
+    """
+    fd = os.open(root / "node.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(f"data directory {root} is in use by another data node") from None
+    return fd
+
+
 class DataNode:
     """One data node: its keys, store, registrar and datasets."""
 
@@ -90,6 +106,7 @@ class DataNode:
         self.tmp_dir = root / "tmp"
         for d in (root, self.datasets_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_fd = _lock_data_dir(root)
         self.key: NodeKey = (load_keystore_key(config.node_keystore) if config.node_keystore
                              else load_or_create_node_key(config.node_key_path))
         self._master = load_or_create_master_key(config.master_key_path)
@@ -116,7 +133,11 @@ class DataNode:
         return int(self._clock())
 
     def close(self) -> None:
-        self.store.close()
+        """Close the store and release the data directory (idempotent)."""
+        if self._lock_fd >= 0:
+            self.store.close()
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     # -- recovery ---------------------------------------------------------------------
     def recover(self) -> None:
