@@ -1,0 +1,100 @@
+"""Bucket sizes and the sacrifice algebra for checking products with random triples.
+
+Pure functions: no messages, no randomness of their own. The protocol that uses them is
+:mod:`metisnet.mpc.malicious`.
+
+Sacrifice (Furukawa, Lindell, Nof and Weinstein, EUROCRYPT 2017, §2.3; over Z_2^k as in
+Eerikson, Keller, Orlandi, Pullonen, Puura and Simkin, "Use your brain! Arithmetic 3PC for
+any modulus with active security", ITC 2020): to check that shared ``z`` equals ``x * y``
+with a random triple ``(a, b, c)``, open ``rho = x - a`` and ``sigma = y - b`` and check
+that ``v = z - c - sigma*a - rho*b - rho*sigma`` is zero. Expanding gives
+``v = (z - x*y) - (c - a*b)``: the check passes iff both errors are equal. It needs no
+division, so it holds over any commutative ring: Z_2^64 for arithmetic, and GF(2)^64
+(XOR, AND on uint64 words) for boolean gates.
+
+Bucketing: each checked product is sacrificed against ``k`` triples drawn by a random
+permutation (chosen after every error is committed) from a pool of ``M >= k*n``; triples
+left over are opened and checked directly (cut-and-choose). A cheat survives only if the
+``t*k`` pool triples placed beside its ``t`` bad products carry exactly their errors, with
+probability at most ``1 / C(M, t*k) <= 1 / C(M, k)``. :func:`plan` picks the cheapest
+``(k, M)`` with ``C(M, k) >= 2^s`` (``s = 40`` by default).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from metisnet.errors import ValidationError
+
+__all__ = ["STATISTICAL_BITS", "min_pool", "plan", "sacrifice_arith", "sacrifice_bool"]
+
+U64 = NDArray[np.uint64]
+
+#: Default statistical security: a cheat passes one check with probability below 2^-40.
+STATISTICAL_BITS = 40
+
+#: Bytes on the wire per party: a pool triple (8), a sacrifice (2 openings: 16), a left-over
+#: triple checked by opening a, b and c (24).
+_COST_TRIPLE, _COST_SACRIFICE, _COST_OPENED = 8, 16, 24
+
+
+@lru_cache(maxsize=64)
+def min_pool(k: int, bits: int = STATISTICAL_BITS) -> int:
+    """The smallest pool ``M`` with ``C(M, k) >= 2^bits``."""
+    if k < 1:
+        raise ValidationError("a bucket needs at least one triple")
+    target = 1 << bits
+    lo, hi = k, k
+    while math.comb(hi, k) < target:
+        hi *= 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if math.comb(mid, k) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def plan(n: int, bits: int = STATISTICAL_BITS) -> tuple[int, int]:
+    """``(k, M)``: triples per checked product and pool size, the cheapest on the wire."""
+    if n < 1:
+        raise ValidationError("nothing to check")
+    best: tuple[int, int, int] | None = None
+    for k in range(2, 9):
+        m = max(k * n, min_pool(k, bits))
+        cost = _COST_TRIPLE * m + _COST_SACRIFICE * k * n + _COST_OPENED * (m - k * n)
+        if best is None or cost < best[0]:
+            best = (cost, k, m)
+    if best is None:  # pragma: no cover - the loop always runs
+        raise ValidationError("no bucket plan")
+    return best[1], best[2]
+
+
+def sacrifice_arith(party: int, z: tuple[U64, U64], c: tuple[U64, U64], a: tuple[U64, U64],
+                    b: tuple[U64, U64], rho: U64, sigma: U64) -> tuple[U64, U64]:
+    """This party's pair of ``v = z - c - sigma*a - rho*b - rho*sigma`` over Z_2^64 (local;
+    the public term goes into share 0, held by parties 0 and 2)."""
+    va = z[0] - c[0] - sigma * a[0] - rho * b[0]
+    vb = z[1] - c[1] - sigma * a[1] - rho * b[1]
+    if party == 0:
+        va -= rho * sigma
+    elif party == 2:
+        vb -= rho * sigma
+    return va, vb
+
+
+def sacrifice_bool(party: int, z: tuple[U64, U64], c: tuple[U64, U64], a: tuple[U64, U64],
+                   b: tuple[U64, U64], rho: U64, sigma: U64) -> tuple[U64, U64]:
+    """The same over GF(2)^64 words: ``v = z ^ c ^ (sigma & a) ^ (rho & b) ^ (rho & sigma)``."""
+    va = z[0] ^ c[0] ^ (sigma & a[0]) ^ (rho & b[0])
+    vb = z[1] ^ c[1] ^ (sigma & a[1]) ^ (rho & b[1])
+    if party == 0:
+        va ^= rho & sigma
+    elif party == 2:
+        vb ^= rho & sigma
+    return va, vb
