@@ -25,7 +25,7 @@ _jobs = itertools.count()
 def run_program(channel: Channel, fn: Callable[..., Any], args: tuple[Any, ...],
                 job: int) -> Any:
     """The job every party runs: set up a context (own session tag) and call ``fn``."""
-    ctx = MpcContext.setup(channel, session=f"job{job}")
+    ctx = MpcContext.setup(channel, session=f"job{job}", security="semi-honest")
     return fn(ctx, *args)
 
 

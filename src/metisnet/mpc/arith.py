@@ -91,15 +91,20 @@ def share(
         xj = ctx.prg_own.uint64(v.shape)
         xj1 = v - xj
         ctx.send(ctx.next, tag, xj1)
-        return SharedArray(xj, xj1, party=me, frac_bits=f)
-    if shape is None:
-        raise ValidationError("parties other than the owner must pass the public shape")
-    shp = tuple(shape)
-    if me == (owner + 1) % PARTIES:
-        got = ctx.recv(owner, tag, shp)
-        return SharedArray(got, np.zeros(shp, dtype=np.uint64), party=me, frac_bits=f)
-    return SharedArray(np.zeros(shp, dtype=np.uint64), ctx.prg_next.uint64(shp), party=me,
-                       frac_bits=f)
+        out = SharedArray(xj, xj1, party=me, frac_bits=f)
+    else:
+        if shape is None:
+            raise ValidationError("parties other than the owner must pass the public shape")
+        shp = tuple(shape)
+        if me == (owner + 1) % PARTIES:
+            got = ctx.recv(owner, tag, shp)
+            out = SharedArray(got, np.zeros(shp, dtype=np.uint64), party=me, frac_bits=f)
+        else:
+            out = SharedArray(np.zeros(shp, dtype=np.uint64), ctx.prg_next.uint64(shp),
+                              party=me, frac_bits=f)
+    if ctx.verifier is not None:  # malicious mode: input shares cross-checked later
+        ctx.verifier.on_input(out, owner)
+    return out
 
 
 def share_pair(ctx: MpcContext, a: U64, b: U64, *, frac_bits: int = 0) -> SharedArray:
@@ -136,6 +141,11 @@ def _decode(raw: U64, frac_bits: int) -> NDArray[np.float64] | NDArray[np.int64]
 
 def reveal_raw(ctx: MpcContext, x: SharedArray) -> U64:
     """Open ``x`` to all three parties as ring elements (1 round, 8 B per party)."""
+    if ctx.verifier is not None:  # malicious mode: checks first, then a checked opening
+        got = ctx.verifier.reveal_raw(ctx, x)
+        if got is None:  # pragma: no cover - every party receives
+            raise ValidationError("reveal returned nothing")
+        return got
     tag = ctx.tag("reveal")
     ctx.send(ctx.next, tag, x.a)
     missing = ctx.recv(ctx.prev, tag, x.shape)
@@ -158,6 +168,9 @@ def reveal_to(
     targets = {parties} if isinstance(parties, int) else set(parties)
     if not targets or not targets <= set(range(PARTIES)):
         raise ValidationError(f"invalid result receivers {sorted(targets)}")
+    if ctx.verifier is not None:  # malicious mode: checks first, then a checked opening
+        opened = ctx.verifier.reveal_raw(ctx, x, sorted(targets))
+        return None if opened is None else _decode(opened, x.frac_bits)
     tag = ctx.tag("reveal_to")
     if ctx.next in targets:
         ctx.send(ctx.next, tag, x.a)
@@ -197,7 +210,10 @@ def mul_raw(ctx: MpcContext, x: SharedArray, y: SharedArray) -> SharedArray:
     z = x.a * (y.a + y.b)
     z += x.b * y.a
     z += ctx.zero_share(z.shape)
-    return reshare(ctx, z, ctx.tag("mul"), x.frac_bits + y.frac_bits)
+    out = reshare(ctx, z, ctx.tag("mul"), x.frac_bits + y.frac_bits)
+    if ctx.verifier is not None:  # malicious mode: the product is checked later
+        ctx.verifier.record_mul(x, y, out)
+    return out
 
 
 def trunc_error_probability(magnitude: float) -> float:
@@ -233,6 +249,8 @@ def trunc(ctx: MpcContext, x: SharedArray, bits: int | None = None) -> SharedArr
         raise ShapeError(f"cannot drop {d} fractional bits from a value with {x.frac_bits}")
     if d == 0:
         return x
+    if ctx.verifier is not None:  # malicious mode: party 0's split is checked
+        return ctx.verifier.trunc(ctx, x, d)
     tag = ctx.tag("trunc")
     s = ctx.prg_all.uint64(x.shape)
     f = x.frac_bits - d
@@ -285,6 +303,8 @@ def dot(ctx: MpcContext, x: SharedArray, y: SharedArray, *, truncate: bool = Tru
     _check_pair(x, y)
     if x.shape != y.shape or x.ndim == 0:
         raise ShapeError(f"dot needs equal shapes of at least one axis: {x.shape}, {y.shape}")
+    if ctx.verifier is not None:  # malicious mode: checked elementwise products
+        return ctx.verifier.dot(ctx, x, y, truncate)
     z = np.atleast_1d(np.asarray(np.einsum("...i,...i->...", x.a, y.a + y.b), np.uint64))
     z = z + np.atleast_1d(np.asarray(np.einsum("...i,...i->...", x.b, y.a), np.uint64))
     z += ctx.zero_share(z.shape)
@@ -304,6 +324,8 @@ def matmul(
     _check_pair(x, y)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[0]:
         raise ShapeError(f"matmul needs (m,k) @ (k,n), got {x.shape} @ {y.shape}")
+    if ctx.verifier is not None:  # malicious mode: checked elementwise products
+        return ctx.verifier.matmul(ctx, x, y, truncate)
     z = np.matmul(x.a, y.a + y.b)
     z += np.matmul(x.b, y.a)
     z += ctx.zero_share(z.shape)

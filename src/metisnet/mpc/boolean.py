@@ -57,7 +57,10 @@ def and_pairs(ctx: MpcContext, x: Pair, y: Pair, op: str = "and") -> Pair:
     z = (xa & (ya ^ yb)) ^ (xb & ya) ^ ctx.zero_share_xor(xa.shape)
     tag = ctx.tag(op)
     ctx.send(ctx.prev, tag, z)
-    return z, ctx.recv(ctx.next, tag, z.shape)
+    out = z, ctx.recv(ctx.next, tag, z.shape)
+    if ctx.verifier is not None:  # malicious mode: the gate is checked later
+        ctx.verifier.record_and(x, y, out)
+    return out
 
 
 def and_bits(ctx: MpcContext, x: SharedBits, y: SharedBits) -> SharedBits:
@@ -69,6 +72,8 @@ def and_bits(ctx: MpcContext, x: SharedBits, y: SharedBits) -> SharedBits:
 
 def reveal_bits(ctx: MpcContext, x: SharedBits) -> NDArray[np.uint8]:
     """Open boolean shares to all parties: a ``(nbits, *shape)`` array of 0/1 (1 round)."""
+    if ctx.verifier is not None:  # malicious mode: checks first, then a checked opening
+        return ctx.verifier.reveal_bits(ctx, x)
     tag = ctx.tag("reveal_bits")
     ctx.send(ctx.next, tag, x.a)
     planes = x.a ^ x.b ^ ctx.recv(ctx.prev, tag, x.a.shape)
@@ -85,7 +90,10 @@ def _carry_save(ctx: MpcContext, x: SharedArray, nbits: int) -> tuple[Pair, Pair
     t ^= ctx.zero_share_xor(t.shape)
     tag = ctx.tag("a2b_maj")
     ctx.send(ctx.prev, tag, t)
-    return (sa, sb), (t, ctx.recv(ctx.next, tag, t.shape))
+    maj = (t, ctx.recv(ctx.next, tag, t.shape))
+    if ctx.verifier is not None:  # malicious mode: maj is an AND gate, checked later
+        ctx.verifier.record_carry_save(sa[:nbits], sb[:nbits], maj)
+    return (sa, sb), maj
 
 
 def _combine_levels(ctx: MpcContext, g: Pair, p: Pair) -> Pair:
@@ -184,6 +192,8 @@ def eq_zero_bits(ctx: MpcContext, x: SharedArray) -> SharedBits:
     (63 planes). 7 sequential messages (6 rounds by each party's own count); party 0
     sends 15.9 bytes per element, parties 1 and 2 7.9.
     """
+    if ctx.verifier is not None:  # malicious mode: party 0's input is not trusted
+        return ctx.verifier.eq_zero_bits(ctx, x)
     tag = ctx.tag("eqz_input")
     nw = (x.size + 63) // 64
     if ctx.party == 0:
@@ -218,6 +228,8 @@ def b2a(ctx: MpcContext, x: SharedBits) -> SharedArray:
     ``c``) holds, and the helper sends the pad of the chosen ``t = c``. 1 round; party 0
     sends 32 bytes per bit, parties 1 and 2 send 8.
     """
+    if ctx.verifier is not None:  # malicious mode: checked multiplications, not the OT
+        return ctx.verifier.b2a(ctx, x)
     k, n = x.nbits, x.count
     shape = (k, n)
     tag = ctx.tag("b2a")

@@ -121,7 +121,7 @@ def select_many(ctx: MpcContext, c: SharedArray | SharedBits,
                 pairs: list[tuple[SharedArray, SharedArray]]) -> list[SharedArray]:
     """Several selections by the same choice ``c`` in one round (one message)."""
     ch = _as_choice(ctx, c)
-    zs, metas = [], []
+    zs, metas, ds = [], [], []
     for x, y in pairs:
         x.check_compatible(y)
         if x.shape != ch.shape:
@@ -130,9 +130,12 @@ def select_many(ctx: MpcContext, c: SharedArray | SharedBits,
         z = ch.a * (d.a + d.b) + ch.b * d.a
         zs.append(z.reshape(-1))
         metas.append((y, x.shape))
+        ds.append(d)
     flat = np.concatenate(zs)
     flat += ctx.zero_share(flat.shape)
     prod = reshare(ctx, flat, ctx.tag("select"), 0)
+    if ctx.verifier is not None:  # malicious mode: the products are checked later
+        ctx.verifier.record_select(ch, ds, prod)
     out, pos = [], 0
     for y, shape in metas:
         size = int(np.prod(shape, dtype=np.int64))

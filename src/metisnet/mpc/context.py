@@ -22,6 +22,8 @@ counter (:meth:`MpcContext.tag`) enforces the same discipline on messages.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -29,6 +31,10 @@ from metisnet.crypto.fixedpoint import FixedPoint
 from metisnet.crypto.prg import KEY_BYTES, Csprng, Prg
 from metisnet.errors import ProtocolError, ValidationError
 from metisnet.net.channel import Channel, ChannelStats
+
+if TYPE_CHECKING:
+    from metisnet.mpc.evidence import Signer
+    from metisnet.mpc.malicious import MaliciousVerifier
 
 __all__ = ["PARTIES", "MpcContext"]
 
@@ -58,7 +64,7 @@ class MpcContext:
     """
 
     __slots__ = ("_counter", "channel", "fxp", "party", "prg_all", "prg_next", "prg_own",
-                 "rng", "session")
+                 "rng", "session", "verifier")
 
     def __init__(
         self,
@@ -70,6 +76,7 @@ class MpcContext:
         fxp: FixedPoint | None = None,
         rng: Csprng | None = None,
         session: str = "s",
+        verifier: MaliciousVerifier | None = None,
     ) -> None:
         if channel.parties != PARTIES:
             raise ValidationError("replicated sharing needs a channel of exactly 3 parties")
@@ -84,6 +91,8 @@ class MpcContext:
         self.prg_all = Prg(key_all)
         self.session = session
         self._counter = 0
+        #: ``None`` in semi-honest mode; the malicious-security checks otherwise.
+        self.verifier = verifier
 
     @classmethod
     def setup(
@@ -93,6 +102,8 @@ class MpcContext:
         fxp: FixedPoint | None = None,
         rng: Csprng | None = None,
         session: str = "s",
+        security: str = "malicious",
+        signer: Signer | None = None,
     ) -> MpcContext:
         """Agree the PRG keys (1 round; 16 bytes per party, 48 for party 0) and return the context.
 
@@ -101,7 +112,13 @@ class MpcContext:
         2-out-of-2 split in truncation and for public coins).
 
         ``rng`` is this party's CSPRNG; pass ``Csprng(seed)`` for reproducible tests.
+
+        ``security``: ``"malicious"`` (default; security with abort against one cheating
+        party, :mod:`metisnet.mpc.malicious`) or ``"semi-honest"`` (faster, no checks).
+        ``signer`` signs this party's check digests for evidence (the node's key).
         """
+        if security not in ("malicious", "semi-honest"):
+            raise ValidationError(f"unknown security mode {security!r}")
         rng = rng if rng is not None else Csprng()
         me = channel.party
         key_own = rng.key()
@@ -114,8 +131,14 @@ class MpcContext:
         key_next = _recv_key(channel, (me + 1) % PARTIES, tag)
         if me != 0:
             key_all = _recv_key(channel, 0, tag + ":all")
+        verifier = None
+        if security == "malicious":
+            from metisnet.mpc.malicious import MaliciousVerifier
+
+            verifier = MaliciousVerifier(me, session, signer=signer)
+            verifier.bind_keys(key_own, key_next, key_all)
         return cls(channel, key_own=key_own, key_next=key_next, key_all=key_all, fxp=fxp,
-                   rng=rng, session=session)
+                   rng=rng, session=session, verifier=verifier)
 
     def __repr__(self) -> str:
         return f"MpcContext(party={self.party}, session={self.session!r}, {self.fxp})"
@@ -127,6 +150,11 @@ class MpcContext:
     @property
     def prev(self) -> int:
         return (self.party - 1) % PARTIES
+
+    @property
+    def security(self) -> str:
+        """``"malicious"`` or ``"semi-honest"``."""
+        return "semi-honest" if self.verifier is None else "malicious"
 
     @property
     def stats(self) -> ChannelStats:
