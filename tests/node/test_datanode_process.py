@@ -24,7 +24,7 @@ import pytest
 from metisnet.errors import PolicyViolation
 from metisnet.node.config import DataNodeConfig, load_data_node_config
 from metisnet.node.datanode import DataNode
-from metisnet.node.identity import NodeKey
+from metisnet.node.identity import NodeKey, load_signing_key
 from metisnet.sdk.client import NodeClient
 
 pytestmark = pytest.mark.integration
@@ -105,9 +105,14 @@ def _start(config: Path, started: list[NodeProcess]) -> NodeProcess:
     return p
 
 
-def _operator_key(config: Path) -> NodeKey:
-    from metisnet.node.identity import load_signing_key
+def _cli(*args: str) -> str:
+    out = subprocess.run([METIS, *args], capture_output=True, timeout=60)
+    if out.returncode != 0:
+        raise AssertionError(f"metis {args[:2]} failed: {out.stderr.decode()[-1000:]}")
+    return out.stdout.decode()
 
+
+def _operator_key(config: Path) -> NodeKey:
     return load_signing_key(load_data_node_config(config).node_key_path)
 
 
@@ -124,12 +129,24 @@ def test_add_host_list_policy_revoke_and_restart(node_config: Path, tmp_path: Pa
     )
     added = json.loads(out.stdout)
     assert added["row_count"] == ROWS and added["policy"]["allowed_programs"] == ["mean"]
-    owner = NodeKey.generate()
-    with node.client(owner) as oc:
-        hosted = oc.host_dataset(csv, name="hosted")
-        oc.set_policy(hosted["dataset_id"], POLICY)
-        listed = {d["name"]: d for d in oc.list_datasets()}
-        assert set(listed) == {"people", "hosted"} and listed["hosted"]["hosted"]
+    # an owner without a node: key, host, policy, list, all through the CLI
+    key_file = tmp_path / "owner.key"
+    owner_address = _cli("dataset", "keygen", "--out", str(key_file)).strip()
+    owner = load_signing_key(key_file)
+    assert owner.address == owner_address
+    as_owner = ("--node", node.url, "--key", str(key_file))
+    hosted = json.loads(_cli("dataset", "host", str(csv), "--name", "hosted", "--schema",
+                             '{"age": "int64", "income": "float64"}', *as_owner))
+    assert hosted["hosted"] and hosted["owner"] == owner.address
+    policy = json.loads(_cli("dataset", "policy", hosted["dataset_id"], "--set",
+                             json.dumps(POLICY), *as_owner))
+    assert policy["allowed_columns"] == ["age"]
+    refused = subprocess.run(  # the node's operator is not the owner of a hosted dataset
+        [METIS, "dataset", "policy", hosted["dataset_id"], "--set", "{}", "--config",
+         str(node_config), "--node", node.url], capture_output=True, timeout=60)
+    assert refused.returncode == 2 and b"owner" in refused.stderr
+    listed = {d["name"]: d for d in json.loads(_cli("dataset", "list", "--json", *as_owner))}
+    assert set(listed) == {"people", "hosted"} and listed["hosted"]["hosted"]
     requester = NodeKey.generate()
     with node.client(requester) as rc:
         task = rc.request_task(hosted["dataset_id"], program="mean", columns=["age"],
@@ -139,7 +156,8 @@ def test_add_host_list_policy_revoke_and_restart(node_config: Path, tmp_path: Pa
                             min_group_size=5)
     with node.client(owner) as oc:
         victim = oc.host_dataset(csv, name="to-revoke")
-        assert oc.revoke(victim["dataset_id"])["status"] == "revoked"
+    revoked = json.loads(_cli("dataset", "revoke", victim["dataset_id"], "--yes", *as_owner))
+    assert revoked["status"] == "revoked"
     with node.client(_operator_key(node_config)) as op:
         audit_before = len(op.audit(limit=1000))
     assert node.stop(signal.SIGTERM) == 0  # graceful

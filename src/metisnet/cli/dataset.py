@@ -71,9 +71,10 @@ def _show(doc: Any) -> None:
 
 
 def _upload(fn: Callable[..., dict[str, Any]], path: Path, **kw: Any) -> dict[str, Any]:
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"uploading {path.name}", total=path.stat().st_size)
         return fn(path, progress=lambda n: bar.advance(task, n), **kw)
 
