@@ -287,3 +287,16 @@ def test_task_without_reveals_expires(net) -> None:
         net.as_(net.requester).tasks.draw_committee(tid)
     net.as_(net.outsider).tasks.expire(tid)
     assert net.c.tasks.state(tid) == TaskState.FAILED
+
+
+def test_nodes_discover_tasks_by_polling(net) -> None:
+    ds = net.add_dataset(net.data[0])
+    assert net.c.tasks.tasks_after(0) == []
+    t1 = net.create_task([ds])
+    t2 = net.create_task([ds])
+    found = net.c.tasks.tasks_after(0)
+    assert [t.task_id for t in found] == [t1, t2]
+    assert [t.task_id for t in net.c.tasks.tasks_after(t1)] == [t2]
+    assert net.c.tasks.tasks_after(0, limit=1)[0].datasets == (ds,)
+    assert net.c.tasks.is_validator(t1, net.data[0].address)
+    assert not net.c.tasks.is_validator(t1, net.compute[0].address)

@@ -15,6 +15,7 @@ recovered by replaying the call on the parent block.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,8 +82,9 @@ class Chain:
     _seed: bytes = field(repr=False, default=b"")
     _accounts: dict[int, LocalAccount] = field(default_factory=dict, repr=False)
     _tester: Any = field(default=None, repr=False)
-    _faucet: LocalAccount | None = field(default=None, repr=False)
-    _process: Any = field(default=None, repr=False)
+    # one transaction at a time per Chain: the nonce is read, then used; py-evm is not
+    # thread-safe either. Threads of one process may share a Chain.
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # ------------------------------------------------------------------ accounts
     @property
@@ -103,11 +105,16 @@ class Chain:
         return [self.account(i) for i in range(start, start + count)]
 
     def balance(self, address: str) -> Wei:
-        return Wei(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
+        with self._lock:
+            return Wei(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
 
     def fund(self, address: str, amount: Wei) -> None:
         """Send ``amount`` wei to ``address`` from account 0 (the devnet faucet)."""
-        faucet = self._faucet or self.account(0)
+        faucet = self.account(0)
+        with self._lock:
+            self._fund(faucet, address, amount)
+
+    def _fund(self, faucet: LocalAccount, address: str, amount: Wei) -> None:
         tx = {
             "to": Web3.to_checksum_address(address),
             "value": amount,
@@ -128,10 +135,15 @@ class Chain:
     # ------------------------------------------------------------------ time
     def timestamp(self) -> int:
         """Timestamp of the latest block."""
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        with self._lock:
+            return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def advance_time(self, seconds: int) -> None:
         """Mine a block ``seconds`` later than the latest one (devnets only)."""
+        with self._lock:
+            self._advance_time(seconds)
+
+    def _advance_time(self, seconds: int) -> None:
         if self._tester is not None:
             # time_travel stamps the block it mines one second early; the next one is on time
             self._tester.time_travel(self.timestamp() + seconds)
@@ -163,8 +175,10 @@ class Chain:
     ) -> tuple[Address, TxReceipt]:
         """Deploy a contract; returns its address and the receipt."""
         factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
-        tx: Any = factory.constructor(*args).build_transaction(self._tx_fields(sender, 0, gas))
-        receipt = self._send_signed(sender, dict(tx), "deploy")
+        with self._lock:
+            tx: Any = factory.constructor(*args).build_transaction(
+                self._tx_fields(sender, 0, gas))
+            receipt = self._send_signed(sender, dict(tx), "deploy")
         address = receipt["contractAddress"]
         if address is None:
             raise ChainError("deployment receipt has no contract address")
@@ -179,14 +193,16 @@ class Chain:
         Raises :class:`TransactionReverted` (with the contract's reason) when the
         transaction was mined with status 0, :class:`ChainError` when the node refused it.
         """
-        tx: Any = fn.build_transaction(self._tx_fields(sender, value, gas))
-        return self._send_signed(sender, dict(tx), fn.fn_name)
+        with self._lock:
+            tx: Any = fn.build_transaction(self._tx_fields(sender, value, gas))
+            return self._send_signed(sender, dict(tx), fn.fn_name)
 
     def call(self, fn: ContractFunction) -> Any:
         """Evaluate a view function; a revert raises :class:`ChainError` with the reason."""
         try:
             # an explicit sender spares the embedded provider from listing its accounts
-            return fn.call({"from": self.account(0).address})
+            with self._lock:
+                return fn.call({"from": self.account(0).address})
         except Exception as exc:
             raise ChainError(f"{fn.fn_name} failed: {_revert_reason(exc)}") from None
 

@@ -41,7 +41,8 @@ class ChainParams:
     max_redraws: int = 2
 
     def __post_init__(self) -> None:
-        lifetime = self.vote_window + self.reveal_window + self.ack_window + self.result_window
+        lifetime = (self.vote_window + self.reveal_window
+                    + self.ack_window * (self.max_redraws + 2) + self.result_window)
         if self.unbond_delay <= lifetime:
             raise ChainError(
                 "unbond_delay must exceed a task's lifetime so that stake cannot leave "

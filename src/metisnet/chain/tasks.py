@@ -182,6 +182,19 @@ class TaskManager(ContractClient):
             result_dl, bytes(result_commitment),
         )
 
+    def tasks_after(self, last_seen: int, limit: int = 100) -> list[TaskInfo]:
+        """Tasks with ids above ``last_seen`` (at most ``limit``), oldest first.
+
+        How a node learns of new tasks without scanning event history: remember the highest
+        id seen and poll this; the cost is one view call per new task.
+        """
+        end = min(self.task_count(), last_seen + limit)
+        return [self.get_task(TaskId(i)) for i in range(last_seen + 1, end + 1)]
+
+    def is_validator(self, task_id: TaskId, node: str) -> bool:
+        """Whether ``node`` is in the task's validator set."""
+        return self.validator_weight(task_id, node) > 0
+
     def state(self, task_id: TaskId) -> TaskState:
         return TaskState(self._call("get_task", task_id)[3])
 
