@@ -1,0 +1,98 @@
+"""Committee-assisted PSI and private join: 2 or 3 data nodes, 3 committee members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from metisnet import mpc
+from metisnet.algorithms import psi, stats
+from metisnet.algorithms.common import shuffle
+from metisnet.crypto.prg import Csprng
+from metisnet.errors import ValidationError
+from metisnet.mpc import MpcContext
+
+KEY = bytes(range(16))  # the data nodes' tag key (the committee never gets it)
+GEN = np.random.default_rng(11)
+
+
+def node_inputs(ids: Any, payload: Any = None, seed: int = 0) -> list[psi.PsiShares]:
+    return psi.prepare(ids, KEY, Csprng(bytes([seed + 1]) * 16), payload=payload)
+
+
+def mine(ctx: MpcContext, inputs: Any) -> list[psi.PsiShares]:
+    return [node[ctx.party] for node in inputs]
+
+
+def prog_size(ctx: MpcContext, inputs: Any, to: Any) -> Any:
+    return psi.intersection_size(ctx, mine(ctx, inputs), to=to)
+
+
+def prog_to(ctx: MpcContext, inputs: Any, owner: int) -> Any:
+    return psi.intersection_to(ctx, mine(ctx, inputs), owner=owner, to=2)
+
+
+def prog_join_stats(ctx: MpcContext, inputs: Any) -> Any:
+    j = psi.private_join(ctx, mine(ctx, inputs))
+    idx = [stats.output(ctx, i, None) for i in j.indices]
+    return j.size, idx, stats.output(ctx, j.rows, None), stats.covariance(ctx, j.rows, to=0)
+
+
+def prog_shuffle(ctx: MpcContext, x: Any) -> Any:
+    s = mpc.share(ctx, x if ctx.party == 1 else None, owner=1, shape=x.shape, frac_bits=0)
+    return mpc.reveal(ctx, shuffle(ctx, s))
+
+
+def test_shuffle_permutes_rows(threads: Any) -> None:
+    x = np.arange(200, dtype=np.int64).reshape(100, 2)
+    out = threads.run(prog_shuffle, x)
+    np.testing.assert_array_equal(out[0], out[1])
+    assert not np.array_equal(out[0], x)
+    np.testing.assert_array_equal(out[0][np.argsort(out[0][:, 0])], x)
+
+
+def test_size_of_two_and_three_sets(threads: Any) -> None:
+    a = GEN.choice(10**6, 700, replace=False)
+    b = np.concatenate([a[:250], GEN.choice(np.arange(10**6, 2 * 10**6), 300, replace=False)])
+    c = np.concatenate([a[100:400], b[-10:]])
+    out = threads.run(prog_size, [node_inputs(a, seed=0), node_inputs(b, seed=1)], 1)
+    assert out == [None, 250, None]
+    out = threads.run(prog_size, [node_inputs(a), node_inputs(b, seed=1),
+                                  node_inputs(c, seed=2)], None)
+    assert out == [150, 150, 150]
+
+
+def test_string_ids_and_receiver(threads: Any) -> None:
+    a = [f"acct-{i}" for i in range(0, 400, 2)]
+    b = [f"acct-{i}" for i in range(0, 400, 7)]
+    out = threads.run(prog_to, [node_inputs(a), node_inputs(b, seed=1)], 1)
+    assert out[0] is None and out[1] is None
+    want = sorted(i for i, v in enumerate(b) if v in set(a))
+    np.testing.assert_array_equal(out[2], want)
+
+
+def test_private_join_then_vertical_statistics(threads: Any) -> None:
+    n = 300
+    ids = GEN.choice(10**9, n, replace=False)
+    feat = GEN.normal(size=(n, 3))
+    # node 0 has column 0 for 250 of the ids, node 1 columns 1, 2 for another 250
+    sel0 = GEN.permutation(n)[:250]
+    sel1 = GEN.permutation(n)[:250]
+    inputs = [node_inputs(ids[sel0], feat[sel0, :1]), node_inputs(ids[sel1], feat[sel1, 1:], 1)]
+    out = threads.run(prog_join_stats, inputs)
+    m, idx, rows, cov = out[0]
+    common = np.intersect1d(sel0, sel1)
+    assert m == common.size and out[1][0] == m
+    # rows line up: the same id on both sides
+    np.testing.assert_array_equal(ids[sel0][idx[0].astype(int)], ids[sel1][idx[1].astype(int)])
+    got = rows[np.argsort(ids[sel0][idx[0].astype(int)])]
+    want = feat[np.sort(common)][np.argsort(ids[np.sort(common)])]
+    np.testing.assert_allclose(got, want, atol=2**-16)
+    np.testing.assert_allclose(cov, np.cov(feat[common], rowvar=False), atol=1e-3)
+
+
+def test_duplicate_ids_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        node_inputs(np.array([1, 2, 2]))
