@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metisnet.errors import DecryptionError, IntegrityError, ValidationError
-from metisnet.node.commitment import leaf_hash, merkle_proof, merkle_root, verify_proof
+from metisnet.node.commitment import leaf_hash, merkle_proof, merkle_root
 from metisnet.node.envelope import EnvelopeReader, envelope_chunks, new_ephemeral_key
 from metisnet.node.identity import NodeKey
 from metisnet.node.sealed import SealedReader, SealingWriter, unwrap_key, wrap_key
+from metisnet.verify.merkle import MerkleTree, verify_inclusion
 
 KEY, BIND, SALT = b"k" * 32, b"b" * 32, b"s" * 32
 
@@ -113,17 +114,31 @@ def test_envelope_refuses_wrong_key_truncation_and_garbage() -> None:
         EnvelopeReader(io.BytesIO(b"a,b\n1,2\n" * 20), node)
 
 
-@given(n=st.integers(1, 40), data=st.data())
-def test_merkle_proofs_verify(n: int, data: st.DataObject) -> None:
-    leaves = [leaf_hash(SALT, i, bytes([i])) for i in range(n)]
-    root = merkle_root(leaves)
-    i = data.draw(st.integers(0, n - 1))
-    proof = merkle_proof(leaves, i)
-    assert verify_proof(root, leaves[i], proof)
-    assert not verify_proof(root, leaf_hash(SALT, i, b"other"), proof)
+@given(n=st.integers(0, 40), data=st.data())
+def test_merkle_matches_the_verify_layer_and_proofs_verify(n: int, data: st.DataObject) -> None:
+    chunks = [bytes([i]) * (i + 1) for i in range(n)]
+    leaves = [leaf_hash(SALT, i, c) for i, c in enumerate(chunks)]
+    root = merkle_root(leaves, SALT)
+    assert root == MerkleTree(chunks, domain=SALT).root
+    if n:
+        i = data.draw(st.integers(0, n - 1))
+        proof = merkle_proof(leaves, i)
+        assert verify_inclusion(root, n, i, chunks[i], proof, domain=SALT)
+        assert not verify_inclusion(root, n, i, b"other", proof, domain=SALT)
 
 
 def test_merkle_root_is_salted() -> None:
-    assert merkle_root([leaf_hash(b"a" * 32, 0, b"x")]) != merkle_root(
-        [leaf_hash(b"b" * 32, 0, b"x")]
+    assert merkle_root([leaf_hash(b"a" * 32, 0, b"x")], b"a" * 32) != merkle_root(
+        [leaf_hash(b"b" * 32, 0, b"x")], b"b" * 32
     )
+
+
+def test_a_sealed_file_opens_chunk_by_chunk_against_its_commitment(tmp_path: Path) -> None:
+    data = secrets.token_bytes(5 * 4096 + 123)
+    path = tmp_path / "f"
+    with open(path, "wb") as f:
+        w = SealingWriter(f, KEY, BIND, 4096, SALT)
+        w.write(data)
+        res = w.finish()
+    chunks = [data[i : i + 4096] for i in range(0, len(data), 4096)]
+    assert res.chunks == len(chunks) and res.merkle_root == MerkleTree(chunks, SALT).root

@@ -1,13 +1,18 @@
-"""A salted Merkle commitment over a file's plaintext chunks.
+"""A salted Merkle commitment over a dataset file's plaintext chunks, built streaming.
 
-Leaf ``i`` is ``SHA-256(0x00 || salt || u64be(i) || chunk_i)``; an inner node is
-``SHA-256(0x01 || left || right)``; an odd node at the end of a level moves up unchanged.
-The domain bytes keep leaves and inner nodes apart (second-preimage safety); the 32-byte
-random salt, kept by the node, makes the root hiding, so a published root says nothing
-about low-entropy data (a chunk cannot be guessed and checked against the root).
+The tree is exactly that of :class:`metisnet.verify.merkle.MerkleTree` with the dataset's
+32-byte random salt as its ``domain``: leaf ``i`` is
+``SHA-256(0x00 || u16(len salt) || salt || u64(i) || chunk_i)``, inner nodes
+``SHA-256(0x01 || L || R)`` (an odd last node moves up), and the root
+``SHA-256(0x02 || u16(len salt) || salt || u64(count) || top)`` binds the chunk count. So an
+opening of chunk ``i`` (the chunk, the salt and :func:`merkle_proof`) is checked with
+``metisnet.verify.merkle.verify_inclusion(root, count, i, chunk, proof, domain=salt)``.
 
-Cost: one hash per chunk and one per inner node; an opening of chunk ``i`` is the chunk,
-the salt and ``ceil(log2 n)`` sibling hashes.
+Unlike ``MerkleTree`` this module never holds the chunks: the sealing writer hashes each
+chunk into its leaf as it passes, and the tree is built from the leaves. The salt, kept by
+the node, makes the root hiding, so a published root says nothing about low-entropy data.
+
+Cost: one hash per chunk and one per inner node; a proof is ``ceil(log2 n)`` hashes.
 """
 
 from __future__ import annotations
@@ -15,55 +20,52 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-__all__ = ["EMPTY_ROOT", "leaf_hash", "merkle_proof", "merkle_root", "verify_proof"]
+__all__ = ["leaf_hash", "merkle_proof", "merkle_root"]
 
-#: Root of a file with no chunks.
-EMPTY_ROOT = hashlib.sha256(b"\x02metisnet-empty").digest()
+
+def _h(*parts: bytes) -> bytes:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p)
+    return h.digest()
 
 
 def leaf_hash(salt: bytes, index: int, chunk: bytes | memoryview) -> bytes:
     h = hashlib.sha256(b"\x00")
+    h.update(len(salt).to_bytes(2, "big"))
     h.update(salt)
     h.update(index.to_bytes(8, "big"))
     h.update(chunk)
     return h.digest()
 
 
-def _parent(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def merkle_root(leaves: Sequence[bytes]) -> bytes:
-    if not leaves:
-        return EMPTY_ROOT
+def _levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
     level = list(leaves)
+    levels = [level]
     while len(level) > 1:
-        nxt = [_parent(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        nxt = [_h(b"\x01", level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
-    return level[0]
+        levels.append(level)
+    return levels
 
 
-def merkle_proof(leaves: Sequence[bytes], index: int) -> list[tuple[bool, bytes]]:
-    """Siblings from leaf to root; ``True`` marks a sibling on the right."""
+def merkle_root(leaves: Sequence[bytes], salt: bytes) -> bytes:
+    """The root over ``leaves`` (made by :func:`leaf_hash` with the same ``salt``)."""
+    top = _levels(leaves)[-1]
+    return _h(b"\x02", len(salt).to_bytes(2, "big"), salt, len(leaves).to_bytes(8, "big"),
+              top[0] if top else b"")
+
+
+def merkle_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """Sibling hashes from leaf ``index`` up, in ``verify_inclusion``'s order."""
     if not 0 <= index < len(leaves):
         raise IndexError("leaf index out of range")
-    proof: list[tuple[bool, bytes]] = []
-    level, i = list(leaves), index
-    while len(level) > 1:
-        sib = i ^ 1
-        if sib < len(level):
-            proof.append((sib > i, level[sib]))
-        nxt = [_parent(level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level, i = nxt, i // 2
-    return proof
-
-
-def verify_proof(root: bytes, leaf: bytes, proof: Sequence[tuple[bool, bytes]]) -> bool:
-    node = leaf
-    for right, sibling in proof:
-        node = _parent(node, sibling) if right else _parent(sibling, node)
-    return node == root
+    out: list[bytes] = []
+    i = index
+    for level in _levels(leaves)[:-1]:
+        if i ^ 1 < len(level):
+            out.append(level[i ^ 1])
+        i //= 2
+    return out

@@ -134,7 +134,8 @@ class SealingWriter(io.RawIOBase):
         self._finished = True
         self._sink.flush()
         os.fsync(self._sink.fileno())
-        return SealResult(self._written, self._sealed, self._index, merkle_root(self._leaves))
+        root = merkle_root(self._leaves, self._salt)
+        return SealResult(self._written, self._sealed, self._index, root)
 
 
 class SealedReader(io.RawIOBase):
