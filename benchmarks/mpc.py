@@ -14,6 +14,9 @@ repetition by repetition on the same machine:
   Where MPyC would take minutes at the issue's size (fixed-point multiplication, less-than,
   sort), it runs at a smaller size named in the note, and its elements/s are compared.
 
+Both engines run in their semi-honest (passive security) mode, honest majority; metisnet's
+malicious mode (the context's default) is measured by its own benchmark rows elsewhere.
+
 Rows: "mul" (secint64 / ring elements), "dot" (length n inner product; elements/s counts
 vector elements), "fxp mul" (16 fractional bits), "less-than" (shared 0/1 result), "sort".
 ``bytes_per_party`` is the most any party sent for the operation; ``rounds`` the most any
@@ -147,7 +150,7 @@ def metis_job(channel: Any, op: str, n: int, job: int) -> tuple[float, int, int,
     from metisnet import mpc
     from metisnet.mpc import MpcContext, SharedArray
 
-    ctx = MpcContext.setup(channel, session=f"bench{job}")
+    ctx = MpcContext.setup(channel, session=f"bench{job}", security="semi-honest")
     x = mpc.random(ctx, (n,))
     y = mpc.random(ctx, (n,))
     if op == "fxp mul":  # realistic magnitudes: shares of values below 2^10

@@ -24,7 +24,7 @@ def run_seeded(fn: Callable[[MpcContext], Any], seeds: list[bytes] | None = None
     def party(i: int) -> None:
         try:
             rng = Csprng(seeds[i]) if seeds else None
-            out[i] = fn(MpcContext.setup(net.channel(i), rng=rng))
+            out[i] = fn(MpcContext.setup(net.channel(i), rng=rng, security="semi-honest"))
         except BaseException as exc:
             errors.append(exc)
 

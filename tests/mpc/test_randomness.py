@@ -95,7 +95,7 @@ def _run_recorded(program: Any, broken: bool, *args: Any) -> list[tuple[str, np.
 
     def party(i: int) -> None:
         try:
-            program(cls.setup(chans[i]), chans[i], *args)
+            program(cls.setup(chans[i], security="semi-honest"), chans[i], *args)
         except BaseException as exc:
             errors.append(exc)
 
