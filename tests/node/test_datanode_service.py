@@ -268,3 +268,18 @@ def test_one_node_per_data_directory(data_node_factory: Factory) -> None:
         data_node_factory()
     first.close()
     data_node_factory().close()
+
+
+def test_check_decides_without_recording(data_node_factory: Factory) -> None:
+    from metisnet.node.policy import TaskRequest
+
+    node = data_node_factory()
+    rec = node.add_dataset(io.BytesIO(CSV), owner=node.node_id, name="p")
+    node.set_policy(rec.id, node.node_id, _open_policy(max_uses=1))
+    request = TaskRequest(rec.id, OWNER.address, "mean", ("age",), 10)
+    assert node.check(request).allowed
+    assert node.check(request).allowed  # nothing consumed
+    with pytest.raises(PolicyViolation) as exc:
+        node.check(TaskRequest(rec.id, OWNER.address, "mean", ("age",), 3))
+    assert exc.value.rule == "min_group_size"
+    assert node.get_dataset(rec.id).uses == 0 and node.list_tasks(node.node_id) == []

@@ -44,7 +44,7 @@ from metisnet.node.identity import (
     normalize_address,
 )
 from metisnet.node.ingest import FORMATS, ByteSource, ingest
-from metisnet.node.policy import Policy, TaskRequest, evaluate
+from metisnet.node.policy import Decision, Policy, TaskRequest, check, evaluate
 from metisnet.node.registrar import DatasetRegistrar, make_registrar
 from metisnet.node.schema import Schema, schema_hash
 from metisnet.node.sealed import SealedReader, SealingWriter, unwrap_key, wrap_key
@@ -390,6 +390,13 @@ class DataNode:
             raise PolicyViolation(f"refused by rule {decision.rule!r}: {decision.reason}",
                                   rule=decision.rule)
         return task
+
+    def check(self, request: TaskRequest) -> Decision:
+        """Decide ``request`` against its dataset's current policy and state, recording
+        nothing; raises :class:`PolicyViolation` (naming the rule) on refusal."""
+        rec = self.get_dataset(request.dataset_id)
+        return check(rec.policy, request, now=self.now(), revoked=rec.status != "active",
+                     row_count=rec.row_count, uses=rec.uses)
 
     def request_spec(self, requester: str, spec: TaskSpec, *,
                      min_group_size: int | None = None) -> list[TaskRecord]:
