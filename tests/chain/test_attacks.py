@@ -111,9 +111,7 @@ def test_slash_without_evidence_refused(net) -> None:
     # nobody but the task manager may slash, not even the registry's admin
     for intruder in (net.admin, net.requester):
         with reverts("only the task manager may slash"):
-            net.chain.transact(
-                net.c.registry._contract.functions.slash(victim, ETHER), intruder, gas=300_000
-            )
+            net.as_(intruder).registry.slash(victim, Wei(ETHER))
     req = net.as_(net.requester).tasks
     with reverts("slashing needs evidence"):
         req.submit_verdict(tid, b"\x07" * 32, False, cheater=victim)

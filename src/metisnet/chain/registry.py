@@ -66,6 +66,11 @@ class NodeRegistry(ContractClient):
         """Collect all unbonded stake once its delay has passed."""
         return self._send("withdraw")
 
+    def slash(self, node: str, amount: Wei) -> TxReceipt:
+        """The registry's slashing entry point: only the task manager contract may call it,
+        so from any account this reverts ("only the task manager may slash")."""
+        return self._send("slash", node, amount)
+
     def set_task_manager(self, task_manager: str) -> TxReceipt:
         """Admin only, once: the contract allowed to slash."""
         return self._send("set_task_manager", task_manager)
