@@ -1,6 +1,9 @@
 """Three committee members for algorithm tests: threads over the in-memory channel, or OS
 processes over loopback TCP (a few tests). Data nodes are the test itself: it deals each
-plaintext part into three pairs, and member i picks pair i."""
+plaintext part into three pairs, and member i picks pair i.
+
+Most tests run the committee in ``"semi-honest"`` mode for speed (said so by the fixture
+name ``threads``); ``malicious_threads`` runs the default malicious mode."""
 
 from __future__ import annotations
 
@@ -18,17 +21,19 @@ from metisnet.net.local_cluster import LocalCluster
 _jobs = itertools.count()
 
 
-def member(channel: Channel, fn: Callable[..., Any], args: tuple[Any, ...], job: int) -> Any:
+def member(channel: Channel, fn: Callable[..., Any], args: tuple[Any, ...], job: int,
+           security: str = "semi-honest") -> Any:
     """One committee member's job: its own context, then the program."""
-    ctx = MpcContext.setup(channel, session=f"alg{job}")
+    ctx = MpcContext.setup(channel, session=f"alg{job}", security=security)
     return fn(ctx, *args)
 
 
 class Threads:
     """The three members as threads of this process (InMemoryNetwork)."""
 
-    def __init__(self, timeout: float = 120.0) -> None:
+    def __init__(self, timeout: float = 120.0, security: str = "semi-honest") -> None:
         self.timeout = timeout
+        self.security = security
 
     def run(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
         net = InMemoryNetwork(3, timeout=self.timeout)
@@ -38,7 +43,7 @@ class Threads:
 
         def go(i: int) -> None:
             try:
-                out[i] = member(net.channel(i), fn, args, job)
+                out[i] = member(net.channel(i), fn, args, job, self.security)
             except BaseException as exc:  # re-raised in the test thread
                 errors.append(exc)
 
@@ -65,6 +70,11 @@ class Processes:
 @pytest.fixture
 def threads() -> Threads:
     return Threads()
+
+
+@pytest.fixture
+def malicious_threads() -> Threads:
+    return Threads(security="malicious")
 
 
 @pytest.fixture(scope="session")

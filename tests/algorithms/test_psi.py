@@ -7,9 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from metisnet import mpc
 from metisnet.algorithms import psi, stats
-from metisnet.algorithms.common import shuffle
 from metisnet.crypto.prg import Csprng
 from metisnet.errors import ValidationError
 from metisnet.mpc import MpcContext
@@ -38,19 +36,6 @@ def prog_join_stats(ctx: MpcContext, inputs: Any) -> Any:
     j = psi.private_join(ctx, mine(ctx, inputs))
     idx = [stats.output(ctx, i, None) for i in j.indices]
     return j.size, idx, stats.output(ctx, j.rows, None), stats.covariance(ctx, j.rows, to=0)
-
-
-def prog_shuffle(ctx: MpcContext, x: Any) -> Any:
-    s = mpc.share(ctx, x if ctx.party == 1 else None, owner=1, shape=x.shape, frac_bits=0)
-    return mpc.reveal(ctx, shuffle(ctx, s))
-
-
-def test_shuffle_permutes_rows(threads: Any) -> None:
-    x = np.arange(200, dtype=np.int64).reshape(100, 2)
-    out = threads.run(prog_shuffle, x)
-    np.testing.assert_array_equal(out[0], out[1])
-    assert not np.array_equal(out[0], x)
-    np.testing.assert_array_equal(out[0][np.argsort(out[0][:, 0])], x)
 
 
 def test_size_of_two_and_three_sets(threads: Any) -> None:
@@ -96,3 +81,9 @@ def test_private_join_then_vertical_statistics(threads: Any) -> None:
 def test_duplicate_ids_are_refused() -> None:
     with pytest.raises(ValidationError):
         node_inputs(np.array([1, 2, 2]))
+
+
+def test_psi_refuses_a_malicious_committee(malicious_threads: Any) -> None:
+    with pytest.raises(ValidationError, match="semi-honest"):
+        malicious_threads.run(prog_size, [node_inputs([1, 2]), node_inputs([2, 3], seed=1)],
+                              None)

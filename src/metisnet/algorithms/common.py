@@ -48,7 +48,6 @@ __all__ = [
     "output",
     "pairs_for_outside",
     "receive",
-    "shuffle",
     "suppress_small",
 ]
 
@@ -78,9 +77,19 @@ def deal_ints(values: ArrayLike, rng: Csprng) -> list[SharePair]:
 
 
 def receive(ctx: MpcContext, pair: SharePair, *, frac_bits: int | None = None) -> SharedArray:
-    """A committee member's view of a dealt table (``frac_bits=0`` for :func:`deal_ints`)."""
+    """A committee member's view of a dealt table (``frac_bits=0`` for :func:`deal_ints`).
+
+    In malicious mode each of the member's two shares is folded into the digest stream it
+    shares with the other holder of that share (the verifier's input hook, called as if the
+    previous member and this one had input it), so a member that alters a dealt share is
+    caught at the next check, before any output.
+    """
     f = ctx.fxp.frac_bits if frac_bits is None else frac_bits
-    return mpc.share_pair(ctx, pair[0], pair[1], frac_bits=f)
+    x = mpc.share_pair(ctx, pair[0], pair[1], frac_bits=f)
+    if ctx.verifier is not None:
+        ctx.verifier.on_input(x, (ctx.party - 1) % 3)  # folds x_i (held with member i-1)
+        ctx.verifier.on_input(x, ctx.party)  # folds x_{i+1} (held with member i+1)
+    return x
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -157,49 +166,3 @@ def suppress_small(ctx: MpcContext, counts: SharedArray, k: int,
         pos += v.size
         res.append(v.like(part.a.reshape(v.shape), part.b.reshape(v.shape)))
     return res[0], res[1:]
-
-
-# -- oblivious shuffle ---------------------------------------------------------------------------
-def _perm_from(prg_stream: U64) -> NDArray[np.int64]:
-    return np.argsort(prg_stream, kind="stable").astype(np.int64)
-
-
-def shuffle(ctx: MpcContext, x: SharedArray) -> SharedArray:
-    """Permute the rows of ``x`` by a random permutation no single member knows.
-
-    Three passes; in pass ``a`` the pair ``(a, a+1)`` draws a permutation from the key
-    ``k_{a+1}`` they share and re-shares ``pi(x)`` so that the third member ``c = a+2``
-    receives fresh random shares from the keys it shares with each of them (the resharing
-    pattern of the 3-party shuffles in Mohassel, Rindal and Rosulek, "Fast database joins and
-    PSI for secret shared data", CCS 2020, §4, with replicated shares). The composition of
-    the three permutations is hidden from every single member.
-
-    Cost: 3 rounds; per pass the two permuting members each send 8 bytes per element, the
-    third sends nothing (16 bytes per element per member in total, on average).
-    """
-    for a in range(3):
-        b, c = (a + 1) % 3, (a + 2) % 3
-        n = x.shape[0]
-        me = ctx.party
-        tag = ctx.tag("shuffle")
-        if me == c:
-            # fresh shares from k_c (shared with b) and k_a (shared with a): our pair (y_c, y_a)
-            y_c = ctx.prg_own.uint64(x.shape)
-            y_a = ctx.prg_next.uint64(x.shape)
-            x = x.like(y_c, y_a)
-            continue
-        if me == a:
-            perm = _perm_from(ctx.prg_next.uint64(n))
-            y_a = ctx.prg_own.uint64(x.shape)  # k_a, shared with c
-            part = (x.a + x.b)[perm] - y_a  # A = x_a + x_{a+1}
-            ctx.send(b, tag, part)
-            other = ctx.recv(b, tag, x.shape)
-            x = x.like(y_a, part + other)
-        else:  # me == b
-            perm = _perm_from(ctx.prg_own.uint64(n))
-            y_c = ctx.prg_next.uint64(x.shape)  # k_{b+1} = k_c, shared with c
-            part = x.b[perm] - y_c  # B = x_{a+2}
-            ctx.send(a, tag, part)
-            other = ctx.recv(a, tag, x.shape)
-            x = x.like(part + other, y_c)
-    return x

@@ -8,8 +8,8 @@ Construction (keyed tags, committee shuffle, one matcher)
    integers, or any bytes first hashed with BLAKE2b-128), permutes its rows with its own
    CSPRNG, and deals ``(tag_hi, tag_lo, row index, payload...)`` as replicated shares
    (:func:`prepare`).
-2. **Committee**: every input table is shuffled obliviously (:func:`metisnet.algorithms.
-   common.shuffle`: three re-sharing passes, the permutation known to no single member);
+2. **Committee**: every input table is shuffled obliviously (:func:`metisnet.mpc.shuffle`:
+   three re-sharing passes, the permutation known to no single member);
    then only the tag columns are opened to one member, the *matcher* (member 0).
 3. The matcher intersects the tags in the clear (numpy) and tells the other two members
    the matching positions, ordered by tag value (a pseudorandom order). Every member gathers
@@ -20,6 +20,10 @@ Modes: :func:`intersection_size` (only ``m``, to the receivers), :func:`private_
 (shared rows for further computation, e.g. :mod:`metisnet.algorithms.stats` on vertically
 split data), :func:`intersection_to` (a data node's own row indices in the intersection, or
 any dealt id column, opened to one receiver only).
+
+**Semi-honest mode only** (the context must be ``security="semi-honest"``): the shuffle and
+the matcher's messages are not covered by the malicious-security checks, and
+:func:`metisnet.mpc.shuffle` refuses a malicious context.
 
 What each party learns (semi-honest, honest majority, one corrupt member):
 
@@ -54,7 +58,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import ArrayLike, NDArray
 
 from metisnet import mpc
-from metisnet.algorithms.common import Receivers, SharePair, output, shuffle
+from metisnet.algorithms.common import Receivers, SharePair, output
 from metisnet.crypto.fixedpoint import FixedPoint
 from metisnet.crypto.prg import KEY_BYTES, Csprng
 from metisnet.crypto.sharing import share
@@ -205,7 +209,7 @@ def _shuffled_and_matched(ctx: MpcContext, inputs: Sequence[PsiShares], need_pos
                           ) -> tuple[int, list[SharedArray], list[NDArray[np.int64]] | None]:
     if len(inputs) < 2:
         raise ValidationError("an intersection needs at least two inputs")
-    tables = [shuffle(ctx, _as_shared(ctx, inp)) for inp in inputs]
+    tables = [mpc.shuffle(ctx, [_as_shared(ctx, inp)])[0] for inp in inputs]
     opened: list[U64 | None] = []
     for t in tables:
         got = mpc.reveal_to(ctx, t[:, :_TAG_COLS], MATCHER)
