@@ -181,7 +181,7 @@ def main() -> None:
             operator.close()
             owner.close()
             node.stop()
-        peer = f"duckdb {duckdb.__version__} CSV->Parquet (unencrypted, in-process file)"
+        peer = f"duckdb {duckdb.__version__} COPY CSV->Parquet (unencrypted, own process)"
         mib = size / 2**20
         note = (f"{mib:.0f} MiB CSV, 10 columns; end to end over loopback HTTP incl. client "
                 f"hash, parse, Parquet, AES-256-GCM, Merkle root, fsync, SQLite; node peak "

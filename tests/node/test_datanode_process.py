@@ -39,6 +39,7 @@ POLICY = {"allowed_programs": ["mean"], "allowed_columns": ["age"],
 class NodeProcess:
     def __init__(self, config: Path) -> None:
         self.config = config
+        self.log = ""
         self.proc = subprocess.Popen(
             [METIS, "node", "start", "--config", str(config)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ},
@@ -75,7 +76,10 @@ class NodeProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout=20)
+            rc = self.proc.wait(timeout=20)
+            if self.proc.stderr is not None:
+                self.log = self.proc.stderr.read().decode(errors="replace")
+            return rc
         finally:
             for f in (self.proc.stdout, self.proc.stderr):
                 if f is not None:
@@ -172,6 +176,12 @@ def test_add_host_list_policy_revoke_and_restart(node_config: Path, tmp_path: Pa
     with again.client(_operator_key(node_config)) as op:
         assert len(op.audit(limit=1000)) > audit_before
     assert again.stop() == 0
+    # no key material in the node's logs
+    cfg = load_data_node_config(node_config)
+    secrets_hex = [cfg.node_key_path.read_text().strip(), cfg.master_key_path.read_bytes().hex()]
+    for log in (node.log, again.log):
+        assert "listening on" in log and not any(k in log for k in secrets_hex)
+    assert "stored: 3000 rows" in node.log
     # the data itself survived: read it back through a policy-checked task
     dn = DataNode(load_data_node_config(node_config))
     try:
