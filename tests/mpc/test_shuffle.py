@@ -17,7 +17,7 @@ from metisnet.crypto.bitslice import n_words
 from metisnet.crypto.fixedpoint import FixedPoint
 from metisnet.errors import ShapeError, ValidationError
 from metisnet.mpc import MpcContext
-from metisnet.mpc.shuffle import quicksort_levels, shuffle, shuffle_sort
+from metisnet.mpc.shuffling import quicksort_levels, shuffle, shuffle_sort
 from metisnet.net.channel import InMemoryNetwork
 
 F = FixedPoint(16)

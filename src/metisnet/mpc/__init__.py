@@ -66,6 +66,13 @@ Sorting (:mod:`metisnet.mpc.sort`; bitonic network, 10 rounds per layer)::
 
     sort(ctx, keys, payload=(), descending=False) -> (sorted keys, [payload columns])
     argsort(ctx, keys) -> shared permutation
+
+Shuffling and fast sorting (:mod:`metisnet.mpc.shuffling`; semi-honest mode only)::
+
+    shuffle(ctx, [columns]) -> columns, rows permuted together       3 rnd, 16 B per element
+    shuffle_sort(ctx, keys, payload=(), descending=False) -> (keys, [payload])  stable;
+        shuffle, then quicksort with revealed comparisons on distinct keys (Hamada et al.,
+        ICISC 2012): 3 + 9 L rounds (L ~ 2.5-3 log2 n), ~1.4 n log2 n comparisons
 """
 
 from metisnet.mpc.arith import (
@@ -105,6 +112,7 @@ from metisnet.mpc.compare import (
 from metisnet.mpc.context import PARTIES, MpcContext
 from metisnet.mpc.nonlinear import divide, exp, log, reciprocal, sigmoid, sqrt
 from metisnet.mpc.shares import RING_BITS, SharedArray, SharedBits
+from metisnet.mpc.shuffling import shuffle, shuffle_sort
 
 __all__ = [
     "PARTIES",
@@ -147,6 +155,8 @@ __all__ = [
     "select_many",
     "share",
     "share_pair",
+    "shuffle",
+    "shuffle_sort",
     "sigmoid",
     "sign",
     "sqrt",
