@@ -95,7 +95,7 @@ class StreamedBody(io.RawIOBase):
                 return 0
             self._pull()
         take = min(len(out), len(self._buf) - self._off)
-        out[:take] = self._buf[self._off : self._off + take]
+        out[:take] = memoryview(self._buf)[self._off : self._off + take]
         self._off += take
         return take
 

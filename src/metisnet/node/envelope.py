@@ -153,6 +153,6 @@ class EnvelopeReader(io.RawIOBase):
                 return 0
             self._next_chunk()
         take = min(len(out), len(self._plain) - self._plain_off)
-        out[:take] = self._plain[self._plain_off : self._plain_off + take]
+        out[:take] = memoryview(self._plain)[self._plain_off : self._plain_off + take]
         self._plain_off += take
         return take
