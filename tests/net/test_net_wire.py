@@ -140,13 +140,13 @@ def test_oversized_header_refused() -> None:
 
 
 def test_wrong_version_refused() -> None:
-    h = _header([VERSION + 1, KIND_DATA, b"s", "t", "<u8", [1]])
+    h = _header([VERSION + 1, KIND_DATA, b"s", "t", 0, "<u8", [1]])
     with pytest.raises(WireError, match="unsupported wire version"):
         FrameDecoder().feed(_frame(h, bytes(8)))
 
 
 def test_bad_magic_refused() -> None:
-    h = _header([VERSION, KIND_DATA, b"s", "t", "<u8", [1]])
+    h = _header([VERSION, KIND_DATA, b"s", "t", 0, "<u8", [1]])
     with pytest.raises(WireError, match="magic"):
         FrameDecoder().feed(_frame(h, bytes(8), magic=b"XX"))
 
@@ -154,24 +154,26 @@ def test_bad_magic_refused() -> None:
 @pytest.mark.parametrize(
     ("fields", "payload", "message"),
     [
-        ([VERSION, 9, b"s", "t", "<u8", [1]], 8, "kind"),
-        ([True, KIND_DATA, b"s", "t", "<u8", [1]], 8, "version"),
-        ([VERSION, KIND_DATA, "s", "t", "<u8", [1]], 8, "session id"),
-        ([VERSION, KIND_DATA, b"s" * 65, "t", "<u8", [1]], 8, "msgpack|session"),
-        ([VERSION, KIND_DATA, b"s", "t" * 200, "<u8", [1]], 8, "tag|msgpack"),
-        ([VERSION, KIND_DATA, b"s", "t\x00", "<u8", [1]], 8, "non-printable"),
-        ([VERSION, KIND_DATA, b"s", 5, "<u8", [1]], 8, "tag must be a string"),
-        ([VERSION, KIND_DATA, b"s", "t", "|O", [1]], 8, "not allowed"),
-        ([VERSION, KIND_DATA, b"s", "t", ">u8", [1]], 8, "not allowed"),
-        ([VERSION, KIND_DATA, b"s", "t", "<U4", [1]], 16, "not allowed"),
-        ([VERSION, KIND_DATA, b"s", "t", "<u8", [-1]], 8, "invalid dimension"),
-        ([VERSION, KIND_DATA, b"s", "t", "<u8", [1.0]], 8, "invalid dimension"),
-        ([VERSION, KIND_DATA, b"s", "t", "<u8", [2]], 8, "needs 16 bytes"),
-        ([VERSION, KIND_DATA, b"s", "t", "<u8", [1] * 9], 8, "msgpack|shape"),
-        ([VERSION, KIND_DATA, b"s", "t", "<u8", 1], 8, "shape"),
-        ([VERSION, KIND_PING, b"s", "t", "|u1", [3]], 3, "ping"),
-        ([VERSION, KIND_DATA, b"s", "t", "<u8"], 8, "6 fields"),
-        ({"v": 1}, 8, "msgpack|6 fields"),
+        ([VERSION, 9, b"s", "t", 0, "<u8", [1]], 8, "kind"),
+        ([True, KIND_DATA, b"s", "t", 0, "<u8", [1]], 8, "version"),
+        ([VERSION, KIND_DATA, "s", "t", 0, "<u8", [1]], 8, "session id"),
+        ([VERSION, KIND_DATA, b"s" * 65, "t", 0, "<u8", [1]], 8, "msgpack|session"),
+        ([VERSION, KIND_DATA, b"s", "t" * 200, 0, "<u8", [1]], 8, "tag|msgpack"),
+        ([VERSION, KIND_DATA, b"s", "t\x00", 0, "<u8", [1]], 8, "non-printable"),
+        ([VERSION, KIND_DATA, b"s", 5, 0, "<u8", [1]], 8, "tag must be a string"),
+        ([VERSION, KIND_DATA, b"s", "t", 0, "|O", [1]], 8, "not allowed"),
+        ([VERSION, KIND_DATA, b"s", "t", 0, ">u8", [1]], 8, "not allowed"),
+        ([VERSION, KIND_DATA, b"s", "t", 0, "<U4", [1]], 16, "not allowed"),
+        ([VERSION, KIND_DATA, b"s", "t", 0, "<u8", [-1]], 8, "invalid dimension"),
+        ([VERSION, KIND_DATA, b"s", "t", 0, "<u8", [1.0]], 8, "invalid dimension"),
+        ([VERSION, KIND_DATA, b"s", "t", 0, "<u8", [2]], 8, "needs 16 bytes"),
+        ([VERSION, KIND_DATA, b"s", "t", 0, "<u8", [1] * 9], 8, "msgpack|shape"),
+        ([VERSION, KIND_DATA, b"s", "t", 0, "<u8", 1], 8, "shape"),
+        ([VERSION, KIND_PING, b"s", "t", 0, "|u1", [3]], 3, "ping"),
+        ([VERSION, KIND_DATA, b"s", "t", 0, "<u8"], 8, "7 fields"),
+        ([VERSION, KIND_DATA, b"s", "t", -1, "<u8", [1]], 8, "sequence"),
+        ([VERSION, KIND_DATA, b"s", "t", 2**63, "<u8", [1]], 8, "sequence"),
+        ({"v": 1}, 8, "msgpack|7 fields"),
     ],
 )
 def test_invalid_header_fields_refused(fields, payload, message) -> None:
@@ -180,13 +182,13 @@ def test_invalid_header_fields_refused(fields, payload, message) -> None:
 
 
 def test_ext_types_and_garbage_msgpack_refused() -> None:
-    ext = msgpack.packb([VERSION, msgpack.ExtType(5, b"x"), b"", "", "|u1", [0]])
+    ext = msgpack.packb([VERSION, msgpack.ExtType(5, b"x"), b"", "", 0, "|u1", [0]])
     with pytest.raises(WireError):
         decode_header(ext, 0)
     with pytest.raises(WireError, match="not valid msgpack"):
         decode_header(b"\xc1\xc1\xc1", 0)
     with pytest.raises(WireError, match="not valid msgpack"):
-        decode_header(_header([VERSION, 0, b"", "", "|u1", [0]]) + b"\x00", 0)
+        decode_header(_header([VERSION, 0, b"", "", 0, "|u1", [0]]) + b"\x00", 0)
 
 
 def test_encoder_refuses_what_the_wire_cannot_carry() -> None:

@@ -83,6 +83,7 @@ _RAW_BUF: Final = 1 << 20  # socket reads of up to this many bytes
 _CHUNK: Final = 1 << 20  # large payloads are encrypted and written in chunks of this size
 _IDLE_SLICE: Final = 0.25  # longest single wait of a thread driving I/O
 _BUSY_SLICE: Final = 0.002  # ... when another thread holds some connection's token
+_PARKED_SLICE: Final = 0.02  # ... when every readable connection waits for a full session
 _IDLE_PERIOD: Final = 0.05  # how often the background reader looks at idle connections
 _CLOSED_MEMORY: Final = 4096  # closed session ids remembered (late frames are dropped)
 
@@ -103,6 +104,8 @@ class EndpointConfig:
     session_buffer: int = 512 << 20
     #: sessions a peer may send to before they are opened here
     pending_sessions: int = 64
+    #: the node with the larger id dials too if no connection came within this (seconds)
+    dial_grace: float = 1.0
     #: first and longest pause between dial attempts (seconds)
     backoff_initial: float = 0.05
     backoff_max: float = 2.0
@@ -118,33 +121,40 @@ class EndpointConfig:
 
 @dataclass
 class _Inbox:
-    """What has arrived for one session, keyed by (peer node id, tag); bounded."""
+    """What has arrived for one session, keyed by (peer node id, tag), in sequence order.
+
+    Bounded by ``capacity`` bytes, except that the frame a reader waits for next (the next
+    sequence number of its key) is always admitted, so reordering cannot wedge a session.
+    """
 
     capacity: int
     cond: threading.Condition = field(default_factory=threading.Condition)
-    queues: dict[tuple[NodeId, str], deque[NDArray[Any]]] = field(default_factory=dict)
+    queues: dict[tuple[NodeId, str], dict[int, NDArray[Any]]] = field(default_factory=dict)
+    next_seq: dict[tuple[NodeId, str], int] = field(default_factory=dict)
     buffered: int = 0
     error: BaseException | None = None
     peer_errors: dict[NodeId, BaseException] = field(default_factory=dict)
     closed: bool = False
 
-    def put(self, peer: NodeId, tag: str, arr: NDArray[Any], wait: float) -> bool:
-        """Queue ``arr``; block while full. False if the session failed or closed."""
+    def put(self, peer: NodeId, tag: str, seq: int, arr: NDArray[Any]) -> bool:
+        """Queue ``arr`` unless the inbox is full (then False: the caller holds on to it).
+
+        An empty inbox always takes a frame, however large (the frame cap bounds it); a
+        failed or closed session swallows frames. A repeated sequence number is a
+        protocol violation by the peer (WireError).
+        """
         n = arr.nbytes
-        deadline = time.monotonic() + wait
+        key = (peer, tag)
         with self.cond:
-            while (self.buffered and self.buffered + n > self.capacity
-                   and not self.closed and self.error is None):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self.fail(NetworkError(
-                        f"session receive buffer ({self.capacity} bytes) stayed full for "
-                        f"{wait:g} s: the session is not reading what peers send"))
-                    return False
-                self.cond.wait(left)
             if self.closed or self.error is not None:
+                return True
+            expected = self.next_seq.get(key, 0)
+            q = self.queues.get(key)
+            if seq < expected or (q is not None and seq in q):
+                raise WireError(f"repeated message {tag!r} (sequence number {seq})")
+            if seq != expected and self.buffered and self.buffered + n > self.capacity:
                 return False
-            self.queues.setdefault((peer, tag), deque()).append(arr)
+            self.queues.setdefault(key, {})[seq] = arr
             self.buffered += n
             self.cond.notify_all()
             return True
@@ -154,10 +164,12 @@ class _Inbox:
         key = (peer, tag)
         with self.cond:
             q = self.queues.get(key)
-            if q:
-                arr = q.popleft()
+            seq = self.next_seq.get(key, 0)
+            if q and seq in q:
+                arr = q.pop(seq)
                 if not q:
                     del self.queues[key]
+                self.next_seq[key] = seq + 1
                 self.buffered -= arr.nbytes
                 self.cond.notify_all()
                 return arr
@@ -171,8 +183,9 @@ class _Inbox:
 
     def ready(self, peer: NodeId, tag: str) -> bool:
         """Whether ``take`` would return or raise rather than return None."""
-        return (bool(self.queues.get((peer, tag))) or self.error is not None
-                or peer in self.peer_errors or self.closed)
+        q = self.queues.get((peer, tag))
+        return ((q is not None and self.next_seq.get((peer, tag), 0) in q)
+                or self.error is not None or peer in self.peer_errors or self.closed)
 
     def fail(self, exc: BaseException, peer: NodeId | None = None) -> None:
         with self.cond:
@@ -215,6 +228,8 @@ class TlsChannel:
         self._stats = ChannelStats()
         self._rounds = _RoundCounter(self._stats)
         self._closed = False
+        self._limits = endpoint.config.limits()
+        self._seq: dict[tuple[int, str], int] = {}
 
     @property
     def party(self) -> int:
@@ -249,10 +264,12 @@ class TlsChannel:
         err = self._inbox.error
         if err is not None:
             raise _again(err)
-        head, arr = encode_head(self._session, tag, np.asarray(array),
-                                limits=self._ep.config.limits())
+        seq = self._seq.get((peer, tag), 0)
+        head, arr = encode_head(self._session, tag, np.asarray(array), seq=seq,
+                                limits=self._limits)
         conn = self._ep._connection(node, self._timeout)
         conn.send(head, arr)
+        self._seq[(peer, tag)] = seq + 1
         self._rounds.on_send(0 if arr is None else arr.nbytes)
 
     def recv(self, peer: int, tag: str, timeout: float | None = None) -> NDArray[Any]:
@@ -324,13 +341,31 @@ class _Connection:
         self._header: Header | None = None
         self._arr: NDArray[Any] | None = None
         self._target: memoryview | None = None
+        #: a decoded frame its session had no room for; nothing more is read until it fits
+        self.parked: tuple[bytes, str, int, NDArray[Any]] | None = None
 
     # ---- receiving (token held)
 
+    def unpark(self) -> bool:
+        """Try to hand over the parked frame; True if nothing is parked any more."""
+        if self.parked is not None and self._ep._deliver(self, *self.parked):
+            self.parked = None
+        return self.parked is None
+
+    def buffered(self) -> bool:
+        """Whether TLS holds received bytes not decoded yet (left by the handshake)."""
+        with self.tls_lock:
+            return self._inc.pending > 0 or self._tls.pending() > 0
+
     def pump(self) -> None:
-        """Read and decode everything available now; deliver whole frames. Non-blocking."""
-        while True:
-            self._decrypt_available()
+        """Read and decode everything available now; deliver whole frames. Non-blocking.
+
+        Stops reading while a frame is parked (its session is full): TCP flow control then
+        holds the sender back, which is the backpressure.
+        """
+        while self.unpark():
+            if not self._decrypt_available():
+                return
             try:
                 n = self.sock.recv_into(self._rawview)
             except (BlockingIOError, InterruptedError):
@@ -339,6 +374,7 @@ class _Connection:
                 raise _Eof
             with self.tls_lock:
                 self._inc.write(self._rawview[:n])
+        return
 
     def _dest(self) -> memoryview:
         if self._stage == 2 and self._target is not None:
@@ -346,14 +382,15 @@ class _Connection:
         base = 0 if self._stage == 0 else PREFIX_SIZE
         return self._hview[base + self._got:base + self._want]
 
-    def _decrypt_available(self) -> None:
+    def _decrypt_available(self) -> bool:
+        """Decode what TLS has buffered; False if a frame got parked."""
         while True:
             dest = self._dest()
             with self.tls_lock:
                 try:
                     k = cast(int, self._tls.read(len(dest), dest))
                 except ssl.SSLWantReadError:
-                    return
+                    return True
                 except ssl.SSLZeroReturnError:
                     raise _Eof from None
             if k == 0:
@@ -361,6 +398,8 @@ class _Connection:
             self._got += k
             if self._got == self._want:
                 self._advance()
+                if self.parked is not None:
+                    return False
 
     def _advance(self) -> None:
         if self._stage == 0:
@@ -385,7 +424,9 @@ class _Connection:
         self._stage, self._want, self._got = 0, PREFIX_SIZE, 0
         self._header = self._arr = self._target = None
         if header is not None and arr is not None and header.kind == KIND_DATA:
-            self._ep._deliver(self, header.session, header.tag, arr)
+            frame = (header.session, header.tag, header.seq, arr)
+            if not self._ep._deliver(self, *frame):
+                self.parked = frame
 
     # ---- sending
 
@@ -462,7 +503,8 @@ class Endpoint:
         self._addresses: dict[NodeId, tuple[str, int]] = {}
         self._ctx = TlsContexts(tls)
         self._lock = threading.Condition()
-        self._conns: dict[NodeId, _Connection] = {}
+        self._conns: dict[NodeId, _Connection] = {}  # the connection sends go over
+        self._spare: list[_Connection] = []  # older live connections, still read
         self._dialling: dict[NodeId, float] = {}  # peer -> dial wanted until (monotonic)
         self._inboxes: dict[bytes, _Inbox] = {}
         self._members: dict[bytes, tuple[NodeId, ...]] = {}
@@ -579,12 +621,12 @@ class Endpoint:
         if inbox is not None:
             inbox.close()
 
-    def _deliver(self, conn: _Connection, session_id: bytes, tag: str,
-                 arr: NDArray[Any]) -> None:
-        """Route one frame to its session inbox (may block: backpressure)."""
+    def _deliver(self, conn: _Connection, session_id: bytes, tag: str, seq: int,
+                 arr: NDArray[Any]) -> bool:
+        """Route one frame to its session inbox; False if the inbox is full."""
         with self._lock:
             if session_id in self._closed_set:
-                return
+                return True
             inbox = self._inboxes.get(session_id)
             if inbox is None:
                 if len(self._pending) >= self.config.pending_sessions:
@@ -595,7 +637,7 @@ class Endpoint:
             members = self._members.get(session_id)
         if members is not None and conn.peer not in members:
             raise WireError(f"{conn.peer} sent to a session it is not a member of")
-        inbox.put(conn.peer, tag, arr, self.config.send_timeout)
+        return inbox.put(conn.peer, tag, seq, arr)
 
     # ---- the I/O engine
 
@@ -608,8 +650,7 @@ class Endpoint:
         connections while waiting keeps every peer's sends flowing, so a ring of parties
         that all send before they receive cannot deadlock.
         """
-        with self._lock:
-            conns = [c for c in self._conns.values() if c.alive]
+        conns = self._readable()
         held = [c for c in conns if c.token.acquire(blocking=False)]
         try:
             if until is not None and until():
@@ -617,19 +658,28 @@ class Endpoint:
             poller = select.poll()
             by_fd: dict[int, _Connection] = {}
             for c in held:
+                if c.unpark() and c.buffered():  # bytes a socket poll would not announce
+                    self._pump(c)
+                if c.parked is not None or not c.alive:  # a full session: do not read it
+                    if c is write:
+                        poller.register(c.fd, select.POLLOUT)
+                    continue
                 mask = select.POLLIN
                 if c is write:
                     mask |= select.POLLOUT
                 poller.register(c.fd, mask)
                 by_fd[c.fd] = c
+            if until is not None and until():
+                return
             if write is not None and write not in held:
                 poller.register(write.fd, select.POLLOUT)
+            elif write is None and not by_fd:  # others are reading, or every session is full
+                pause = _BUSY_SLICE if len(held) < len(conns) else _PARKED_SLICE
+                with self._lock:
+                    self._lock.wait(min(max(deadline - time.monotonic(), 0.0), pause))
+                return
             slice_s = _BUSY_SLICE if len(held) < len(conns) else _IDLE_SLICE
             wait = min(max(deadline - time.monotonic(), 0.0), slice_s)
-            if not by_fd and write is None:
-                with self._lock:
-                    self._lock.wait(wait)
-                return
             for fd, ev in poller.poll(wait * 1000.0):
                 ready = by_fd.get(fd)
                 if ready is not None and ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
@@ -637,6 +687,10 @@ class Endpoint:
         finally:
             for c in held:
                 c.token.release()
+
+    def _readable(self) -> list[_Connection]:
+        with self._lock:
+            return [c for c in (*self._conns.values(), *self._spare) if c.alive]
 
     def _pump(self, conn: _Connection) -> None:
         """Run ``conn.pump`` (token held); a failure closes the connection, never raises."""
@@ -660,10 +714,14 @@ class Endpoint:
             if not conn.alive:
                 return
             conn.alive = False
-            if self._conns.get(conn.peer) is conn:
-                del self._conns[conn.peer]
-            inboxes = [self._inboxes[s] for s, m in self._members.items()
-                       if conn.peer in m and s in self._inboxes]
+            inboxes = []
+            if conn in self._spare:  # a superseded duplicate: its sessions use the other
+                self._spare.remove(conn)
+            else:
+                if self._conns.get(conn.peer) is conn:
+                    del self._conns[conn.peer]
+                inboxes = [self._inboxes[s] for s, m in self._members.items()
+                           if conn.peer in m and s in self._inboxes]
             self._lock.notify_all()
         if not self._closing:
             log.info("connection to %s closed: %s", conn.peer, err)
@@ -685,9 +743,7 @@ class Endpoint:
         """
         while not self._closing:
             time.sleep(_IDLE_PERIOD)
-            with self._lock:
-                conns = [c for c in self._conns.values() if c.alive]
-            for c in conns:
+            for c in self._readable():
                 if c.token.acquire(blocking=False):
                     try:
                         self._pump(c)
@@ -707,15 +763,20 @@ class Endpoint:
         return addr
 
     def _want_locked(self, peer: NodeId, wait: float) -> None:
-        """Make sure a connection to ``peer`` is being established (lock held)."""
-        if not self._dials(peer):
-            return  # the peer dials us
+        """Make sure a connection to ``peer`` is being established (lock held).
+
+        The node with the smaller id dials at once; the other waits ``dial_grace`` for
+        it (the peer may not have joined the session yet) and then dials as well. Should
+        both connections come up, both are kept: sends use the newer one, both are read,
+        and sequence numbers keep each (session, tag) stream in order.
+        """
         until = time.monotonic() + wait
         if peer in self._dialling:
             self._dialling[peer] = max(self._dialling[peer], until)
             return
         self._dialling[peer] = until
-        t = threading.Thread(target=self._dial_loop, args=(peer,), daemon=True,
+        delay = 0.0 if self._dials(peer) else self.config.dial_grace
+        t = threading.Thread(target=self._dial_loop, args=(peer, delay), daemon=True,
                              name=f"metis-dial-{peer[:10]}")
         t.start()
 
@@ -737,14 +798,15 @@ class Endpoint:
                 self._want_locked(peer, timeout)
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    how = "dialling" if self._dials(peer) else "waiting for it to dial us"
-                    raise PeerTimeout(f"no connection to {peer} within {timeout:g} s ({how})")
+                    raise PeerTimeout(f"no connection to {peer} within {timeout:g} s")
                 self._lock.wait(min(left, 0.5))
 
-    def _dial_loop(self, peer: NodeId) -> None:
+    def _dial_loop(self, peer: NodeId, delay: float) -> None:
         cfg = self.config
         pause = cfg.backoff_initial
         last_error = ""
+        if delay:
+            time.sleep(delay)
         while True:
             with self._lock:
                 until = self._dialling.get(peer, 0.0)
@@ -814,9 +876,9 @@ class Endpoint:
                 return
             old = self._conns.get(conn.peer)
             self._conns[conn.peer] = conn
+            if old is not None and old.alive:
+                self._spare.append(old)  # still read: frames may be in flight on it
             self._lock.notify_all()
-        if old is not None and old.alive:
-            self._fail(old, NetworkError(f"connection to {conn.peer} replaced by a new one"))
         log.info("connected to %s", conn.peer)
 
     def _fail_peer_sessions(self, peer: NodeId, err: BaseException) -> None:

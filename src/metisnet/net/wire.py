@@ -3,14 +3,17 @@
 A frame is::
 
     prefix   12 bytes   magic b"MN" | u16 header length | u64 payload length   (big endian)
-    header   msgpack    [version, kind, session id (bin), step tag (str), dtype (str), shape]
+    header   msgpack    [version, kind, session id (bin), step tag (str), seq (int),
+                         dtype (str), shape]
     payload  raw bytes  the array in C order, little endian, exactly prod(shape) * itemsize
 
 Nothing on the wire is ever unpickled. The header is decoded by msgpack with
 ``raw=False, strict_map_key=True``, no extension types and tight ``max_*_len`` limits, then
 every field is checked: the version, the kind, the session id length, the tag length and
-characters, the dtype against an allow-list, the shape's dimensions and that their product
-times the item size equals the payload length announced in the prefix. Frame and header
+characters, the sequence number (the n-th message under one tag from one sender in one
+session carries n, so order survives a change of connection), the dtype against an
+allow-list, the shape's dimensions and that their product times the item size equals the
+payload length announced in the prefix. Frame and header
 sizes are capped (:class:`WireLimits`) before a byte of either is buffered, so a peer cannot
 make a node allocate more than the caps. Every failure raises
 :class:`~metisnet.errors.WireError` with a message naming the field.
@@ -38,6 +41,7 @@ __all__ = [
     "KIND_DATA",
     "KIND_PING",
     "PREFIX_SIZE",
+    "SEQ_MAX",
     "SESSION_ID_MAX",
     "TAG_MAX",
     "VERSION",
@@ -65,6 +69,8 @@ PREFIX_SIZE: Final = _PREFIX.size  # 12
 #: Longest session id and step tag accepted (bytes / characters).
 SESSION_ID_MAX: Final = 64
 TAG_MAX: Final = 128
+#: Largest sequence number.
+SEQ_MAX: Final = (1 << 63) - 1
 
 #: dtypes allowed on the wire, as little-endian numpy type strings.
 DTYPES: Final = frozenset(
@@ -94,6 +100,7 @@ class Header:
     kind: int
     session: bytes
     tag: str
+    seq: int
     dtype: np.dtype[Any]
     shape: tuple[int, ...]
 
@@ -133,6 +140,7 @@ def encode_head(
     tag: str,
     array: NDArray[Any] | None,
     *,
+    seq: int = 0,
     kind: int = KIND_DATA,
     limits: WireLimits | None = None,
 ) -> tuple[bytes, NDArray[Any] | None]:
@@ -147,6 +155,8 @@ def encode_head(
     _check_tag(tag)
     if kind not in KINDS:
         raise WireError(f"unknown frame kind {kind}")
+    if not 0 <= seq <= SEQ_MAX:
+        raise WireError(f"sequence number outside 0..{SEQ_MAX}")
     shape: tuple[int, ...]
     if array is None:
         dtype_str, shape, arr, nbytes = "|u1", (0,), None, 0
@@ -158,17 +168,17 @@ def encode_head(
         nbytes = arr.nbytes
     if nbytes > lim.max_payload:
         raise WireError(f"array of {nbytes} bytes exceeds the frame cap of {lim.max_payload}")
-    header = msgpack.packb([VERSION, kind, session, tag, dtype_str, list(shape)],
+    header = msgpack.packb([VERSION, kind, session, tag, seq, dtype_str, list(shape)],
                            use_bin_type=True)
     if len(header) > lim.max_header:
         raise WireError(f"header of {len(header)} bytes exceeds the cap of {lim.max_header}")
     return _PREFIX.pack(_MAGIC, len(header), nbytes) + header, arr
 
 
-def encode_frame(session: bytes, tag: str, array: NDArray[Any] | None, *,
+def encode_frame(session: bytes, tag: str, array: NDArray[Any] | None, *, seq: int = 0,
                  kind: int = KIND_DATA, limits: WireLimits | None = None) -> bytes:
     """A whole frame as one bytes object (tests and small messages)."""
-    head, arr = encode_head(session, tag, array, kind=kind, limits=limits)
+    head, arr = encode_head(session, tag, array, seq=seq, kind=kind, limits=limits)
     return head if arr is None else head + arr.tobytes()
 
 
@@ -217,9 +227,9 @@ def decode_header(data: bytes | bytearray | memoryview, payload_len: int,
         raise
     except Exception as exc:  # msgpack raises several types on malformed input
         raise WireError(f"header is not valid msgpack: {type(exc).__name__}") from None
-    if not isinstance(obj, tuple) or len(obj) != 6:
-        raise WireError("header must be a msgpack array of 6 fields")
-    version, kind, session, tag, dtype_str, shape = obj
+    if not isinstance(obj, tuple) or len(obj) != 7:
+        raise WireError("header must be a msgpack array of 7 fields")
+    version, kind, session, tag, seq, dtype_str, shape = obj
     if type(version) is not int or version != VERSION:
         raise WireError(f"unsupported wire version {version!r} (this node speaks {VERSION})")
     if type(kind) is not int or kind not in KINDS:
@@ -227,6 +237,8 @@ def decode_header(data: bytes | bytearray | memoryview, payload_len: int,
     if not isinstance(session, bytes) or len(session) > SESSION_ID_MAX:
         raise WireError(f"session id must be bytes of at most {SESSION_ID_MAX}")
     _check_tag(tag)
+    if type(seq) is not int or not 0 <= seq <= SEQ_MAX:
+        raise WireError(f"sequence number {seq!r} outside 0..{SEQ_MAX}")
     if not isinstance(dtype_str, str) or dtype_str not in DTYPES:
         raise WireError(f"dtype {dtype_str!r} is not allowed; allowed: {sorted(DTYPES)}")
     if not isinstance(shape, tuple) or len(shape) > _MAX_NDIM:
@@ -242,7 +254,7 @@ def decode_header(data: bytes | bytearray | memoryview, payload_len: int,
         )
     if kind == KIND_PING and payload_len:
         raise WireError("a ping frame carries no payload")
-    return Header(kind, session, tag, dtype, shape)
+    return Header(kind, session, tag, seq, dtype, shape)
 
 
 class FrameDecoder:

@@ -1,0 +1,281 @@
+"""TLS endpoints in one process: delivery, sessions, pinning, failures, backpressure."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from metisnet.errors import NetworkError, PeerRefused, PeerTimeout, WireError
+from metisnet.net.channel import Channel, InMemoryNetwork
+from metisnet.net.endpoint import Endpoint, EndpointConfig
+from metisnet.net.identity import new_node_identity
+from metisnet.net.tls import TlsContexts, dial_tls
+from metisnet.net.trust import MemoryTrustStore
+from metisnet.net.wire import encode_frame
+
+SID = b"session-1"
+
+
+def _ids(eps: list[Endpoint]) -> list:
+    return [e.node_id for e in eps]
+
+
+def _ring_steps(chans: list, steps: int = 3) -> list[np.ndarray]:
+    got = []
+    for step in range(steps):
+        for c in chans:
+            c.send((c.party + 1) % c.parties, f"s{step}",
+                   np.arange(5, dtype=np.uint64) + c.party + step)
+        for c in chans:
+            got.append(c.recv((c.party - 1) % c.parties, f"s{step}", timeout=10))
+    return got
+
+
+def test_three_parties_exchange_and_count_like_the_in_memory_channel(make_endpoints) -> None:
+    eps, _ = make_endpoints(3)
+    chans = [e.session(SID, _ids(eps)) for e in eps]
+    assert all(isinstance(c, Channel) for c in chans)
+    got = _ring_steps(chans)
+    for k, arr in enumerate(got):
+        step, party = divmod(k, 3)
+        assert np.array_equal(arr, np.arange(5, dtype=np.uint64) + (party - 1) % 3 + step)
+    mem = [InMemoryNetwork(3).channel(i) for i in range(3)]
+    net = InMemoryNetwork(3)
+    mem = [net.channel(i) for i in range(3)]
+    _ring_steps(mem)
+    assert [c.stats for c in chans] == [c.stats for c in mem]
+    assert chans[0].stats.rounds == 3 and chans[0].stats.bytes_sent == 3 * 40
+
+
+def test_one_connection_per_pair_carries_many_sessions(make_endpoints) -> None:
+    eps, _ = make_endpoints(2)
+    sessions = [[e.session(f"s{k}".encode(), _ids(eps)) for e in eps] for k in range(4)]
+
+    def run(pair: list, k: int) -> None:
+        a, b = pair
+        for i in range(20):
+            a.send(1, "x", np.full(3, k * 100 + i, dtype=np.int64))
+            assert b.recv(0, "x", timeout=10)[0] == k * 100 + i
+            b.send(0, "y", np.full(2, -k, dtype=np.float64))
+            assert a.recv(1, "y", timeout=10)[0] == -k
+
+    threads = [threading.Thread(target=run, args=(p, k)) for k, p in enumerate(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    assert eps[0].connected_peers() == [eps[1].node_id]
+    assert eps[1].connected_peers() == [eps[0].node_id]
+
+
+def test_messages_sent_before_the_session_is_opened_are_kept(make_endpoints) -> None:
+    eps, _ = make_endpoints(2)
+    a = eps[0].session(SID, _ids(eps))
+    a.send(1, "early", np.arange(4, dtype=np.uint32).reshape(2, 2))
+    time.sleep(0.3)  # the receiver's background reader takes it in
+    b = eps[1].session(SID, _ids(eps))
+    assert np.array_equal(b.recv(0, "early", timeout=5), np.arange(4).reshape(2, 2))
+
+
+def test_large_arrays_both_ways_at_once_do_not_deadlock(make_endpoints) -> None:
+    eps, _ = make_endpoints(3)
+    chans = [e.session(SID, _ids(eps)) for e in eps]
+    big = [np.full(3 << 20, i, dtype=np.uint64) for i in range(3)]  # 24 MiB each
+
+    def party(c) -> None:
+        c.send((c.party + 1) % 3, "big", big[c.party])
+        c.send((c.party + 2) % 3, "big", big[c.party])
+        for p in ((c.party + 1) % 3, (c.party + 2) % 3):
+            x = c.recv(p, "big", timeout=30)
+            assert x.shape == big[p].shape and x[0] == p and x[-1] == p
+
+    threads = [threading.Thread(target=party, args=(c,)) for c in chans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert all(c.stats.bytes_received == 2 * big[0].nbytes for c in chans)
+
+
+def test_unpinned_peer_is_refused_before_any_payload(make_endpoints, caplog) -> None:
+    eps, _ = make_endpoints(2)
+    stranger = new_node_identity()
+    # the stranger trusts everyone, but nobody trusts the stranger
+    its_trust = MemoryTrustStore({e.node_id: e._ctx.identity.cert_hash for e in eps})
+    its_trust.pin(stranger.node_id, stranger.cert_hash)
+    target = eps[0]
+    with pytest.raises(PeerRefused):
+        dial_tls(TlsContexts(stranger.tls), its_trust, target.address, target.node_id, 5)
+    assert stranger.node_id not in target.connected_peers()
+    deadline = time.monotonic() + 3  # the acceptor logs from its handshake thread
+    while not any("not in the trust store" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "refusal was not logged"
+        time.sleep(0.02)
+
+
+def test_wrong_certificate_for_a_pinned_node_is_refused(make_endpoints) -> None:
+    eps, trust = make_endpoints(2)
+    impostor = new_node_identity()
+    # same node id as eps[1]? impossible without its key, so: a pinned id, a different cert
+    trust.pin(impostor.node_id, bytes(32))
+    with pytest.raises(PeerRefused):
+        dial_tls(TlsContexts(impostor.tls), trust, eps[0].address, eps[0].node_id, 5)
+    # and a dialler that finds someone else at the address refuses too
+    with pytest.raises(PeerRefused, match="answered"):
+        dial_tls(TlsContexts(eps[1]._ctx.identity), trust, eps[0].address, eps[1].node_id, 5)
+
+
+def test_session_with_an_unpinned_member_fails_clearly(make_endpoints) -> None:
+    eps, trust = make_endpoints(2)
+    trust.unpin(eps[1].node_id)
+    chans = [e.session(SID, _ids(eps), timeout=3) for e in eps]
+    t0 = time.monotonic()
+    with pytest.raises(NetworkError):
+        chans[0].send(1, "x", np.zeros(1))
+        chans[0].recv(1, "x")
+    assert time.monotonic() - t0 < 5
+
+
+def test_silent_peer_times_out_within_the_timeout(make_endpoints) -> None:
+    eps, _ = make_endpoints(2)
+    a = eps[0].session(SID, _ids(eps))
+    eps[1].session(SID, _ids(eps))
+    a.send(1, "hello", np.zeros(1))
+    t0 = time.monotonic()
+    with pytest.raises(PeerTimeout, match="no message 'reply'"):
+        a.recv(1, "reply", timeout=0.5)
+    assert 0.45 <= time.monotonic() - t0 < 2.0
+
+
+def test_vanished_peer_fails_the_session_quickly(make_endpoints) -> None:
+    eps, _ = make_endpoints(2)
+    a = eps[0].session(SID, _ids(eps))
+    b = eps[1].session(SID, _ids(eps))
+    a.send(1, "x", np.ones(2))
+    b.recv(0, "x", timeout=5)
+    b.send(0, "last words", np.ones(1))
+    eps[1].close()
+    t0 = time.monotonic()
+    assert a.recv(1, "last words", timeout=5)[0] == 1  # what arrived is still delivered
+    with pytest.raises(NetworkError) as info:
+        a.recv(1, "never", timeout=10)
+    assert not isinstance(info.value, PeerTimeout)
+    assert time.monotonic() - t0 < 3
+
+
+def test_reconnects_for_a_new_session_after_the_connection_dropped(make_endpoints) -> None:
+    eps, _ = make_endpoints(2, backoff_initial=0.01)
+    a = eps[0].session(b"one", _ids(eps))
+    b = eps[1].session(b"one", _ids(eps))
+    a.send(1, "x", np.ones(1))
+    b.recv(0, "x", timeout=5)
+    for e in eps:  # drop the link under both
+        for c in list(e._conns.values()):
+            e._fail(c, NetworkError("test drops the link"))
+    with pytest.raises(NetworkError):
+        a.recv(1, "y", timeout=2)
+    a2 = eps[0].session(b"two", _ids(eps))
+    b2 = eps[1].session(b"two", _ids(eps))
+    a2.send(1, "x", np.full(1, 7))
+    assert b2.recv(0, "x", timeout=10)[0] == 7
+    b2.send(0, "y", np.full(1, 8))
+    assert a2.recv(1, "y", timeout=10)[0] == 8
+
+
+def _authenticated_intruder(ep: Endpoint, trust: MemoryTrustStore):
+    """A pinned peer whose id sorts below ``ep``'s, so it may dial ``ep``."""
+    while True:
+        ident = new_node_identity()
+        if ident.node_id.lower() < ep.node_id.lower():
+            break
+    trust.pin(ident.node_id, ident.cert_hash)
+    link = dial_tls(TlsContexts(ident.tls), trust, ep.address, ep.node_id, 5)
+    return ident, link
+
+
+def _link_send(link, data: bytes) -> None:
+    link.tls.write(data)
+    link.sock.sendall(link.outgoing.read())
+
+
+def test_bad_frame_closes_that_connection_and_fails_its_session_only(make_endpoints,
+                                                                    caplog) -> None:
+    eps, trust = make_endpoints(2)
+    ident, link = _authenticated_intruder(eps[0], trust)
+    bad = eps[0].session(b"bad", [eps[0].node_id, ident.node_id], timeout=5)
+    good = [e.session(b"good", _ids(eps)) for e in eps]
+    _link_send(link, encode_frame(b"bad", "ok", np.ones(2, dtype=np.uint64)))
+    assert bad.recv(1, "ok")[1] == 1
+    _link_send(link, b"MN\x00\x05" + bytes(8) + b"\xc1\xc1\xc1\xc1\xc1")  # garbage header
+    with pytest.raises(WireError, match="rejected"):
+        bad.recv(1, "next")
+    assert any("bad frame" in r.getMessage() for r in caplog.records)
+    good[0].send(1, "still", np.arange(3))  # the node and its other sessions carry on
+    assert np.array_equal(good[1].recv(0, "still", timeout=5), np.arange(3))
+
+
+def test_oversized_frame_is_refused_from_its_prefix(make_endpoints) -> None:
+    eps, trust = make_endpoints(1, max_payload=1 << 16)
+    ident, link = _authenticated_intruder(eps[0], trust)
+    chan = eps[0].session(b"s", [eps[0].node_id, ident.node_id], timeout=5)
+    _link_send(link, b"MN\x00\x10" + (1 << 40).to_bytes(8, "big"))
+    with pytest.raises(WireError, match="frame cap"):
+        chan.recv(1, "x")
+
+
+def test_sender_to_a_peer_that_never_reads_fails_with_peer_timeout(make_endpoints) -> None:
+    eps, trust = make_endpoints(1, send_timeout=1.0)
+    ident, link = _authenticated_intruder(eps[0], trust)  # connected, never reads
+    chan = eps[0].session(b"s", [eps[0].node_id, ident.node_id], timeout=5)
+    t0 = time.monotonic()
+    with pytest.raises(PeerTimeout, match="stalled"):
+        for _ in range(64):
+            chan.send(1, "flood", np.zeros(1 << 20, dtype=np.uint64))
+    assert time.monotonic() - t0 < 10
+    link.sock.close()
+
+
+def test_full_session_buffer_holds_the_sender_back_until_it_times_out(make_endpoints) -> None:
+    eps, _ = make_endpoints(2, session_buffer=1 << 20, send_timeout=1.0)
+    a = eps[0].session(SID, _ids(eps))
+    b = eps[1].session(SID, _ids(eps))
+    chunk = np.zeros(1 << 16, dtype=np.uint64)  # 512 KiB
+    for _ in range(6):  # more than the session buffer: fine while the receiver drains
+        a.send(1, "data", chunk)
+    for _ in range(6):
+        assert b.recv(0, "data", timeout=5).nbytes == chunk.nbytes
+    assert eps[1]._inboxes[SID].buffered == 0
+    t0 = time.monotonic()
+    with pytest.raises(PeerTimeout, match="stalled"):  # now b's session never reads
+        for _ in range(200):
+            a.send(1, "data", chunk)
+    assert time.monotonic() - t0 < 10
+    assert eps[1]._inboxes[SID].buffered <= 1 << 20  # the receiver stayed within its bound
+
+
+def test_invalid_use_is_refused(make_endpoints) -> None:
+    eps, _ = make_endpoints(2)
+    with pytest.raises(ValueError, match="appear once"):
+        eps[0].session(SID, [eps[1].node_id, new_node_identity().node_id])
+    c = eps[0].session(SID, _ids(eps))
+    with pytest.raises(ValueError, match="already used"):
+        eps[0].session(SID, _ids(eps))
+    with pytest.raises(ValueError, match="invalid peer"):
+        c.send(0, "self", np.zeros(1))
+    c.close()
+    with pytest.raises(NetworkError, match="closed"):
+        c.recv(1, "x")
+    with pytest.raises(ValueError, match="already used"):
+        eps[0].session(SID, _ids(eps))
+
+
+def test_endpoint_config_is_frozen_and_typed() -> None:
+    cfg = EndpointConfig(port=0, timeout=1.5)
+    with pytest.raises(AttributeError):
+        cfg.timeout = 3  # type: ignore[misc]
+    assert cfg.limits().max_payload == 1 << 30
