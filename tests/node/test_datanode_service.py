@@ -283,3 +283,31 @@ def test_check_decides_without_recording(data_node_factory: Factory) -> None:
         node.check(TaskRequest(rec.id, OWNER.address, "mean", ("age",), 3))
     assert exc.value.rule == "min_group_size"
     assert node.get_dataset(rec.id).uses == 0 and node.list_tasks(node.node_id) == []
+
+
+def test_hosted_parquet_with_declared_schema(data_node_factory: Factory) -> None:
+    node = data_node_factory()
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"k": [1, 2, 3, 4], "v": [0.5, 1.5, 2.5, 3.5]}), buf)
+    rec = node.host_dataset(io.BytesIO(_envelope(node.public_key, buf.getvalue())),
+                            owner=OWNER.address, name="hpq", fmt="parquet",
+                            schema=(("k", "int64"), ("v", "float64")))
+    assert rec.hosted and rec.row_count == 4 and rec.source_format == "parquet"
+    assert _stored_files(node) == [node.datasets_dir / rec.file_name]  # no spool left
+
+
+def test_node_info_command(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from metisnet.cli import main
+
+    cfg = tmp_path / "data.toml"
+    cfg.write_text(f'[node]\ndata_dir = "{tmp_path / "d"}"\nport = 8123\n')
+    first = CliRunner().invoke(main, ["node", "info", "--config", str(cfg)])
+    again = CliRunner().invoke(main, ["node", "info", "--config", str(cfg)])
+    assert first.exit_code == 0 and first.output == again.output  # the key persists
+    assert "http://127.0.0.1:8123" in first.output and "node_id     0x" in first.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[node]\nprot = 1\n")
+    result = CliRunner().invoke(main, ["node", "start", "--config", str(bad)])
+    assert result.exit_code != 0 and "unknown config key" in str(result.exception)
