@@ -45,6 +45,7 @@ def test_add_csv_with_inferred_schema_and_read_columns(data_node_factory: Factor
     assert len(rec.commitment) == 32 and len(rec.schema_hash) == 32
     assert node.registrar.is_active(bytes.fromhex(rec.id[2:]))
     sealed = (node.datasets_dir / rec.file_name).read_bytes()
+    assert rec.sealed_bytes == len(sealed)
     assert b"income" not in sealed and b"c3\n" not in sealed  # encrypted at rest
     node.set_policy(rec.id, node.node_id, _open_policy())
     task = node.request_task(OWNER.address, rec.id, program="mean", columns=["age", "income"],

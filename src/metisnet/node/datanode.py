@@ -257,7 +257,7 @@ class DataNode:
             schema=result.schema, schema_hash=schema_hash(result.schema),
             row_count=result.rows, commitment=seal.merkle_root, salt=salt,
             wrapped_key=wrap_key(self._master, data_key, ident), file_name=file_name,
-            sealed_bytes=seal.sealed_bytes + 41, plaintext_bytes=seal.plaintext_bytes,
+            sealed_bytes=seal.sealed_bytes, plaintext_bytes=seal.plaintext_bytes,
             policy=policy, policy_hash=policy.hash(), status="pending", uses=0,
             created_at=now, updated_at=now,
         )
