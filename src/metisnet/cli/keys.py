@@ -32,9 +32,12 @@ def _password(password: str | None, confirm: bool) -> str:
 @click.option("--password", default=None,
               help=f"keystore password (default: ${PASSWORD_ENV}, else a prompt)")
 @click.option("--force", is_flag=True, help="overwrite an existing keystore")
-def new(out: Path, password: str | None, force: bool) -> None:
+@click.option("--scrypt-n", type=int, default=None, hidden=True,
+              help="scrypt cost (tests only; the default is the keystore standard's)")
+def new(out: Path, password: str | None, force: bool, scrypt_n: int | None) -> None:
     """Create a node key and TLS certificate; print the node id and certificate pin."""
-    ident = create_node_files(out, _password(password, confirm=True), overwrite=force)
+    ident = create_node_files(out, _password(password, confirm=True), overwrite=force,
+                              scrypt_n=scrypt_n)
     click.echo(f"node id:     {ident.node_id}")
     click.echo(f"cert sha256: {ident.cert_hash.hex()}")
     click.echo(f"keystore:    {out}")
