@@ -19,6 +19,9 @@ What evidence can prove (:func:`proven_suspects`), and why no more:
   evidence names the *pair*, and a pair must never be slashed.
 * **equivocation**: one party signed two different digests for the same item (e.g. told
   its two peers different things). That pins the signer alone: slashable.
+* a disagreement on a ``dealt:`` item (the key ``k_all`` party 0 deals to both others):
+  the dealer may have equivocated, so a disagreement alone proves nothing; an
+  equivocation (the dealer's own two signed digests) still pins it.
 * a failed ``zero:`` check (a multiplication or range check did not hold): two honest
   parties disagree too when the corrupt one had cheated earlier, so nothing is proven
   about individuals; each honest party names the two others as suspects, locally.

@@ -118,7 +118,7 @@ class MaliciousVerifier:
         """Remember digests of the session keys, compared with their other holders."""
         me, nx = self.party, (self.party + 1) % PARTIES
         self._keys = {f"share:key/k{me}": digest(key_own), f"share:key/k{nx}": digest(key_next),
-                      "share:key/all": digest(key_all)}
+                      "dealt:key/all": digest(key_all)}
 
     def record_mul(self, x: SharedArray, y: SharedArray, z: SharedArray) -> None:
         """``z = x * y`` elementwise (any equal shapes)."""
@@ -357,7 +357,7 @@ class MaliciousVerifier:
 
         def items_for(sender: int, receiver: int) -> list[str]:
             shared = sender if (sender - 1) % PARTIES == receiver else receiver
-            keys = [f"share:key/k{shared}", "share:key/all"] if self._keys else []
+            keys = [f"share:key/k{shared}", "dealt:key/all"] if self._keys else []
             return [f"share:input/x{shared}", *keys, *zero_items]
 
         for peer in (nx, pv):
@@ -374,6 +374,10 @@ class MaliciousVerifier:
                 if c.item.startswith("share:"):
                     raise self._fail(f"party {peer} disagrees about {c.item[6:]}, which both "
                                      "hold", "disagreement", step, (peer,), (own, c))
+                if c.item.startswith("dealt:"):  # k_all: dealt by party 0 to both others
+                    sus = (peer,) if me == 0 else self._others()
+                    raise self._fail(f"party {peer} disagrees about {c.item[6:]}, which "
+                                     "party 0 dealt", "disagreement", step, sus, (own, c))
                 failed_zero = failed_zero or (own, c)
         if failed_zero is not None:
             raise self._fail("a multiplication, AND or range check failed: a party cheated "
