@@ -90,7 +90,7 @@ class NodeProcess:
 def node_config(tmp_path: Path) -> Path:
     cfg = tmp_path / "data.toml"
     cfg.write_text(f'[node]\nname = "it"\ndata_dir = "{tmp_path / "data"}"\nport = 0\n'
-                   f"chunk_bytes = 4096\n", encoding="utf-8")
+                   f"chunk_bytes = 4096\nrow_group_rows = 2000\n", encoding="utf-8")
     return cfg
 
 
@@ -201,15 +201,23 @@ def _slow_upload(url: str, key: NodeKey, data: bytes, stop: threading.Event) -> 
     headers = sign_request(key, "POST", target, hashlib.sha256(data).hexdigest())
 
     def body() -> Iterator[bytes]:
-        for i in range(0, len(data), 16384):
+        for i in range(0, len(data), 65536):
             if stop.is_set():
                 return
-            yield data[i : i + 16384]
-            time.sleep(0.05)  # about 1.5 s for the whole body
+            yield data[i : i + 65536]
+            time.sleep(0.03)  # about 1.5 s for the whole body
 
     with contextlib.suppress(Exception):  # the node is killed under us, or we stop early
         httpx.post(url + target, content=body(),
                    headers={**headers, "content-length": str(len(data))}, timeout=30)
+
+
+def _bytes_in(folder: Path) -> int:
+    total = 0
+    for f in folder.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            total += f.stat().st_size
+    return total
 
 
 def _assert_whole_or_nothing(config: Path) -> list[str]:
@@ -218,7 +226,7 @@ def _assert_whole_or_nothing(config: Path) -> list[str]:
     try:
         recs = dn.list_datasets()
         for rec in recs:
-            assert rec.status == "active" and rec.row_count == ROWS * 10
+            assert rec.status == "active" and rec.row_count == BIG_ROWS
         names = {f.name for f in dn.datasets_dir.iterdir()}
         assert names == {r.file_name for r in recs}
         assert list(dn.tmp_dir.iterdir()) == []
@@ -227,7 +235,8 @@ def _assert_whole_or_nothing(config: Path) -> list[str]:
         dn.close()
 
 
-BIG = CSV + CSV.split(b"\n", 1)[1] * 9  # ROWS * 10 rows, ~150 KB
+BIG_ROWS = ROWS * 100
+BIG = CSV + CSV.split(b"\n", 1)[1] * 99  # ~3 MB
 
 
 def test_sigkill_during_upload_leaves_nothing(node_config: Path,
@@ -239,10 +248,9 @@ def test_sigkill_during_upload_leaves_nothing(node_config: Path,
     t.start()
     tmp_dir = load_data_node_config(node_config).data_dir / "tmp"
     deadline = time.monotonic() + 20
-    while not any(tmp_dir.iterdir()):  # the upload is being written
-        assert time.monotonic() < deadline, "the upload never started"
+    while _bytes_in(tmp_dir) < 50_000:
+        assert time.monotonic() < deadline, "the upload never started"  # sealed data flows
         time.sleep(0.02)
-    time.sleep(0.2)
     node.stop(signal.SIGKILL)
     stop.set()
     t.join(timeout=10)
@@ -252,7 +260,7 @@ def test_sigkill_during_upload_leaves_nothing(node_config: Path,
     with again.client(key) as c:
         assert c.list_datasets() == []
         assert c.add_dataset(_write(node_config.parent, BIG), name="retry")["row_count"] == \
-            ROWS * 10
+            BIG_ROWS
     again.stop()
 
 
