@@ -82,14 +82,21 @@ def test_draw_before_enough_reveals_refused(net) -> None:
     seeds = net.approve(tid)
     with reverts("not enough seed reveals"):
         net.as_(net.requester).tasks.draw_committee(tid)
-    first = next(iter(seeds))
-    net.as_(net.by_address[first]).tasks.reveal(tid, seeds[first])
-    if len(seeds) > 1:
-        # one reveal is not enough before the reveal deadline ...
+    voters = list(seeds)
+    assert len(voters) >= 3
+    net.as_(net.by_address[voters[0]]).tasks.reveal(tid, seeds[voters[0]])
+    # before the reveal deadline every committed voter must reveal ...
+    with reverts("not enough seed reveals"):
+        net.as_(net.requester).tasks.draw_committee(tid)
+    # ... after it, more than 2/3 of them
+    net.chain.advance_time(net.params.reveal_window + 1)
+    revealed = 1
+    while revealed * 3 <= len(voters) * 2:
         with reverts("not enough seed reveals"):
             net.as_(net.requester).tasks.draw_committee(tid)
-        # ... but is after it
-        net.chain.advance_time(net.params.reveal_window + 1)
+        net.as_(net.by_address[voters[revealed]]).tasks.reveal(tid, seeds[voters[revealed]])
+        revealed += 1
+    assert revealed < len(voters)
     assert len(net.as_(net.requester).tasks.draw_committee(tid)) == 3
 
 

@@ -14,7 +14,7 @@
            validator set's (snapshotted) stake approved.
         3. Voters reveal their seeds; the committee is drawn by stake from the XOR of the
            revealed seeds, once every committed voter revealed, or after the reveal deadline
-           with at least one reveal. `metisnet.chain.draw.draw_committee` reproduces it.
+           once more than 2/3 of them revealed. `metisnet.chain.draw.draw_committee` reproduces it.
         4. Members acknowledge before a deadline; `redraw` slashes members that never
            acknowledged and replaces them.
         5. A result receiver posts the result commitment and the verdict. Success pays the
@@ -458,7 +458,12 @@ def draw_committee(task_id: uint256):
     assert self.tasks[task_id].state == APPROVED, "task is not approved"
     reveals: uint256 = self.tasks[task_id].reveals
     everyone: bool = reveals == self.tasks[task_id].committers
-    late: bool = block.timestamp >= self.tasks[task_id].reveal_deadline and reveals > 0
+    # after the deadline, more than 2/3 of the committed voters suffice: with fewer than a
+    # third faulty, some honest seed is in the XOR
+    late: bool = (
+        block.timestamp >= self.tasks[task_id].reveal_deadline
+        and reveals * 3 > self.tasks[task_id].committers * 2
+    )
     assert everyone or late, "not enough seed reveals"
     seed: bytes32 = self.tasks[task_id].seed
     size: uint256 = self.tasks[task_id].committee_size
@@ -589,8 +594,8 @@ def expire(task_id: uint256):
     now: uint256 = block.timestamp
     if state == SUBMITTED and now >= self.tasks[task_id].vote_deadline:
         self._close(task_id, REJECTED, "voting deadline passed")
-    elif state == APPROVED and now >= self.tasks[task_id].reveal_deadline and self.tasks[task_id].reveals == 0:
-        self._close(task_id, FAILED, "no seed was revealed")
+    elif state == APPROVED and now >= self.tasks[task_id].reveal_deadline and self.tasks[task_id].reveals * 3 <= self.tasks[task_id].committers * 2:
+        self._close(task_id, FAILED, "too few seeds were revealed")
     elif state == APPROVED and now >= self.tasks[task_id].reveal_deadline + ack_window:
         # seeds were revealed but no committee could be drawn (too few compute nodes)
         self._close(task_id, FAILED, "no committee was drawn in time")
