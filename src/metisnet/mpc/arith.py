@@ -207,7 +207,8 @@ def mul_raw(ctx: MpcContext, x: SharedArray, y: SharedArray) -> SharedArray:
     _check_pair(x, y)
     if x.shape != y.shape:
         raise ShapeError(f"shapes differ: {x.shape} and {y.shape}")
-    z = x.a * (y.a + y.b)
+    z = np.add(y.a, y.b)  # x_i (y_i + y_{i+1}) + x_{i+1} y_i, with few temporaries
+    np.multiply(z, x.a, out=z)
     z += x.b * y.a
     z += ctx.zero_share(z.shape)
     out = reshare(ctx, z, ctx.tag("mul"), x.frac_bits + y.frac_bits)

@@ -177,11 +177,15 @@ class MpcContext:
     # -- correlated randomness, no communication -------------------------------------------
     def zero_share(self, shape: int | tuple[int, ...]) -> NDArray[np.uint64]:
         """This party's share ``F(k_i) - F(k_{i+1})`` of an additive sharing of zero."""
-        return self.prg_own.uint64(shape) - self.prg_next.uint64(shape)
+        r = self.prg_own.uint64(shape)
+        r -= self.prg_next.uint64(shape)
+        return r
 
     def zero_share_xor(self, shape: int | tuple[int, ...]) -> NDArray[np.uint64]:
         """This party's share ``F(k_i) ^ F(k_{i+1})`` of an XOR sharing of zero."""
-        return self.prg_own.uint64(shape) ^ self.prg_next.uint64(shape)
+        r = self.prg_own.uint64(shape)
+        r ^= self.prg_next.uint64(shape)
+        return r
 
     def random_pair(
         self, shape: int | tuple[int, ...]
