@@ -26,6 +26,14 @@ SETTINGS = settings(max_examples=12, deadline=None)
 KEY = 2**54 - 1
 
 
+def _semi_honest(ctx: MpcContext) -> MpcContext:
+    """The shuffle is semi-honest only: each program sets up its own semi-honest context
+    on the runner's channel (1 round), whatever mode the base suite runs in."""
+    if ctx.security == "semi-honest":
+        return ctx
+    return MpcContext.setup(ctx.channel, session=f"{ctx.session}:sh", security="semi-honest")
+
+
 def _share(ctx: MpcContext, v: np.ndarray, owner: int, f: int) -> Any:
     return mpc.share(ctx, v if ctx.party == owner else None, owner=owner, shape=v.shape,
                      frac_bits=f)
@@ -39,6 +47,7 @@ def _sync(ctx: MpcContext) -> None:
 
 # -- programs (module level: the OS-process leg imports them by name) ----------------------
 def prog_shuffle(ctx: MpcContext, ints: np.ndarray, reals: np.ndarray) -> Any:
+    ctx = _semi_honest(ctx)
     a = _share(ctx, ints, 0, 0)
     b = _share(ctx, reals, 1, 16)
     sa, sb = shuffle(ctx, [a, b])
@@ -47,6 +56,7 @@ def prog_shuffle(ctx: MpcContext, ints: np.ndarray, reals: np.ndarray) -> Any:
 
 def prog_sort(ctx: MpcContext, keys: np.ndarray, payload: np.ndarray, f: int,
               descending: bool) -> Any:
+    ctx = _semi_honest(ctx)
     k = _share(ctx, keys, 0, f)
     p = _share(ctx, payload, 2, 16)
     sk, (sp,) = shuffle_sort(ctx, k, [p], descending=descending)
@@ -54,12 +64,14 @@ def prog_sort(ctx: MpcContext, keys: np.ndarray, payload: np.ndarray, f: int,
 
 
 def prog_uniform(ctx: MpcContext, trials: int) -> Any:
+    ctx = _semi_honest(ctx)
     x = mpc.public(ctx, np.arange(3, dtype=np.int64), frac_bits=0)
     outs = [shuffle(ctx, [x])[0] for _ in range(trials)]
     return mpc.reveal(ctx, mpc.stack(outs))
 
 
 def prog_costs(ctx: MpcContext, n: int) -> Any:
+    ctx = _semi_honest(ctx)
     k = mpc.random(ctx, (n,))
     k = k.like(k.a >> np.uint64(8), k.b >> np.uint64(8))  # distinct with near certainty
     p = mpc.random(ctx, (n, 2))
@@ -75,6 +87,7 @@ def prog_costs(ctx: MpcContext, n: int) -> Any:
 
 
 def prog_bad(ctx: MpcContext) -> list[str]:
+    ctx = _semi_honest(ctx)
     errors = []
     for fn in (lambda: shuffle_sort(ctx, mpc.public(ctx, np.zeros((2, 2)))),
                lambda: shuffle(ctx, []),
@@ -124,6 +137,14 @@ class TestShuffleSort:
         order = np.argsort(keys, kind="stable")
         np.testing.assert_array_equal(sk, keys[order])
         np.testing.assert_array_equal(sp, order)
+
+    def test_thousands_of_rows_with_many_ties(self, channel: Any) -> None:
+        keys = (np.arange(3000, dtype=np.int64) * 7919) % 101 - 50  # 101 distinct values
+        payload = np.arange(3000, dtype=np.float64)
+        sk, sp = channel.run(prog_sort, keys, payload, 0, True)[0]
+        order = np.argsort(-keys, kind="stable")
+        np.testing.assert_array_equal(sk, keys[order])
+        np.testing.assert_array_equal(sp, payload[order])
 
     def test_shuffle_is_uniform(self, channel: Any) -> None:
         """All 6 orders of 3 rows are equally likely (chi-square, 5 degrees of freedom:
