@@ -80,6 +80,7 @@ log = logging.getLogger(__name__)
 
 _SMALL: Final = 64 << 10  # frames below this go out in one write
 _RAW_BUF: Final = 1 << 20  # socket reads of up to this many bytes
+_STAGE: Final = 64 << 10  # decrypted bytes of small frames are parsed from a buffer this big
 _CHUNK: Final = 1 << 20  # large payloads are encrypted and written in chunks of this size
 _IDLE_SLICE: Final = 0.25  # longest single wait of a thread driving I/O
 _BUSY_SLICE: Final = 0.002  # ... when another thread holds some connection's token
@@ -128,7 +129,7 @@ class _Inbox:
     """
 
     capacity: int
-    cond: threading.Condition = field(default_factory=threading.Condition)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     queues: dict[tuple[NodeId, str], dict[int, NDArray[Any]]] = field(default_factory=dict)
     next_seq: dict[tuple[NodeId, str], int] = field(default_factory=dict)
     buffered: int = 0
@@ -145,7 +146,7 @@ class _Inbox:
         """
         n = arr.nbytes
         key = (peer, tag)
-        with self.cond:
+        with self.lock:
             if self.closed or self.error is not None:
                 return True
             expected = self.next_seq.get(key, 0)
@@ -156,13 +157,12 @@ class _Inbox:
                 return False
             self.queues.setdefault(key, {})[seq] = arr
             self.buffered += n
-            self.cond.notify_all()
             return True
 
     def take(self, peer: NodeId, tag: str) -> NDArray[Any] | None:
         """The next array from ``peer`` under ``tag``, None if none yet; raises if failed."""
         key = (peer, tag)
-        with self.cond:
+        with self.lock:
             q = self.queues.get(key)
             seq = self.next_seq.get(key, 0)
             if q and seq in q:
@@ -171,7 +171,6 @@ class _Inbox:
                     del self.queues[key]
                 self.next_seq[key] = seq + 1
                 self.buffered -= arr.nbytes
-                self.cond.notify_all()
                 return arr
             if self.error is not None:
                 raise _again(self.error)
@@ -188,7 +187,7 @@ class _Inbox:
                 or self.error is not None or peer in self.peer_errors or self.closed)
 
     def fail(self, exc: BaseException, peer: NodeId | None = None) -> None:
-        with self.cond:
+        with self.lock:
             if peer is None:
                 if self.error is None:
                     self.error = exc
@@ -196,14 +195,12 @@ class _Inbox:
                 self.buffered = 0
             else:
                 self.peer_errors.setdefault(peer, exc)
-            self.cond.notify_all()
 
     def close(self) -> None:
-        with self.cond:
+        with self.lock:
             self.closed = True
             self.queues.clear()
             self.buffered = 0
-            self.cond.notify_all()
 
 
 def _again(exc: BaseException) -> BaseException:
@@ -286,7 +283,8 @@ class TlsChannel:
             if left <= 0:
                 raise PeerTimeout(f"party {self._party}: no message {tag!r} from party {peer} "
                                   f"within {wait:g} s")
-            if ep._live(node) is None:
+            conn = ep._conns.get(node)
+            if conn is None or not conn.alive:
                 with ep._lock:  # not connected (yet): wait for a connection to appear
                     ep._want_locked(node, left)
                     ep._lock.wait(min(left, 0.05))
@@ -331,16 +329,13 @@ class _Connection:
         self._send_timeout = endpoint.config.send_timeout
         self._raw = bytearray(_RAW_BUF)
         self._rawview = memoryview(self._raw)
-        self._hbuf = bytearray(PREFIX_SIZE + self._limits.max_header)
-        self._hview = memoryview(self._hbuf)
-        self._stage = 0  # 0 prefix, 1 header, 2 payload
-        self._want = PREFIX_SIZE
+        self._sbuf = bytearray(max(_STAGE, 2 * (PREFIX_SIZE + self._limits.max_header)))
+        self._sview = memoryview(self._sbuf)
+        self._s0 = self._s1 = 0  # staged plaintext not parsed yet: _sbuf[_s0:_s1]
+        self._header: Header | None = None  # a large frame being received directly ...
+        self._arr: NDArray[Any] | None = None  # ... into this array
+        self._target: memoryview | None = None  # ... through this byte view of it
         self._got = 0
-        self._hlen = 0
-        self._plen = 0
-        self._header: Header | None = None
-        self._arr: NDArray[Any] | None = None
-        self._target: memoryview | None = None
         #: a decoded frame its session had no room for; nothing more is read until it fits
         self.parked: tuple[bytes, str, int, NDArray[Any]] | None = None
 
@@ -353,9 +348,9 @@ class _Connection:
         return self.parked is None
 
     def buffered(self) -> bool:
-        """Whether TLS holds received bytes not decoded yet (left by the handshake)."""
+        """Whether received bytes wait, decoded or not, that a socket poll would not report."""
         with self.tls_lock:
-            return self._inc.pending > 0 or self._tls.pending() > 0
+            return self._inc.pending > 0 or self._tls.pending() > 0 or self._s1 > self._s0
 
     def pump(self) -> None:
         """Read and decode everything available now; deliver whole frames. Non-blocking.
@@ -374,59 +369,92 @@ class _Connection:
                 raise _Eof
             with self.tls_lock:
                 self._inc.write(self._rawview[:n])
-        return
+            if n < len(self._rawview):  # the socket is drained; poll reports more later
+                self._decrypt_available()
+                return
 
-    def _dest(self) -> memoryview:
-        if self._stage == 2 and self._target is not None:
-            return self._target[self._got:]
-        base = 0 if self._stage == 0 else PREFIX_SIZE
-        return self._hview[base + self._got:base + self._want]
+    def _tls_read(self, dest: memoryview) -> int:
+        """Decrypt into ``dest``; -1 if TLS needs more bytes from the socket."""
+        with self.tls_lock:
+            if not self._inc.pending and not self._tls.pending():
+                return -1
+            try:
+                k = cast(int, self._tls.read(len(dest), dest))
+            except ssl.SSLWantReadError:
+                return -1
+            except ssl.SSLZeroReturnError:
+                raise _Eof from None
+        if k == 0:
+            raise _Eof
+        return k
 
     def _decrypt_available(self) -> bool:
-        """Decode what TLS has buffered; False if a frame got parked."""
-        while True:
-            dest = self._dest()
-            with self.tls_lock:
-                try:
-                    k = cast(int, self._tls.read(len(dest), dest))
-                except ssl.SSLWantReadError:
-                    return True
-                except ssl.SSLZeroReturnError:
-                    raise _Eof from None
-            if k == 0:
-                raise _Eof
-            self._got += k
-            if self._got == self._want:
-                self._advance()
-                if self.parked is not None:
-                    return False
+        """Decode what TLS has buffered; False if a frame got parked.
 
-    def _advance(self) -> None:
-        if self._stage == 0:
-            self._hlen, self._plen = decode_prefix(self._hview[:PREFIX_SIZE], self._limits)
-            self._stage, self._want, self._got = 1, self._hlen, 0
-            return
-        header: Header | None
-        arr: NDArray[Any] | None
-        if self._stage == 1:
-            header = decode_header(self._hview[PREFIX_SIZE:PREFIX_SIZE + self._hlen],
-                                   self._plen, self._limits)
+        Small frames are decrypted a record at a time into a staging buffer and parsed
+        from there; the rest of a large payload is decrypted straight into its array.
+        """
+        while True:
+            if self._target is not None:
+                k = self._tls_read(self._target[self._got:])
+                if k < 0:
+                    return True
+                self._got += k
+                if self._got == len(self._target):
+                    header, arr = self._header, self._arr
+                    self._target = self._header = self._arr = None
+                    if header is not None and arr is not None and not self._hand_over(
+                            header, arr):
+                        return False
+                continue
+            if not self._parse_staged():
+                return False
+            if self._target is not None:
+                continue
+            k = self._tls_read(self._sview[self._s1:])
+            if k < 0:
+                return True
+            self._s1 += k
+
+    def _parse_staged(self) -> bool:
+        """Deliver the whole frames in the staging buffer; False if one got parked."""
+        buf, s0, s1 = self._sview, self._s0, self._s1
+        while s1 - s0 >= PREFIX_SIZE:
+            hlen, plen = decode_prefix(buf[s0:s0 + PREFIX_SIZE], self._limits)
+            body = s0 + PREFIX_SIZE + hlen
+            if body > s1:
+                break
+            header = decode_header(buf[s0 + PREFIX_SIZE:body], plen, self._limits)
             arr = np.empty(header.shape, dtype=header.dtype)
-            if self._plen:
-                self._header, self._arr = header, arr
-                self._target = arr.reshape(-1).view(np.uint8).data
-                self._stage, self._want, self._got = 2, self._plen, 0
-                return
-        else:
-            header, arr = self._header, self._arr
-            if header is None or arr is None:  # pragma: no cover - state machine invariant
-                raise WireError("receiver state machine out of step")
-        self._stage, self._want, self._got = 0, PREFIX_SIZE, 0
-        self._header = self._arr = self._target = None
-        if header is not None and arr is not None and header.kind == KIND_DATA:
-            frame = (header.session, header.tag, header.seq, arr)
-            if not self._ep._deliver(self, *frame):
-                self.parked = frame
+            have = min(plen, s1 - body)
+            if plen:
+                target = arr.reshape(-1).view(np.uint8).data
+                target[:have] = buf[body:body + have]
+                if have < plen:  # the rest comes straight from TLS into the array
+                    self._target, self._got = target, have
+                    self._header, self._arr = header, arr
+                    self._s0 = self._s1 = 0
+                    return True
+            s0 = body + have
+            self._s0 = s0
+            if not self._hand_over(header, arr):
+                return False
+        if s0 == s1:
+            s0 = s1 = 0
+        elif len(buf) - s1 < PREFIX_SIZE + self._limits.max_header:
+            buf[:s1 - s0] = buf[s0:s1]
+            s0, s1 = 0, s1 - s0
+        self._s0, self._s1 = s0, s1
+        return True
+
+    def _hand_over(self, header: Header, arr: NDArray[Any]) -> bool:
+        if header.kind != KIND_DATA:
+            return True
+        frame = (header.session, header.tag, header.seq, arr)
+        if not self._ep._deliver(self, *frame):
+            self.parked = frame
+            return False
+        return True
 
     # ---- sending
 
@@ -502,9 +530,10 @@ class Endpoint:
             trust if isinstance(trust, PeerDirectory) else None)
         self._addresses: dict[NodeId, tuple[str, int]] = {}
         self._ctx = TlsContexts(tls)
-        self._lock = threading.Condition()
+        self._lock = threading.Condition(threading.Lock())
         self._conns: dict[NodeId, _Connection] = {}  # the connection sends go over
         self._spare: list[_Connection] = []  # older live connections, still read
+        self._readable_cache: list[_Connection] | None = None  # reset when they change
         self._dialling: dict[NodeId, float] = {}  # peer -> dial wanted until (monotonic)
         self._inboxes: dict[bytes, _Inbox] = {}
         self._members: dict[bytes, tuple[NodeId, ...]] = {}
@@ -689,8 +718,12 @@ class Endpoint:
                 c.token.release()
 
     def _readable(self) -> list[_Connection]:
-        with self._lock:
-            return [c for c in (*self._conns.values(), *self._spare) if c.alive]
+        conns = self._readable_cache
+        if conns is None:
+            with self._lock:
+                conns = [c for c in (*self._conns.values(), *self._spare) if c.alive]
+                self._readable_cache = conns
+        return conns
 
     def _pump(self, conn: _Connection) -> None:
         """Run ``conn.pump`` (token held); a failure closes the connection, never raises."""
@@ -714,6 +747,7 @@ class Endpoint:
             if not conn.alive:
                 return
             conn.alive = False
+            self._readable_cache = None
             inboxes = []
             if conn in self._spare:  # a superseded duplicate: its sessions use the other
                 self._spare.remove(conn)
@@ -779,11 +813,6 @@ class Endpoint:
         t = threading.Thread(target=self._dial_loop, args=(peer, delay), daemon=True,
                              name=f"metis-dial-{peer[:10]}")
         t.start()
-
-    def _live(self, peer: NodeId) -> _Connection | None:
-        with self._lock:
-            conn = self._conns.get(peer)
-            return conn if conn is not None and conn.alive else None
 
     def _connection(self, peer: NodeId, timeout: float) -> _Connection:
         """The live connection to ``peer``, waiting up to ``timeout`` for it."""
@@ -876,6 +905,7 @@ class Endpoint:
                 return
             old = self._conns.get(conn.peer)
             self._conns[conn.peer] = conn
+            self._readable_cache = None
             if old is not None and old.alive:
                 self._spare.append(old)  # still read: frames may be in flight on it
             self._lock.notify_all()

@@ -25,6 +25,7 @@ can receive a payload straight into the numpy array that is handed to the caller
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any, Final
@@ -77,6 +78,7 @@ DTYPES: Final = frozenset(
     {"|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f4", "<f8"}
 )
 _MAX_NDIM: Final = 8
+_DTYPE_OBJS: Final = {s: np.dtype(s) for s in DTYPES}
 
 
 @dataclass(frozen=True)
@@ -118,10 +120,7 @@ class Frame:
 
 
 def _nbytes(dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
-    n = dtype.itemsize
-    for d in shape:
-        n *= d
-    return n
+    return dtype.itemsize * math.prod(shape)
 
 
 def _wire_dtype(array: NDArray[Any]) -> tuple[str, NDArray[Any]]:
@@ -246,7 +245,7 @@ def decode_header(data: bytes | bytearray | memoryview, payload_len: int,
     for d in shape:
         if type(d) is not int or d < 0:
             raise WireError(f"shape {shape!r} has an invalid dimension")
-    dtype = np.dtype(dtype_str)
+    dtype = _DTYPE_OBJS[dtype_str]
     if _nbytes(dtype, shape) != payload_len:
         raise WireError(
             f"shape {shape} of {dtype_str} needs {_nbytes(dtype, shape)} bytes, "
