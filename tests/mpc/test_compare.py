@@ -27,8 +27,10 @@ def ints(n: Any, lo: int = I64.min, hi: int = I64.max) -> Any:
 
 # the largest magnitude whose differences never wrap: |x|, |y| < 2^62 (raw) in the ring
 HALF = 2**62 - 1
-# fixed point: any encodable real; differences of reals below 2^46 never wrap
-REALS = st.floats(-(2.0**46), 2.0**46, allow_nan=False, width=64)
+# fixed point: differences of reals below 2^46 in magnitude never wrap (2^46 - 2^-16 is the
+# largest encoding; x = 2^46, y = -2^46 would give exactly 2^63 and wrap)
+REALS = st.floats(-(2.0**46 - 1), 2.0**46 - 1, allow_nan=False, width=64) | st.sampled_from(
+    [2.0**46 - 1, -(2.0**46 - 1), 0.0, 2.0**-16, -(2.0**-16)])
 
 
 def _share(ctx: MpcContext, v: np.ndarray, owner: int, f: int = 0) -> SharedArray:
