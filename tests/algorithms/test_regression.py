@@ -48,9 +48,10 @@ def prog_linear(ctx: MpcContext, dealt: Any, vertical: bool, method: str) -> Any
     return regression.linear_regression(ctx, x, y, method=method, to=0)
 
 
-def prog_logistic(ctx: MpcContext, dealt: Any, vertical: bool, epochs: int) -> Any:
+def prog_logistic(ctx: MpcContext, dealt: Any, vertical: bool, epochs: int,
+                  sigmoid: str = "hard") -> Any:
     x, y = (xy_vertical if vertical else xy_horizontal)(ctx, dealt)
-    return regression.logistic_regression(ctx, x, y, epochs=epochs, to=[0, 1])
+    return regression.logistic_regression(ctx, x, y, epochs=epochs, sigmoid=sigmoid, to=[0, 1])
 
 
 def prog_shared_scoring(ctx: MpcContext, dealt: Any, test_dealt: Any) -> Any:
@@ -90,12 +91,13 @@ def test_linear_regression_r2_within_one_point(threads: Any, diabetes: Any, vert
         np.testing.assert_allclose(model.coef, ref.coef_, rtol=0.02, atol=2.0)
 
 
-@pytest.mark.parametrize("vertical", [False, True])
+@pytest.mark.parametrize(("vertical", "sigmoid"), [(False, "hard"), (True, "hard"),
+                                                   (False, "exact")])
 def test_logistic_regression_accuracy_within_one_point(threads: Any, cancer: Any,
-                                                        vertical: bool) -> None:
+                                                        vertical: bool, sigmoid: str) -> None:
     xtr, xte, ytr, yte = cancer
     deal_fn = deal_vertical if vertical else deal_horizontal
-    out = threads.run(prog_logistic, deal_fn(xtr, ytr), vertical, 10)
+    out = threads.run(prog_logistic, deal_fn(xtr, ytr), vertical, 10, sigmoid)
     assert out[2] is None
     model = out[0]
     np.testing.assert_allclose(out[1].coef, model.coef)
@@ -112,3 +114,10 @@ def test_shared_model_scores_privately(threads: Any, diabetes: Any) -> None:
     assert out[0] is None and out[1] is None
     ref = LinearRegression().fit(xtr, ytr).predict(xte)
     assert r2_score(yte, out[2]) >= r2_score(yte, ref) - 0.01
+
+
+def test_linear_regression_in_malicious_mode(malicious_threads: Any, diabetes: Any) -> None:
+    xtr, xte, ytr, yte = diabetes
+    model = malicious_threads.run(prog_linear, deal_horizontal(xtr, ytr), False, "newton")[0]
+    ref = LinearRegression().fit(xtr, ytr)
+    assert r2_score(yte, model.predict(xte)) >= ref.score(xte, yte) - 0.01

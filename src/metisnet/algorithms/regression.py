@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from metisnet import mpc
 from metisnet.algorithms.common import Receivers, check_min_rows, output
 from metisnet.algorithms.numeric import inv_sqrt
-from metisnet.algorithms.stats import div_public, shared_mean
+from metisnet.algorithms.stats import cross_products, div_public, shared_mean
 from metisnet.errors import ShapeError, ValidationError
 from metisnet.mpc import MpcContext, SharedArray
 
@@ -113,7 +113,7 @@ def _standardise(ctx: MpcContext, x: SharedArray, var_bits: int) -> _Scaled:
     n = x.shape[0]
     mu = shared_mean(ctx, x)
     dev = x - _rows(mu, n)
-    var = div_public(ctx, mpc.dot(ctx, dev.T, dev.T), n - 1)
+    var = div_public(ctx, cross_products(ctx, dev, dev, columnwise=True), n - 1)
     r = inv_sqrt(ctx, var, hi=var_bits)
     return _Scaled(mpc.mul(ctx, dev, _rows(r, n)), mu, r, var)
 
@@ -223,33 +223,45 @@ def hard_sigmoid(ctx: MpcContext, t: SharedArray) -> SharedArray:
 
 def logistic_regression(
     ctx: MpcContext, x: SharedArray, y: SharedArray, *, epochs: int = 10,
-    batch_size: int = 32, lr: float = 0.5, l2: float = 0.0, k: int = 1,
-    var_bits: int = 24, to: Receivers = None, keep_shared: bool = False,
+    batch_size: int = 32, lr: float = 1.0, l2: float = 0.0, k: int = 1,
+    var_bits: int = 24, sigmoid: str = "hard", to: Receivers = None,
+    keep_shared: bool = False,
 ) -> Model | SharedModel | None:
-    """Mini-batch SGD for ``P(y=1) = s(x @ coef + intercept)`` with the hard sigmoid ``s``.
+    """Mini-batch SGD for ``P(y=1) = s(x @ coef + intercept)``.
 
-    ``y`` holds 0/1 (fixed point). ``l2`` adds ``l2 * w`` to the gradient (the
-    standardised weights). Cost per mini-batch: about 16 rounds; per epoch
-    ``ceil(n / batch_size)`` batches.
+    ``sigmoid="hard"`` (default) uses :func:`hard_sigmoid` (about 16 rounds per
+    mini-batch); ``"exact"`` uses the engine's logistic function
+    :func:`metisnet.mpc.sigmoid` (about 50 rounds more, ~2 KB per element). ``y`` holds 0/1
+    (fixed point). ``l2`` adds ``l2 * w`` to the gradient (the standardised weights). Per
+    epoch ``ceil(n / batch_size)`` batches. The model is the average of the iterates of the
+    second half of the epochs (Polyak and Juditsky 1992), which makes the result far less
+    sensitive to the batch order.
     """
+    if sigmoid not in ("hard", "exact"):
+        raise ValidationError(f"unknown sigmoid {sigmoid!r}: hard or exact")
+    act = hard_sigmoid if sigmoid == "hard" else mpc.sigmoid
     n, d = _check(x, y)
     check_min_rows(n, k)
     sx = _standardise(ctx, x, var_bits)
     w = mpc.public(ctx, np.zeros(d))
     b = mpc.public(ctx, np.zeros(1))
-    for _ in range(epochs):
+    w_sum, b_sum, count = w, b, 0
+    for epoch in range(epochs):
         for idx in _public_batches(ctx, n, batch_size):
             zb = sx.z[idx]
             m = len(idx)
             logit = mpc.matmul(ctx, zb, w.reshape(d, 1)).reshape(m) + _rows(b, m).reshape(m)
-            err = hard_sigmoid(ctx, logit) - y[idx]
+            err = act(ctx, logit) - y[idx]
             step = mpc.mul_public(ctx, err, lr / m)
             gw = mpc.matmul(ctx, zb.T, step.reshape(m, 1)).reshape(d)
             if l2:
                 gw = gw + mpc.mul_public(ctx, w, lr * l2)
             w = w - gw
             b = b - mpc.arith.sum(step).reshape(1)
-    return _finish(ctx, w, None, sx, b.reshape(()), "logistic", to, keep_shared)
+            if epoch >= epochs // 2:
+                w_sum, b_sum, count = w_sum + w, b_sum + b, count + 1
+    avg = div_public(ctx, mpc.concat([w_sum, b_sum]), count)
+    return _finish(ctx, avg[:d], None, sx, avg[d], "logistic", to, keep_shared)
 
 
 # -- private scoring ---------------------------------------------------------------------------

@@ -12,14 +12,15 @@ Minimum group size ``k``: whole-table statistics check the public ``n`` and refu
 ``k``; histograms and group statistics suppress small groups obliviously.
 
 Error (f fractional bits, u = 2^-f): inputs are rounded to u/2 each. Sums are exact in the
-ring. A mean or a division by a public count ``m`` multiplies by ``round(2^s / m)`` with
-``s = ceil(log2 m) + f + 1`` and truncates: error below ``|result| 2^-(f+1) + u``. Sums of
-squares and products are truncated once (below u each). Every truncation of a value whose
-raw magnitude is ``M`` fails with probability ``M / 2^64`` (the engine's probabilistic
-truncation, :func:`metisnet.mpc.trunc`); keep ``|sum of squares| < 2^20`` for failures
-below 2^-12.
+ring. A mean or a division by a public count ``m`` (:func:`div_public`) has error below
+``|result| 2^-(f+2) + 2u``. Sums of
+squares and cross products (:func:`cross_products`) are within 2 ulps. Every truncation of
+a value whose raw magnitude is ``M`` fails with probability ``M / 2^64`` (the engine's
+probabilistic truncation, :func:`metisnet.mpc.trunc`); the functions here only truncate
+values of magnitude about ``n max|x| 2^(3f/2)`` or ``|result| 2^(2f+2)``, so for f = 16 a
+failure has probability about ``n max|x| 2^-40`` (below 2^-20 for 10^4 rows of |x| < 100).
 
-Costs (rounds): sum 0 (+1 to open); mean 1; variance / covariance 3; min / max
+Costs (rounds): sum 0 (+1 to open); mean 2; variance / covariance 5; min / max
 ``10 ceil(log2 n)``; quantiles ``18 ceil(bits / log2 radix)`` with no intermediate
 opening; histogram 9 (+10 with suppression); group statistics 1 (+10).
 """
@@ -42,6 +43,7 @@ __all__ = [
     "column_sums",
     "correlation",
     "covariance",
+    "cross_products",
     "div_public",
     "group_stats",
     "histogram",
@@ -84,17 +86,69 @@ def stack_columns(parts: Sequence[SharedArray]) -> SharedArray:
 
 
 def div_public(ctx: MpcContext, x: SharedArray, m: int) -> SharedArray:
-    """``x / m`` for a public positive integer ``m`` (1 round; error in the module doc)."""
+    """``x / m`` for a public positive integer ``m`` (2 rounds; error in the module doc).
+
+    Two truncations keep every intermediate small: first by ``L = ceil(log2 m)`` bits (the
+    raw value is read at ``f + L`` fractional bits, so this divides by ``2^L``), then a
+    product with ``c = 2^L / m`` in (1/2, 1] encoded at ``f + 2`` bits. The larger raw
+    magnitude is about ``|x / m| 2^(2f+2)``, so a truncation failure has probability about
+    ``|x / m| 2^(2f+2-64)``, whatever ``m``.
+    """
     if m <= 0:
         raise ValidationError("division by a non-positive count")
     if m == 1:
         return x
-    s = math.ceil(math.log2(m)) + x.frac_bits + 1
-    if s > 48:
-        raise ValidationError(f"count {m} too large for exact division in the ring")
-    c = round(2**s / m)
-    return mpc.trunc(ctx, x.like(x.a * np.uint64(c), x.b * np.uint64(c),
-                                 frac_bits=x.frac_bits + s), s)
+    f = x.frac_bits
+    big = math.ceil(math.log2(m))
+    if f + big > 62:
+        raise ValidationError(f"count {m} too large for division at {f} fractional bits")
+    y = mpc.trunc(ctx, x.like(x.a, x.b, frac_bits=f + big), big) if big else x
+    cbits = f + 2
+    c = np.uint64(round(2.0 ** (big + cbits) / m))
+    return mpc.trunc(ctx, y.like(y.a * c, y.b * c, frac_bits=f + cbits), cbits)
+
+
+def _rescale(ctx: MpcContext, x: SharedArray, f: int) -> SharedArray:
+    if x.frac_bits > f:
+        return mpc.trunc(ctx, x, x.frac_bits - f)
+    return x.like(x.a << np.uint64(f - x.frac_bits), x.b << np.uint64(f - x.frac_bits),
+                  frac_bits=f)
+
+
+def cross_products(ctx: MpcContext, a: SharedArray, b: SharedArray, *,
+                   columnwise: bool = False) -> SharedArray:
+    """``a^T b`` (or, with ``columnwise``, the per-column sums ``sum_rows a*b``) at scale f,
+    without ever truncating a large value.
+
+    A plain fixed-point product truncates ``sum a*b`` at 2f fractional bits, which fails
+    with probability ``|sum a*b| 2^(2f-64)`` (2^-11 for a sum of squares of 2^21). Here each
+    factor is split as ``hi + lo`` with ``hi`` on ``f/2`` fractional bits (one truncation of
+    a small value) and ``|lo| < 2^-(f/2)``: ``hi^T hi`` lands exactly on f bits with no
+    truncation, and only the small cross and low terms are truncated (raw magnitudes about
+    ``n max|a| 2^(3f/2)`` and ``n 2^f``). Error below 2 ulps; 3 rounds plus the products.
+    """
+    f = a.frac_bits
+    if f != b.frac_bits or f < 2:
+        raise ShapeError("cross products need two fixed-point tables at one scale")
+    s = f // 2
+
+    def split(x: SharedArray) -> tuple[SharedArray, SharedArray]:
+        hi = mpc.trunc(ctx, x, s)  # f - s fractional bits
+        lo = x - hi.like(hi.a << np.uint64(s), hi.b << np.uint64(s), frac_bits=f)
+        return hi, lo
+
+    ha, la = split(a)
+    hb, lb = split(b) if b is not a else (ha, la)
+
+    def prod(u: SharedArray, v: SharedArray) -> SharedArray:
+        if columnwise:
+            return mpc.dot(ctx, u.T, v.T, truncate=False)
+        return mpc.matmul(ctx, u.T, v, truncate=False)
+
+    t1 = _rescale(ctx, prod(ha, hb), f)
+    t23 = _rescale(ctx, prod(ha, lb) + prod(la, hb), f)
+    t4 = _rescale(ctx, prod(la, lb), f)
+    return t1 + t23 + t4
 
 
 # -- moments ---------------------------------------------------------------------------------
@@ -130,8 +184,7 @@ def shared_variance(ctx: MpcContext, x: SharedArray, *, ddof: int = 1) -> Shared
     if n - ddof <= 0:
         raise ValidationError(f"variance with ddof={ddof} needs more than {ddof} rows")
     dev = _centered(ctx, t)
-    ss = mpc.dot(ctx, dev.T, dev.T)
-    return div_public(ctx, ss, n - ddof)
+    return div_public(ctx, cross_products(ctx, dev, dev, columnwise=True), n - ddof)
 
 
 def variance(ctx: MpcContext, x: SharedArray, *, ddof: int = 1, k: int = 1,
@@ -157,7 +210,7 @@ def shared_covariance(ctx: MpcContext, x: SharedArray, *, ddof: int = 1) -> Shar
     if n - ddof <= 0:
         raise ValidationError(f"covariance with ddof={ddof} needs more than {ddof} rows")
     dev = _centered(ctx, t)
-    return div_public(ctx, mpc.matmul(ctx, dev.T, dev), n - ddof)
+    return div_public(ctx, cross_products(ctx, dev, dev), n - ddof)
 
 
 def covariance(ctx: MpcContext, x: SharedArray, *, ddof: int = 1, k: int = 1,
