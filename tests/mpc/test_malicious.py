@@ -609,3 +609,41 @@ def test_malicious_multiplication_bytes_are_stated() -> None:
     assert semi == 8 * n
     assert 8 * n + 8 * m + 16 * k * n <= mal <= 8 * n + 8 * m + 16 * k * n + 24 * (m - k * n) \
         + 4096
+
+
+class ShiftEveryProduct(MpcContext):
+    """A cheater adding one common error to every product it reshares, pool triples
+    included, and keeping its own copies consistent: every sacrifice then passes
+    (v = e - e), so only the opened triples of the cut-and-choose can catch it."""
+
+    def zero_share(self, shape: int | tuple[int, ...]) -> np.ndarray:
+        return super().zero_share(shape) + np.uint64(1 << 40)
+
+
+def test_a_common_error_on_every_product_is_caught_by_the_opened_triples() -> None:
+    n = 50_000  # large enough that the pool is k*n plus only a few opened triples
+    k, m = plan(n)
+    assert m - k * n <= 8
+    net = InMemoryNetwork(3, timeout=20)
+    out: list[Any] = [None] * 3
+
+    def run(i: int) -> None:
+        ch = AbortingChannel(net.channel(i), "shift", 20.0)
+        cls = ShiftEveryProduct if i == 1 else MpcContext
+        try:
+            ctx = cls.setup(ch, session="shift")
+            x = SharedArray(*ctx.random_pair(n), party=i)
+            out[i] = ("ok", reveal(ctx, mul_raw(ctx, x, x)))
+        except CheatingDetected as exc:
+            out[i] = ("cheating", exc.suspects)
+            ch.abort()
+        except PeerTimeout:
+            out[i] = ("timeout", None)
+            ch.abort()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out[0] == ("cheating", (1, 2)) and out[2] == ("cheating", (0, 1)), out

@@ -89,7 +89,7 @@ def digest(*arrays: NDArray[np.uint64] | bytes) -> bytes:
         if isinstance(arr, bytes):
             h.update(arr)
         else:
-            h.update(np.ascontiguousarray(arr).tobytes())
+            h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))
     return h.digest()
 
 

@@ -300,7 +300,7 @@ class MaliciousVerifier:
             return None
         k, m, a, b, c = pool
         n = rec[0].size
-        perm = np.argsort(prg.uint64(m), kind="stable")
+        perm = np.argsort(prg.uint64(m))  # uniform up to ties, below m^2 / 2^65
         used = perm[:k * n].reshape(k, n)
         left = perm[k * n:]
         xa, xb, ya, yb, za, zb = rec

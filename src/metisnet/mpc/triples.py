@@ -13,11 +13,16 @@ division, so it holds over any commutative ring: Z_2^64 for arithmetic, and GF(2
 (XOR, AND on uint64 words) for boolean gates.
 
 Bucketing: each checked product is sacrificed against ``k`` triples drawn by a random
-permutation (chosen after every error is committed) from a pool of ``M >= k*n``; triples
-left over are opened and checked directly (cut-and-choose). A cheat survives only if the
-``t*k`` pool triples placed beside its ``t`` bad products carry exactly their errors, with
-probability at most ``1 / C(M, t*k) <= 1 / C(M, k)``. :func:`plan` picks the cheapest
-``(k, M)`` with ``C(M, k) >= 2^s`` (``s = 40`` by default).
+permutation (chosen after every error is committed) from a pool of ``M = k*n + c``; the
+``c`` triples left over are opened and checked directly (cut-and-choose). Say the cheater
+spoils ``B`` pool triples and ``B/k`` products. It passes only if no spoiled triple is
+opened and the spoiled ones land exactly in the buckets of the spoiled products (with the
+matching errors): the permutation must map the spoiled set onto one fixed set of ``B`` of
+the ``M`` positions, probability ``1 / C(M, B)``. Over ``k <= B <= k*n`` that is at most
+``1 / min(C(M, k), C(M, c))``: the buckets handle few spoiled triples, the opened ones
+the case where (nearly) all are spoiled with one common error, which every sacrifice
+would accept. :func:`plan` picks the cheapest ``(k, M)`` with both at least ``2^s``
+(``s = 40`` by default).
 """
 
 from __future__ import annotations
@@ -60,13 +65,23 @@ def min_pool(k: int, bits: int = STATISTICAL_BITS) -> int:
     return lo
 
 
+def _opened(used: int, bits: int) -> int:
+    """The fewest opened triples ``c`` with ``C(used + c, c) >= 2^bits``."""
+    target = 1 << bits
+    c = 1
+    while math.comb(used + c, c) < target:
+        c += 1
+    return c
+
+
 def plan(n: int, bits: int = STATISTICAL_BITS) -> tuple[int, int]:
-    """``(k, M)``: triples per checked product and pool size, the cheapest on the wire."""
+    """``(k, M)``: triples per checked product and pool size, the cheapest on the wire;
+    ``M - k*n`` triples are opened (at least enough that ``C(M, M - k*n) >= 2^bits``)."""
     if n < 1:
         raise ValidationError("nothing to check")
     best: tuple[int, int, int] | None = None
     for k in range(2, 9):
-        m = max(k * n, min_pool(k, bits))
+        m = max(k * n + _opened(k * n, bits), min_pool(k, bits))
         cost = _COST_TRIPLE * m + _COST_SACRIFICE * k * n + _COST_OPENED * (m - k * n)
         if best is None or cost < best[0]:
             best = (cost, k, m)
