@@ -187,6 +187,30 @@ def test_reconnects_for_a_new_session_after_the_connection_dropped(make_endpoint
     assert a2.recv(1, "y", timeout=10)[0] == 8
 
 
+def test_dials_with_backoff_until_a_late_peer_starts_listening(identities) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    a_id, b_id = identities[0], identities[1]
+    trust = MemoryTrustStore({a_id.node_id: a_id.cert_hash, b_id.node_id: b_id.cert_hash})
+    cfg = EndpointConfig(backoff_initial=0.02, backoff_max=0.2, dial_grace=0.1)
+    a = Endpoint(a_id, trust, cfg).start()
+    b = Endpoint(b_id, trust, EndpointConfig(port=port))
+    try:
+        a.set_address(b_id.node_id, "127.0.0.1", port)
+        ids = [a_id.node_id, b_id.node_id]
+        chan = a.session(SID, ids, timeout=10)
+        threading.Timer(0.7, b.start).start()  # b comes up late
+        chan.send(1, "x", np.full(2, 5))  # waits for the connection, then goes
+        b.set_address(a_id.node_id, *a.address)
+        assert b.session(SID, ids).recv(0, "x", timeout=10)[0] == 5
+    finally:
+        a.close()
+        b.close()
+
+
 def _authenticated_intruder(ep: Endpoint, trust: MemoryTrustStore):
     """A pinned peer whose id sorts below ``ep``'s, so it may dial ``ep``."""
     while True:

@@ -264,7 +264,9 @@ class TlsChannel:
         seq = self._seq.get((peer, tag), 0)
         head, arr = encode_head(self._session, tag, np.asarray(array), seq=seq,
                                 limits=self._limits)
-        conn = self._ep._connection(node, self._timeout)
+        conn = self._ep._conns.get(node)
+        if conn is None or not conn.alive:
+            conn = self._ep._connection(node, self._timeout)
         conn.send(head, arr)
         self._seq[(peer, tag)] = seq + 1
         self._rounds.on_send(0 if arr is None else arr.nbytes)
