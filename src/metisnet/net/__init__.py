@@ -1,1 +1,16 @@
-"""Network layer: node identities, the wire format, in-memory and TLS channels."""
+"""Network layer: node identities, the wire format, in-memory and TLS channels.
+
+Modules, from the bottom up:
+
+* :mod:`~metisnet.net.wire` -- length-prefixed frames, msgpack header, raw array bytes.
+* :mod:`~metisnet.net.identity` -- secp256k1 node keys (the address is the node id),
+  keystores, self-signed TLS certificates bound to the node key.
+* :mod:`~metisnet.net.trust` -- trust stores (pinned certificate hashes) and peer
+  directories; a JSON-file implementation now, the chain's registry later.
+* :mod:`~metisnet.net.tls` -- mutually pinned TLS 1.3 set-up over memory BIOs.
+* :mod:`~metisnet.net.channel` -- the ``Channel`` protocol and the in-memory transport.
+* :mod:`~metisnet.net.endpoint` -- a node's TLS endpoint: one connection per peer pair,
+  sessions multiplexed over it, each session a ``Channel``.
+
+Nothing is imported here, so that importing one transport does not pull in the others.
+"""
