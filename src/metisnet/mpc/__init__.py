@@ -1,11 +1,12 @@
 """Secure multi-party computation: 3-party replicated secret sharing over Z_2^64.
 
 No I/O of its own: every operation takes an explicit :class:`MpcContext` whose channel
-moves the bytes, and all randomness comes from :mod:`metisnet.crypto.prg`. Semi-honest
-security with an honest majority (one corrupt party of three); the malicious-security layer
-builds on these functions. References: Araki et al., CCS 2016 (sharing, multiplication);
-Mohassel and Rindal, ABY3, CCS 2018 (fixed point, truncation, conversions); Mohassel and
-Zhang, SecureML, S&P 2017 (truncation).
+moves the bytes, and all randomness comes from :mod:`metisnet.crypto.prg`. Honest majority
+(one corrupt party of three), in one of two modes chosen at set-up: ``"malicious"`` (the
+default: security with abort, :mod:`metisnet.mpc.malicious`) or ``"semi-honest"``; the
+costs below are the semi-honest protocols. References: Araki et al., CCS 2016 (sharing,
+multiplication); Mohassel and Rindal, ABY3, CCS 2018 (fixed point, truncation,
+conversions); Mohassel and Zhang, SecureML, S&P 2017 (truncation).
 
 API summary (costs per party per element; rounds as counted by ``ChannelStats``)
 ---------------------------------------------------------------------------------
@@ -16,6 +17,14 @@ Context (:mod:`metisnet.mpc.context`)::
     ctx.zero_share(shape) / ctx.zero_share_xor(shape) / ctx.random_pair(shape)  # no comm
     ctx.prg_own (k_i, shared with prev), ctx.prg_next (k_{i+1}, with next), ctx.prg_all
     ctx.send(peer, tag, u64_array); ctx.recv(peer, tag, shape) -> u64_array (validated)
+
+Security modes (:mod:`metisnet.mpc.malicious`, :mod:`metisnet.mpc.evidence`)::
+
+    MpcContext.setup(channel, security="malicious", signer=None)   # the default
+    MpcContext.setup(channel, security="semi-honest")              # no checks, faster
+    ctx.security; ctx.verifier (None when semi-honest); malicious.verify(ctx)
+    every product/AND is checked (sacrifice with bucketing, 2^-40) before any reveal;
+    a failed check raises CheatingDetected(suspects=, evidence=Evidence bytes)
 
 Types (:mod:`metisnet.mpc.shares`)::
 
