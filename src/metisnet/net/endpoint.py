@@ -46,7 +46,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -338,6 +338,9 @@ class _Connection:
         self._arr: NDArray[Any] | None = None  # ... into this array
         self._target: memoryview | None = None  # ... through this byte view of it
         self._got = 0
+        #: received bytes may wait in TLS or staging that a socket poll would not report
+        #: (left over by the handshake, or behind a parked frame)
+        self.dirty = True
         #: a decoded frame its session had no room for; nothing more is read until it fits
         self.parked: tuple[bytes, str, int, NDArray[Any]] | None = None
 
@@ -349,30 +352,32 @@ class _Connection:
             self.parked = None
         return self.parked is None
 
-    def buffered(self) -> bool:
-        """Whether received bytes wait, decoded or not, that a socket poll would not report."""
-        with self.tls_lock:
-            return self._inc.pending > 0 or self._tls.pending() > 0 or self._s1 > self._s0
-
     def pump(self) -> None:
         """Read and decode everything available now; deliver whole frames. Non-blocking.
 
         Stops reading while a frame is parked (its session is full): TCP flow control then
         holds the sender back, which is the backpressure.
         """
-        while self.unpark():
+        if not self.unpark():
+            return
+        if self.dirty:
             if not self._decrypt_available():
                 return
+            self.dirty = False
+        raw = self._rawview
+        while True:
             try:
-                n = self.sock.recv_into(self._rawview)
+                n = self.sock.recv_into(raw)
             except (BlockingIOError, InterruptedError):
                 return
             if n == 0:
                 raise _Eof
             with self.tls_lock:
-                self._inc.write(self._rawview[:n])
-            if n < len(self._rawview):  # the socket is drained; poll reports more later
-                self._decrypt_available()
+                self._inc.write(raw[:n])
+            if not self._decrypt_available():
+                self.dirty = True  # bytes wait behind the parked frame
+                return
+            if n < len(raw):  # the socket is drained; poll reports more later
                 return
 
     def _tls_read(self, dest: memoryview) -> int:
@@ -381,7 +386,7 @@ class _Connection:
             if not self._inc.pending and not self._tls.pending():
                 return -1
             try:
-                k = cast(int, self._tls.read(len(dest), dest))
+                k: int = self._tls.read(len(dest), dest)  # type: ignore[assignment]
             except ssl.SSLWantReadError:
                 return -1
             except ssl.SSLZeroReturnError:
@@ -409,10 +414,11 @@ class _Connection:
                             header, arr):
                         return False
                 continue
-            if not self._parse_staged():
-                return False
-            if self._target is not None:
-                continue
+            if self._s1 > self._s0:
+                if not self._parse_staged():
+                    return False
+                if self._target is not None:
+                    continue
             k = self._tls_read(self._sview[self._s1:])
             if k < 0:
                 return True
@@ -689,7 +695,7 @@ class Endpoint:
             poller = select.poll()
             by_fd: dict[int, _Connection] = {}
             for c in held:
-                if c.unpark() and c.buffered():  # bytes a socket poll would not announce
+                if c.dirty or c.parked is not None:  # bytes a socket poll would not report
                     self._pump(c)
                 if c.parked is not None or not c.alive:  # a full session: do not read it
                     if c is write:

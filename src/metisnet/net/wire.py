@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgpack
 import numpy as np
@@ -79,6 +79,11 @@ DTYPES: Final = frozenset(
 )
 _MAX_NDIM: Final = 8
 _DTYPE_OBJS: Final = {s: np.dtype(s) for s in DTYPES}
+#: every sendable dtype (either byte order) -> its little-endian wire dtype
+_LE: Final[dict[np.dtype[Any], np.dtype[Any]]] = {
+    **{d.newbyteorder(">"): d for d in _DTYPE_OBJS.values()},
+    **{d: d for d in _DTYPE_OBJS.values()},
+}
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,7 @@ class WireLimits:
             raise WireError("max_payload must be non-negative and below 2**62")
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """A validated frame header."""
 
     kind: int
@@ -126,12 +130,12 @@ def _nbytes(dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
 def _wire_dtype(array: NDArray[Any]) -> tuple[str, NDArray[Any]]:
     """The wire type string of ``array`` and a C-contiguous little-endian view or copy."""
     dt = array.dtype
-    if dt.kind not in "uif" or dt.itemsize not in (1, 2, 4, 8) or (dt.kind == "f" and
-                                                                   dt.itemsize < 4):
+    le = _LE.get(dt)
+    if le is None:
         raise WireError(f"dtype {dt} cannot be sent; allowed: {sorted(DTYPES)}")
-    le = dt.newbyteorder("<") if dt.itemsize > 1 else dt
-    arr = np.asarray(array, dtype=le, order="C")  # keeps 0-d arrays 0-d
-    return le.str, arr
+    if dt is not le or not array.flags.c_contiguous:
+        array = np.asarray(array, dtype=le, order="C")  # keeps 0-d arrays 0-d
+    return le.str, array
 
 
 def encode_head(
@@ -161,14 +165,13 @@ def encode_head(
         dtype_str, shape, arr, nbytes = "|u1", (0,), None, 0
     else:
         dtype_str, arr = _wire_dtype(array)
-        shape = tuple(int(d) for d in arr.shape)
+        shape = arr.shape
         if len(shape) > _MAX_NDIM:
             raise WireError(f"arrays of more than {_MAX_NDIM} dimensions cannot be sent")
         nbytes = arr.nbytes
     if nbytes > lim.max_payload:
         raise WireError(f"array of {nbytes} bytes exceeds the frame cap of {lim.max_payload}")
-    header = msgpack.packb([VERSION, kind, session, tag, seq, dtype_str, list(shape)],
-                           use_bin_type=True)
+    header = _packb([VERSION, kind, session, tag, seq, dtype_str, shape])
     if len(header) > lim.max_header:
         raise WireError(f"header of {len(header)} bytes exceeds the cap of {lim.max_header}")
     return _PREFIX.pack(_MAGIC, len(header), nbytes) + header, arr
@@ -218,7 +221,7 @@ def decode_header(data: bytes | bytearray | memoryview, payload_len: int,
         raise WireError(f"header of {len(data)} bytes exceeds the cap of {lim.max_header}")
     try:
         obj = msgpack.unpackb(
-            bytes(data), raw=False, strict_map_key=True, use_list=False,
+            data, raw=False, strict_map_key=True, use_list=False,
             max_str_len=TAG_MAX * 4, max_bin_len=SESSION_ID_MAX, max_array_len=_MAX_NDIM,
             max_map_len=0, max_ext_len=0, ext_hook=_refuse_ext, timestamp=0,
         )
@@ -312,3 +315,4 @@ class FrameDecoder:
 
 
 _DEFAULT_LIMITS: Final = WireLimits()
+_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
