@@ -303,3 +303,25 @@ def test_endpoint_config_is_frozen_and_typed() -> None:
     with pytest.raises(AttributeError):
         cfg.timeout = 3  # type: ignore[misc]
     assert cfg.limits().max_payload == 1 << 30
+
+
+def test_local_committee_files_open_endpoints_that_find_each_other(tmp_path) -> None:
+    import socket
+
+    from metisnet.net.endpoint import create_local_committee, open_endpoint
+
+    ports = []
+    for _ in range(3):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    keystores, trust = create_local_committee(tmp_path, ports, password="pw", scrypt_n=1024)
+    eps = [open_endpoint(k, trust, password="pw", config=EndpointConfig(port=p))
+           for k, p in zip(keystores, ports, strict=True)]
+    try:
+        chans = [e.session(SID, _ids(eps)) for e in eps]
+        got = _ring_steps(chans, steps=1)
+        assert [int(g[0]) for g in got] == [2, 0, 1]
+    finally:
+        for e in eps:
+            e.close()

@@ -46,6 +46,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -59,9 +60,14 @@ from metisnet.errors import (
     WireError,
 )
 from metisnet.net.channel import DEFAULT_TIMEOUT, ChannelStats, _RoundCounter
-from metisnet.net.identity import NodeIdentity, TlsIdentity
+from metisnet.net.identity import (
+    NodeIdentity,
+    TlsIdentity,
+    create_node_files,
+    load_node_identity,
+)
 from metisnet.net.tls import TlsContexts, TlsLink, accept_tls, dial_tls
-from metisnet.net.trust import PeerDirectory, TrustStore
+from metisnet.net.trust import FileTrustStore, PeerDirectory, TrustStore
 from metisnet.net.wire import (
     KIND_DATA,
     PREFIX_SIZE,
@@ -74,7 +80,7 @@ from metisnet.net.wire import (
 )
 from metisnet.types import NodeId
 
-__all__ = ["Endpoint", "EndpointConfig", "TlsChannel"]
+__all__ = ["Endpoint", "EndpointConfig", "TlsChannel", "create_local_committee", "open_endpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -930,3 +936,38 @@ class Endpoint:
 def _reap(conn: _Connection) -> None:
     with conn.send_lock, conn.token, contextlib.suppress(OSError):
         conn.sock.close()
+
+
+def open_endpoint(keystore: str | Path, trust: str | Path | TrustStore, *,
+                  password: str | None = None,
+                  config: EndpointConfig | None = None) -> Endpoint:
+    """Load a node identity and a trust store from files and start an endpoint.
+
+    ``password`` defaults to ``$METIS_KEY_PASSWORD``; ``trust`` is a JSON trust store file
+    (pins and addresses, see :mod:`metisnet.net.trust`) or any :class:`TrustStore`.
+    """
+    ident = load_node_identity(keystore, password)
+    store = trust if isinstance(trust, TrustStore) else FileTrustStore(trust)
+    return Endpoint(ident, store, config).start()
+
+
+def create_local_committee(directory: str | Path, ports: Sequence[int], *,
+                           password: str, host: str = "127.0.0.1",
+                           scrypt_n: int | None = None) -> tuple[list[Path], Path]:
+    """Keystores for ``len(ports)`` nodes and one trust file pinning all of them.
+
+    For local multi-process runs: node ``i`` listens on ``host:ports[i]``; every node
+    loads the same ``trust.json``. Returns (keystore paths in party order, trust path).
+    """
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    entries: dict[NodeId, tuple[bytes, str | None]] = {}
+    for i, port in enumerate(ports):
+        path = root / f"node{i}.keystore"
+        ident = create_node_files(path, password, scrypt_n=scrypt_n, overwrite=True)
+        paths.append(path)
+        entries[ident.node_id] = (ident.cert_hash, f"{host}:{port}")
+    trust_path = root / "trust.json"
+    FileTrustStore.write(trust_path, entries)
+    return paths, trust_path
