@@ -52,9 +52,10 @@ height of a random binary search tree (about 2.5-3 log2 n; 30-40 for n = 10^4), 
 injection and selection (70 B each from party 0) and 10 rounds per layer.
 
 Measured (``benchmarks/mpc_sort.py``: 3 OS processes over loopback, semi-honest, one
-payload column, 2-core shared machine): 10^4 rows in about 0.6 s (16,900 rows/s; 271
-rounds; 523 B per row per party), 2.4x the bitonic network's rate (7,000 rows/s, 1,050
-rounds, 6.7 KB per row), against MPyC 0.11's ``np_sort`` at 8.5 rows/s (n = 256).
+payload column, 2-core shared machine, medians of two sessions): 10^4 rows at 16,900 and
+35,100 rows/s (271 rounds; 520-580 B per row per party), 2.4x the bitonic network's rate
+in both sessions (7,000 and 14,800 rows/s; 1,050 rounds; 6.7 KB per row), against MPyC
+0.11's ``np_sort`` at 8.5-9.7 rows/s (n = 256).
 """
 
 from __future__ import annotations
