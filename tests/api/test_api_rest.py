@@ -205,3 +205,33 @@ def test_unknown_ids_are_404_and_bad_ids_422(serve_node: Start) -> None:
     with pytest.raises(NodeRequestError) as exc:
         c.set_policy("0x" + "ab" * 32, {"min_group_size": 0})
     assert exc.value.status == 422
+
+
+def test_uploads_beyond_the_concurrency_cap_get_429(serve_node: Start) -> None:
+    import threading
+    import time
+
+    s = serve_node(max_concurrent_uploads=1)
+    gate = threading.Event()
+    target = "/datasets?name=slow&format=csv"
+    headers = _signed(s.node.key, "POST", target, CSV)
+
+    def body() -> Any:
+        yield CSV[:100]
+        gate.wait(10)  # hold the upload open
+        yield CSV[100:]
+
+    results: list[int] = []
+    t = threading.Thread(target=lambda: results.append(
+        httpx.post(s.url + target, content=body(), headers=headers, timeout=30).status_code))
+    t.start()
+    deadline = time.monotonic() + 10
+    while not any(s.node.tmp_dir.iterdir()):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    second = "/datasets?name=second&format=csv"
+    r = httpx.post(s.url + second, content=CSV, headers=_signed(s.node.key, "POST", second, CSV))
+    assert r.status_code == 429 and r.json()["error"] == "busy"
+    gate.set()
+    t.join(timeout=20)
+    assert results == [201] and [d.name for d in s.node.list_datasets()] == ["slow"]

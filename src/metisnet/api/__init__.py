@@ -15,6 +15,7 @@ GET      /audit?after=&limit=            the append-only audit log
 
 Every other route needs the ``x-metis-*`` signature headers of
 :mod:`metisnet.node.auth`. Errors are ``{"error", "message", "rule"}`` JSON with a 4xx
-status (401 signature, 403 policy, 404 unknown id, 413 too large, 400/422 bad input).
+status (401 signature, 403 policy, 404 unknown id, 413 too large, 429 busy, 400/422 bad
+input).
 :func:`metisnet.api.server.serve_data_node` runs it as a service.
 """

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from metisnet import __version__
 from metisnet.api.body import StreamedBody, UploadTooLarge, drain
-from metisnet.api.errors import Unauthorized, install_error_handlers
+from metisnet.api.errors import Busy, Unauthorized, install_error_handlers
 from metisnet.api.schemas import (
     AuditOut,
     DatasetOut,
@@ -58,7 +58,7 @@ LimitQuery = Annotated[int, Query(ge=1, le=1000)]
 DRAIN_LIMIT = 8 << 20
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 502, 503)
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 429, 502, 503)
 }
 _RAW_BODY = {
     "requestBody": {
@@ -130,6 +130,7 @@ def create_app(node: DataNode) -> FastAPI:
     )
     app.state.node = node
     install_error_handlers(app)
+    uploads = {"running": 0}  # touched on the event loop only, so no lock is needed
 
     @app.get("/health", response_model=HealthOut, tags=["node"])
     def health() -> HealthOut:
@@ -159,13 +160,19 @@ def create_app(node: DataNode) -> FastAPI:
                                       rule="operator")
             _check_length(request, node)
             declared = parse_schema(schema, node.config.max_columns) if schema else None
+            if uploads["running"] >= node.config.max_concurrent_uploads:
+                raise Busy("this node is ingesting as many uploads as it can; retry later")
             body = StreamedBody(stream, asyncio.get_running_loop(),
                                 expected_sha256=body_hash, cap=node.config.max_upload_bytes,
                                 idle_timeout=node.config.upload_idle_timeout_s)
             fn = node.host_dataset if hosted else node.add_dataset
-            rec = await run_in_threadpool(lambda: fn(body, owner=caller, name=name, fmt=fmt,
-                                                     schema=declared,
-                                                     before_commit=body.verify))
+            uploads["running"] += 1
+            try:
+                rec = await run_in_threadpool(lambda: fn(body, owner=caller, name=name,
+                                                         fmt=fmt, schema=declared,
+                                                         before_commit=body.verify))
+            finally:
+                uploads["running"] -= 1
         except MetisError as exc:
             await run_in_threadpool(node.audit_refusal, caller, action, exc)
             await drain(stream, DRAIN_LIMIT)

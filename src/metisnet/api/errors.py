@@ -26,7 +26,7 @@ from metisnet.errors import (
 )
 from metisnet.node.datanode import NotFound
 
-__all__ = ["Unauthorized", "install_error_handlers", "status_of"]
+__all__ = ["Busy", "Unauthorized", "install_error_handlers", "status_of"]
 
 log = logging.getLogger("metisnet.api")
 
@@ -35,8 +35,13 @@ class Unauthorized(MetisError, PermissionError):
     """A request's signature, timestamp or nonce did not pass."""
 
 
+class Busy(MetisError):
+    """The node is already ingesting as many uploads as it is configured for."""
+
+
 _STATUS: list[tuple[type[BaseException], int, str]] = [
     (UploadTooLarge, 413, "upload_too_large"),
+    (Busy, 429, "busy"),
     (NotFound, 404, "not_found"),
     (Unauthorized, 401, "unauthorized"),
     (PolicyViolation, 403, "policy_violation"),

@@ -39,8 +39,10 @@ class DataNodeConfig:
     max_columns: int = 1024
     #: Requests whose signed timestamp is further than this from the node's clock are refused.
     clock_skew_s: int = 300
-    #: An upload whose client sends nothing for this long is aborted.
+    #: An upload whose client sends less than 1 MiB in this long is aborted.
     upload_idle_timeout_s: float = 60.0
+    #: Uploads ingested at once (each holds up to ~250 MiB while it runs); more get a 429.
+    max_concurrent_uploads: int = 2
     #: Addresses (besides the node's own key) allowed to add plaintext datasets.
     operators: tuple[str, ...] = ()
     #: Whether owners without a node may host encrypted datasets here.
@@ -72,8 +74,10 @@ class DataNodeConfig:
             raise ConfigError("max_upload_bytes must be positive")
         if not 4096 <= self.chunk_bytes <= 64 * 1024 * 1024:
             raise ConfigError("chunk_bytes must be between 4 KiB and 64 MiB")
-        if self.row_group_rows < 1 or self.max_columns < 1 or self.clock_skew_s < 1:
-            raise ConfigError("row_group_rows, max_columns and clock_skew_s must be positive")
+        if min(self.row_group_rows, self.max_columns, self.clock_skew_s,
+               self.max_concurrent_uploads) < 1:
+            raise ConfigError("row_group_rows, max_columns, clock_skew_s and "
+                              "max_concurrent_uploads must be positive")
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise ConfigError(f"unknown log_level {self.log_level!r}")
 
