@@ -2,11 +2,14 @@
 processes over loopback TCP (a few tests). Data nodes are the test itself: it deals each
 plaintext part into three pairs, and member i picks pair i.
 
-Most tests run the committee in ``"semi-honest"`` mode for speed (said so by the fixture
-name ``threads``); ``malicious_threads`` runs the default malicious mode."""
+Each member's CSPRNG is seeded from the job number, so a test's run (batch orders,
+truncation randomness) is reproducible. Most tests run the committee in ``"semi-honest"``
+mode for speed (the ``threads`` fixture); ``malicious_threads`` runs the default malicious
+mode."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 from collections.abc import Callable, Iterator
@@ -14,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from metisnet.crypto.prg import Csprng
 from metisnet.mpc import MpcContext
 from metisnet.net.channel import Channel, InMemoryNetwork
 from metisnet.net.local_cluster import LocalCluster
@@ -24,7 +28,8 @@ _jobs = itertools.count()
 def member(channel: Channel, fn: Callable[..., Any], args: tuple[Any, ...], job: int,
            security: str = "semi-honest") -> Any:
     """One committee member's job: its own context, then the program."""
-    ctx = MpcContext.setup(channel, session=f"alg{job}", security=security)
+    seed = hashlib.sha256(f"alg-{job}-{channel.party}".encode()).digest()[:16]
+    ctx = MpcContext.setup(channel, session=f"alg{job}", security=security, rng=Csprng(seed))
     return fn(ctx, *args)
 
 
