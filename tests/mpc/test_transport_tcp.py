@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -100,7 +101,15 @@ def test_malformed_frame_closes_the_link() -> None:
 
     t = threading.Thread(target=server)
     t.start()
-    raw = socket.create_connection(addrs[0])
+    deadline = time.monotonic() + 10
+    while True:  # the server thread may not be listening yet
+        try:
+            raw = socket.create_connection(addrs[0])
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
     raw.sendall(b"MN" + bytes([1, 1]))  # hello from party 1
     t.join()
     chan: PlainTcpChannel = result["chan"]
