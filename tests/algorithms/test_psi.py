@@ -87,3 +87,14 @@ def test_psi_refuses_a_malicious_committee(malicious_threads: Any) -> None:
     with pytest.raises(ValidationError, match="semi-honest"):
         malicious_threads.run(prog_size, [node_inputs([1, 2]), node_inputs([2, 3], seed=1)],
                               None)
+
+
+@pytest.mark.integration
+def test_private_join_over_three_processes(processes: Any) -> None:
+    a = np.arange(0, 3000, 3)
+    b = np.arange(0, 3000, 4)
+    inputs = [node_inputs(a, a.astype(float) / 100), node_inputs(b, -b.astype(float) / 100, 1)]
+    m, idx, rows, _ = processes.run(prog_join_stats, inputs)[1]
+    assert m == np.intersect1d(a, b).size
+    np.testing.assert_array_equal(a[idx[0].astype(int)], b[idx[1].astype(int)])
+    np.testing.assert_allclose(rows[:, 0], -rows[:, 1], atol=2**-15)

@@ -122,3 +122,12 @@ def test_group_stats_suppress_small_groups(threads: Any) -> None:
 def test_public_count_below_k_is_refused(threads: Any) -> None:
     with pytest.raises(PolicyViolation):
         threads.run(prog_refuse, split_rows(data(30)))
+
+
+@pytest.mark.integration
+def test_statistics_over_three_processes(processes: Any) -> None:
+    x = data(60)
+    _, m, v, _, cov, _ = processes.run(prog_moments, split_rows(x))[0]
+    np.testing.assert_allclose(m, x.mean(0), atol=4 * RES)
+    np.testing.assert_allclose(v, x.var(0, ddof=1), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(cov, np.cov(x, rowvar=False), rtol=1e-4, atol=1e-3)
