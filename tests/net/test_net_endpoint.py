@@ -325,3 +325,21 @@ def test_local_committee_files_open_endpoints_that_find_each_other(tmp_path) -> 
     finally:
         for e in eps:
             e.close()
+
+
+def test_async_face_over_tls_channels(make_endpoints) -> None:
+    import asyncio
+
+    from metisnet.net.aio import AsyncChannel
+
+    eps, _ = make_endpoints(2)
+    a, b = (AsyncChannel(e.session(SID, _ids(eps))) for e in eps)
+
+    async def run() -> np.ndarray:
+        await a.send(1, "x", np.arange(4))
+        got = await b.recv(0, "x", timeout=5)
+        await b.send(0, "y", got * 2)
+        return await a.recv(1, "y", timeout=5)
+
+    assert np.array_equal(asyncio.run(run()), np.arange(4) * 2)
+    assert a.party == 0 and b.parties == 2 and a.stats.messages_sent == 1

@@ -11,6 +11,7 @@ Modules, from the bottom up:
 * :mod:`~metisnet.net.channel` -- the ``Channel`` protocol and the in-memory transport.
 * :mod:`~metisnet.net.endpoint` -- a node's TLS endpoint: one connection per peer pair,
   sessions multiplexed over it, each session a ``Channel``.
+* :mod:`~metisnet.net.aio` -- an asyncio face for any channel (worker threads).
 
 Nothing is imported here, so that importing one transport does not pull in the others.
 """

@@ -890,9 +890,13 @@ class Endpoint:
                     return
                 time.sleep(0.05)
                 continue
-            t = threading.Thread(target=self._handshake_incoming, args=(raw, addr),
-                                 daemon=True, name="metis-handshake")
-            t.start()
+            try:
+                threading.Thread(target=self._handshake_incoming, args=(raw, addr),
+                                 daemon=True, name="metis-handshake").start()
+            except RuntimeError:  # no thread to spare: drop this one caller, keep serving
+                log.exception("cannot handle an incoming connection from %s", addr)
+                with contextlib.suppress(OSError):
+                    raw.close()
 
     def _handshake_incoming(self, raw: socket.socket, addr: Any) -> None:
         try:
