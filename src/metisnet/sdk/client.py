@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from metisnet.errors import MetisError, PolicyViolation
+from metisnet.errors import MetisError, NetworkError, PeerTimeout, PolicyViolation
 from metisnet.node.auth import sign_request
 from metisnet.node.envelope import envelope_chunks, new_ephemeral_key
 from metisnet.node.identity import NodeKey
@@ -84,7 +84,14 @@ class NodeClient:
         if signed:
             target = req.url.raw_path.decode("ascii")
             req.headers.update(sign_request(self.key, method, target, body_sha256))
-        resp = self._http.send(req)
+        try:
+            resp = self._http.send(req)
+        except httpx.TimeoutException:
+            raise PeerTimeout(f"the node at {self._http.base_url} did not answer in time") \
+                from None
+        except httpx.HTTPError as exc:
+            raise NetworkError(f"cannot reach the node at {self._http.base_url}: "
+                               f"{type(exc).__name__}") from None
         if resp.status_code >= 400:
             try:
                 err = resp.json()
