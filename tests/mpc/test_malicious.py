@@ -647,3 +647,38 @@ def test_a_common_error_on_every_product_is_caught_by_the_opened_triples() -> No
     for t in threads:
         t.join()
     assert out[0] == ("cheating", (1, 2)) and out[2] == ("cheating", (0, 1)), out
+
+
+def test_a_dealer_giving_two_holders_different_copies_blames_no_committee_member() -> None:
+    """A pair from an outside dealer (a data node) whose two copies of share 1 differ:
+    the session aborts, and no compute party is named as the sole suspect."""
+    from metisnet.crypto.prg import Csprng
+    from metisnet.crypto.sharing import share as deal
+    from metisnet.mpc import share_pair
+
+    pairs = deal(np.arange(5, dtype=np.uint64), Csprng())
+    bad = [(p[0].copy(), p[1].copy()) for p in pairs]
+    bad[1] = (bad[1][0] + np.uint64(1), bad[1][1])  # party 1's copy of x_1 differs
+    net = InMemoryNetwork(3, timeout=20)
+    out: list[Any] = [None] * 3
+
+    def run(i: int) -> None:
+        ch = AbortingChannel(net.channel(i), "deal", 20.0)
+        try:
+            ctx = MpcContext.setup(ch, session="deal")
+            x = share_pair(ctx, bad[i][0], bad[i][1])
+            out[i] = ("ok", reveal(ctx, x))
+        except CheatingDetected as exc:
+            out[i] = ("cheating", exc.suspects)
+            ch.abort()
+        except PeerTimeout:
+            out[i] = ("timeout", None)
+            ch.abort()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(o[0] != "ok" for o in out), out
+    assert all(not (o[0] == "cheating" and len(o[1]) == 1) for o in out), out

@@ -89,7 +89,7 @@ def digest(*arrays: NDArray[np.uint64] | bytes) -> bytes:
         if isinstance(arr, bytes):
             h.update(arr)
         else:
-            h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))
+            h.update(np.ascontiguousarray(arr).data)
     return h.digest()
 
 

@@ -48,7 +48,7 @@ others. ``evidence`` is an :class:`~metisnet.mpc.evidence.Evidence` record in by
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -108,6 +108,7 @@ class MaliciousVerifier:
         self._range: list[tuple[U64, U64, int]] = []
         me, nx = party, (party + 1) % PARTIES
         self._streams = {me: hashlib.sha256(), nx: hashlib.sha256()}
+        self._dealt = {me: hashlib.sha256(), nx: hashlib.sha256()}
         self._keys: dict[str, bytes] = {}
         self._dirty = True
         self.aborted = False
@@ -163,6 +164,13 @@ class MaliciousVerifier:
             self._streams[(owner + 1) % PARTIES].update(_flat(x.b).tobytes())
         elif me == (owner + 1) % PARTIES:
             self._streams[me].update(_flat(x.a).tobytes())
+        self._dirty = True
+
+    def on_dealt(self, x: SharedArray) -> None:
+        """A pair handed out by an outside dealer (a data node): both of its shares are
+        compared with their other holders at the next check."""
+        self._dealt[self.party].update(_flat(x.a).tobytes())
+        self._dealt[(self.party + 1) % PARTIES].update(_flat(x.b).tobytes())
         self._dirty = True
 
     # -- failures ---------------------------------------------------------------------------
@@ -252,7 +260,10 @@ class MaliciousVerifier:
         mb = _concat6(ands)
         step = ctx.tag("verify")
         na, nb = ma[0].size, mb[0].size
-        # round 1: pool triples (random a, b from the PRGs; c by the semi-honest product)
+        # round 1: digests of inputs, dealt pairs and keys (before anything is opened, so
+        # that two honest holders of a share always agree afterwards); pool triples
+        # (random a, b from the PRGs; c by the semi-honest product)
+        self._stream_claims(ctx, step)
         pa = self._pool(ctx, step + ":ta", na, boolean=False)
         pb = self._pool(ctx, step + ":tb", nb, boolean=True)
         opened_a = opened_b = None
@@ -273,8 +284,9 @@ class MaliciousVerifier:
             zero_a.append(opened_a)
         if opened_b is not None:
             zero_b.append(opened_b)
-        # round 4: digests of everything that must be zero, of inputs and of keys
-        self._compare_digests(ctx, step, zero_a, zero_b)
+        # round 4: digests of everything that must be zero
+        if zero_a or zero_b:
+            self._zero_claims(ctx, step, zero_a, zero_b)
         self._dirty = False
         self.checks += 1
 
@@ -337,12 +349,55 @@ class MaliciousVerifier:
         va, vb = fn(self.party, zt, cj, aj, bj, rho_o, sig_o)
         return va.reshape(-1), vb.reshape(-1)
 
-    def _compare_digests(self, ctx: MpcContext, step: str, zero_a: list[Pair],
-                         zero_b: list[Pair]) -> None:
+    def _exchange(self, ctx: MpcContext, step: str, mine: dict[str, bytes],
+                  items_for: Callable[[int, int], list[str]]) -> list[tuple[int, Claim, Claim]]:
+        """Send each peer signed claims on ``items_for(me, peer)``; return the received
+        claims that disagree with mine as (peer, mine, theirs)."""
+        me = self.party
+        for peer in (ctx.next, ctx.prev):
+            claims = [self._claim(step, it, mine[it]) for it in items_for(me, peer)]
+            ctx.channel.send(peer, step, encode_claims(claims))
+        bad = []
+        for peer in (ctx.next, ctx.prev):
+            for c in self._recv_claims(ctx, peer, step, step, items_for(peer, me)):
+                if c.digest != mine[c.item]:
+                    bad.append((peer, self._claim(step, c.item, mine[c.item]), c))
+        return bad
+
+    def _stream_claims(self, ctx: MpcContext, step: str) -> None:
+        """Input shares, dealt pairs and keys: each digest goes only to the other holder."""
+        mine: dict[str, bytes] = {}
+        for j, h in self._streams.items():
+            mine[f"share:input/x{j}"] = h.digest()
+        for j, h in self._dealt.items():
+            mine[f"dealt:pair/x{j}"] = h.digest()
+        mine.update(self._keys)
+
+        def items_for(sender: int, receiver: int) -> list[str]:
+            shared = sender if (sender - 1) % PARTIES == receiver else receiver
+            keys = [f"share:key/k{shared}", "dealt:key/all"] if self._keys else []
+            return [f"share:input/x{shared}", f"dealt:pair/x{shared}", *keys]
+
+        for peer, own, theirs in self._exchange(ctx, step + ":s", mine, items_for):
+            if theirs.item.startswith("share:"):
+                raise self._fail(f"party {peer} disagrees about {theirs.item[6:]}, which "
+                                 "both hold", "disagreement", step, (peer,), (own, theirs))
+            sus: tuple[int, ...]
+            if theirs.item == "dealt:key/all":  # dealt by party 0 to both others
+                sus = (peer,) if self.party == 0 else self._others()
+            else:  # a pair from an outside dealer: the dealer may have equivocated
+                sus = ()
+            raise self._fail(f"party {peer} disagrees about {theirs.item[6:]}, which a "
+                             "dealer handed out (the dealer or that party cheated)",
+                             "disagreement", step, sus, (own, theirs))
+
+    def _zero_claims(self, ctx: MpcContext, step: str, zero_a: list[Pair],
+                     zero_b: list[Pair]) -> None:
+        """Each party's digest of ``-v_j`` (arithmetic) and ``v_j`` (boolean) for every
+        share j of everything that must be zero; equal everywhere iff all are zero."""
         me, nx, pv = self.party, ctx.next, ctx.prev
         za = _concat2(zero_a)
         zb = _concat2(zero_b)
-        # claimed -v_j for each share j (arithmetic) and v_j (boolean)
         zdig = {me: (digest(-za[0]), digest(zb[0])),
                 nx: (digest(-za[1]), digest(zb[1])),
                 pv: (digest(za[0] + za[1]), digest(zb[0] ^ zb[1]))}
@@ -350,39 +405,13 @@ class MaliciousVerifier:
         for j in range(PARTIES):
             mine[f"zero:arith/x{j}"] = zdig[j][0]
             mine[f"zero:bool/x{j}"] = zdig[j][1]
-        for j, h in self._streams.items():
-            mine[f"share:input/x{j}"] = h.digest()
-        mine.update(self._keys)
-        zero_items = [f"zero:{t}/x{j}" for t in ("arith", "bool") for j in range(PARTIES)]
-
-        def items_for(sender: int, receiver: int) -> list[str]:
-            shared = sender if (sender - 1) % PARTIES == receiver else receiver
-            keys = [f"share:key/k{shared}", "dealt:key/all"] if self._keys else []
-            return [f"share:input/x{shared}", *keys, *zero_items]
-
-        for peer in (nx, pv):
-            claims = [self._claim(step, it, mine[it]) for it in items_for(me, peer)]
-            ctx.channel.send(peer, step + ":z", encode_claims(claims))
-        got = {peer: self._recv_claims(ctx, peer, step + ":z", step, items_for(peer, me))
-               for peer in (nx, pv)}
-        failed_zero: tuple[Claim, Claim] | None = None
-        for peer, claims in got.items():
-            for c in claims:
-                if c.digest == mine[c.item]:
-                    continue
-                own = self._claim(step, c.item, mine[c.item])
-                if c.item.startswith("share:"):
-                    raise self._fail(f"party {peer} disagrees about {c.item[6:]}, which both "
-                                     "hold", "disagreement", step, (peer,), (own, c))
-                if c.item.startswith("dealt:"):  # k_all: dealt by party 0 to both others
-                    sus = (peer,) if me == 0 else self._others()
-                    raise self._fail(f"party {peer} disagrees about {c.item[6:]}, which "
-                                     "party 0 dealt", "disagreement", step, sus, (own, c))
-                failed_zero = failed_zero or (own, c)
-        if failed_zero is not None:
+        items = sorted(mine)
+        bad = self._exchange(ctx, step + ":z", mine, lambda s, r: items)
+        if bad:
+            _, own, theirs = bad[0]
             raise self._fail("a multiplication, AND or range check failed: a party cheated "
                              "(not attributable to one party)", "failed-check", step,
-                             self._others(), failed_zero)
+                             self._others(), (own, theirs))
 
     # -- range checks for truncation (batched at the check) ---------------------------------
     def _run_range_checks(self, ctx: MpcContext) -> None:
