@@ -109,8 +109,11 @@ def share(
 
 def share_pair(ctx: MpcContext, a: U64, b: U64, *, frac_bits: int = 0) -> SharedArray:
     """Wrap a pair received from an outside dealer (:func:`metisnet.crypto.sharing.share`)."""
-    return SharedArray(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64),
-                       party=ctx.party, frac_bits=frac_bits)
+    out = SharedArray(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64),
+                      party=ctx.party, frac_bits=frac_bits)
+    if ctx.verifier is not None:  # malicious mode: holders' copies cross-checked later
+        ctx.verifier.on_dealt(out)
+    return out
 
 
 def public(ctx: MpcContext, value: ArrayLike, *, frac_bits: int | None = None) -> SharedArray:
