@@ -9,6 +9,7 @@ Modules, from the bottom up:
   directories; a JSON-file implementation now, the chain's registry later.
 * :mod:`~metisnet.net.tls` -- mutually pinned TLS 1.3 set-up over memory BIOs.
 * :mod:`~metisnet.net.channel` -- the ``Channel`` protocol and the in-memory transport.
+* :mod:`~metisnet.net.link` -- one TLS link: frame decoding on receipt, whole-frame sends.
 * :mod:`~metisnet.net.endpoint` -- a node's TLS endpoint: one connection per peer pair,
   sessions multiplexed over it, each session a ``Channel``.
 * :mod:`~metisnet.net.aio` -- an asyncio face for any channel (worker threads).

@@ -1,37 +1,39 @@
-"""A node's TLS endpoint: one pinned connection per peer, sessions multiplexed over it.
+"""A node's TLS endpoint: pinned connections to peers, sessions multiplexed over them.
 
-Design (blocking sockets, one reader thread per connection)
------------------------------------------------------------
+Design: no reader threads; the waiting thread drives the I/O
+------------------------------------------------------------
 The MPC engine calls ``send``/``recv`` synchronously from numpy code, so the transport is
-built from blocking sockets rather than asyncio: no event loop to hop into, and the large
-``SSL_write``/``SSL_read`` calls run with the GIL released.
+synchronous too (no event loop to hop into; :mod:`metisnet.net.aio` gives coroutines a
+face over it). A thread that waits -- in ``recv`` for a message, or in a send for a
+socket to drain -- polls *every* connection it can lock and decodes what arrives, handing
+frames to the sessions they belong to. The thread that receives a message is then
+usually the one that read it: no hand-off between threads on the latency path. Because a
+waiting sender reads too, parties that all send large arrays before they receive (a ring)
+cannot deadlock. A background thread looks at idle connections every 50 ms, so closed
+peers, bad frames and early frames are noticed when nobody waits.
 
-* :class:`Endpoint` listens on one port, dials peers, and hands out per-session channels
-  (:meth:`Endpoint.session`). Between two nodes there is exactly one TLS connection: the
-  node with the smaller id (compared in lower case) dials, the other accepts. Dialling
-  retries with exponential backoff until the peer answers or nobody needs it any more; a
-  lost connection is re-dialled the same way when a session next needs it.
-* Each connection has a reader thread that decodes frames (:mod:`metisnet.net.wire`):
-  the 12-byte prefix and the header are validated before the payload is read, and the
-  payload is received straight into the ``numpy`` array handed to the caller (no copy).
-  Sends happen in the caller's thread under a per-connection lock (one ``sendall`` of the
-  head, one of the array's memory; small frames go out in one write).
-* Frames are routed by session id into a per-session inbox keyed by (peer, tag). Inboxes
-  are bounded (``session_buffer`` bytes): when one is full, the reader thread stops
-  reading that connection, TCP flow control stops the sender, and if nothing drains it
-  within ``send_timeout`` the session fails with a clear error. A send blocked longer than
-  ``send_timeout`` on a peer that does not read fails with :class:`PeerTimeout` (a monitor
-  thread shuts the stalled connection down). Frames for a session not opened yet are
-  buffered, within ``pending_sessions`` sessions.
+* :class:`Endpoint` listens on one port and hands out per-session channels
+  (:meth:`Endpoint.session`). Between two nodes there is normally one TLS connection: the
+  node with the smaller id (compared in lower case) dials at once; the other dials too if
+  none came within ``dial_grace``. Dialling retries with exponential backoff; a lost
+  connection is re-dialled the same way when a session next needs it. If two connections
+  come up, both are read and sends use the newer; a sequence number per (session, sender,
+  tag) keeps every stream in order regardless.
+* TLS runs over memory BIOs (:mod:`metisnet.net.tls`): large writes leave in one system
+  call per MiB rather than one per 16 KiB record. Frames (:mod:`metisnet.net.wire`) are
+  validated prefix first, header second, before their payload is read; small frames are
+  parsed from a staging buffer, large payloads are decrypted straight into the ``numpy``
+  array handed to the caller.
+* Backpressure: a session's inbox holds at most ``session_buffer`` bytes. A frame that does
+  not fit is parked and its connection is not read any further, so TCP flow control holds
+  the sender back; a send that makes no progress for ``send_timeout`` fails with
+  :class:`PeerTimeout`. Frames for sessions not opened yet are kept, within
+  ``pending_sessions`` sessions.
 * Failures stay local: a bad frame closes that connection with a logged reason and fails
   the sessions that use it with a :class:`WireError`; a lost connection fails them with a
   :class:`NetworkError` (data already received is still delivered first); a silent peer
-  makes ``recv`` raise :class:`PeerTimeout` after its timeout. No error in a reader,
-  acceptor or dialler thread ever escapes the thread.
-
-Known limit: one reader and one writer thread share each ``SSLSocket`` (full duplex).
-TLS 1.3 session tickets are disabled so that reads never need to write; key updates are
-never requested. This is the usual way of using OpenSSL full duplex from Python.
+  makes ``recv`` raise :class:`PeerTimeout` after its timeout. No error in an acceptor,
+  dialler or background thread escapes the thread.
 """
 
 from __future__ import annotations
@@ -66,16 +68,12 @@ from metisnet.net.identity import (
     create_node_files,
     load_node_identity,
 )
+from metisnet.net.link import Connection, Eof, reap
 from metisnet.net.tls import TlsContexts, TlsLink, accept_tls, dial_tls
 from metisnet.net.trust import FileTrustStore, PeerDirectory, TrustStore
 from metisnet.net.wire import (
-    KIND_DATA,
-    PREFIX_SIZE,
     SESSION_ID_MAX,
-    Header,
     WireLimits,
-    decode_header,
-    decode_prefix,
     encode_head,
 )
 from metisnet.types import NodeId
@@ -84,10 +82,6 @@ __all__ = ["Endpoint", "EndpointConfig", "TlsChannel", "create_local_committee",
 
 log = logging.getLogger(__name__)
 
-_SMALL: Final = 64 << 10  # frames below this go out in one write
-_RAW_BUF: Final = 1 << 20  # socket reads of up to this many bytes
-_STAGE: Final = 64 << 10  # decrypted bytes of small frames are parsed from a buffer this big
-_CHUNK: Final = 1 << 20  # large payloads are encrypted and written in chunks of this size
 _IDLE_SLICE: Final = 0.25  # longest single wait of a thread driving I/O
 _BUSY_SLICE: Final = 0.002  # ... when another thread holds some connection's token
 _PARKED_SLICE: Final = 0.02  # ... when every readable connection waits for a full session
@@ -305,219 +299,6 @@ class TlsChannel:
             self._ep._close_session(self._session)
 
 
-# --------------------------------------------------------------------------- connections
-
-
-class _Eof(Exception):
-    """The peer closed the connection."""
-
-
-class _Connection:
-    """One TLS link to a peer; I/O is driven by whichever thread holds ``token``.
-
-    ``token`` guards the receive side (socket reads and the frame state machine),
-    ``send_lock`` keeps frames whole on the wire, ``tls_lock`` guards the TLS object and its
-    buffers (held only for single TLS calls).
-    """
-
-    def __init__(self, endpoint: Endpoint, link: TlsLink) -> None:
-        self._ep = endpoint
-        self.peer = link.peer
-        self.sock = link.sock
-        self.sock.setblocking(False)
-        self.fd = self.sock.fileno()
-        self._tls = link.tls
-        self._inc = link.incoming
-        self._out = link.outgoing
-        self.token = threading.Lock()
-        self.send_lock = threading.Lock()
-        self.tls_lock = threading.Lock()
-        self.alive = True
-        self._limits = endpoint.config.limits()
-        self._send_timeout = endpoint.config.send_timeout
-        self._raw = bytearray(_RAW_BUF)
-        self._rawview = memoryview(self._raw)
-        self._sbuf = bytearray(max(_STAGE, 2 * (PREFIX_SIZE + self._limits.max_header)))
-        self._sview = memoryview(self._sbuf)
-        self._s0 = self._s1 = 0  # staged plaintext not parsed yet: _sbuf[_s0:_s1]
-        self._header: Header | None = None  # a large frame being received directly ...
-        self._arr: NDArray[Any] | None = None  # ... into this array
-        self._target: memoryview | None = None  # ... through this byte view of it
-        self._got = 0
-        #: received bytes may wait in TLS or staging that a socket poll would not report
-        #: (left over by the handshake, or behind a parked frame)
-        self.dirty = True
-        #: a decoded frame its session had no room for; nothing more is read until it fits
-        self.parked: tuple[bytes, str, int, NDArray[Any]] | None = None
-
-    # ---- receiving (token held)
-
-    def unpark(self) -> bool:
-        """Try to hand over the parked frame; True if nothing is parked any more."""
-        if self.parked is not None and self._ep._deliver(self, *self.parked):
-            self.parked = None
-        return self.parked is None
-
-    def pump(self) -> None:
-        """Read and decode everything available now; deliver whole frames. Non-blocking.
-
-        Stops reading while a frame is parked (its session is full): TCP flow control then
-        holds the sender back, which is the backpressure.
-        """
-        if not self.unpark():
-            return
-        if self.dirty:
-            if not self._decrypt_available():
-                return
-            self.dirty = False
-        raw = self._rawview
-        while True:
-            try:
-                n = self.sock.recv_into(raw)
-            except (BlockingIOError, InterruptedError):
-                return
-            if n == 0:
-                raise _Eof
-            with self.tls_lock:
-                self._inc.write(raw[:n])
-            if not self._decrypt_available():
-                self.dirty = True  # bytes wait behind the parked frame
-                return
-            if n < len(raw):  # the socket is drained; poll reports more later
-                return
-
-    def _tls_read(self, dest: memoryview) -> int:
-        """Decrypt into ``dest``; -1 if TLS needs more bytes from the socket."""
-        with self.tls_lock:
-            if not self._inc.pending and not self._tls.pending():
-                return -1
-            try:
-                k: int = self._tls.read(len(dest), dest)  # type: ignore[assignment]
-            except ssl.SSLWantReadError:
-                return -1
-            except ssl.SSLZeroReturnError:
-                raise _Eof from None
-        if k == 0:
-            raise _Eof
-        return k
-
-    def _decrypt_available(self) -> bool:
-        """Decode what TLS has buffered; False if a frame got parked.
-
-        Small frames are decrypted a record at a time into a staging buffer and parsed
-        from there; the rest of a large payload is decrypted straight into its array.
-        """
-        while True:
-            if self._target is not None:
-                k = self._tls_read(self._target[self._got:])
-                if k < 0:
-                    return True
-                self._got += k
-                if self._got == len(self._target):
-                    header, arr = self._header, self._arr
-                    self._target = self._header = self._arr = None
-                    if header is not None and arr is not None and not self._hand_over(
-                            header, arr):
-                        return False
-                continue
-            if self._s1 > self._s0:
-                if not self._parse_staged():
-                    return False
-                if self._target is not None:
-                    continue
-            k = self._tls_read(self._sview[self._s1:])
-            if k < 0:
-                return True
-            self._s1 += k
-
-    def _parse_staged(self) -> bool:
-        """Deliver the whole frames in the staging buffer; False if one got parked."""
-        buf, s0, s1 = self._sview, self._s0, self._s1
-        while s1 - s0 >= PREFIX_SIZE:
-            hlen, plen = decode_prefix(buf[s0:s0 + PREFIX_SIZE], self._limits)
-            body = s0 + PREFIX_SIZE + hlen
-            if body > s1:
-                break
-            header = decode_header(buf[s0 + PREFIX_SIZE:body], plen, self._limits)
-            arr = np.empty(header.shape, dtype=header.dtype)
-            have = min(plen, s1 - body)
-            if plen:
-                target = arr.reshape(-1).view(np.uint8).data
-                target[:have] = buf[body:body + have]
-                if have < plen:  # the rest comes straight from TLS into the array
-                    self._target, self._got = target, have
-                    self._header, self._arr = header, arr
-                    self._s0 = self._s1 = 0
-                    return True
-            s0 = body + have
-            self._s0 = s0
-            if not self._hand_over(header, arr):
-                return False
-        if s0 == s1:
-            s0 = s1 = 0
-        elif len(buf) - s1 < PREFIX_SIZE + self._limits.max_header:
-            buf[:s1 - s0] = buf[s0:s1]
-            s0, s1 = 0, s1 - s0
-        self._s0, self._s1 = s0, s1
-        return True
-
-    def _hand_over(self, header: Header, arr: NDArray[Any]) -> bool:
-        if header.kind != KIND_DATA:
-            return True
-        frame = (header.session, header.tag, header.seq, arr)
-        if not self._ep._deliver(self, *frame):
-            self.parked = frame
-            return False
-        return True
-
-    # ---- sending
-
-    def send(self, head: bytes, arr: NDArray[Any] | None) -> None:
-        if arr is None or arr.nbytes == 0:
-            pieces: list[bytes | memoryview] = [head]
-        elif arr.nbytes < _SMALL:
-            pieces = [head + arr.tobytes()]
-        else:
-            view = arr.reshape(-1).view(np.uint8).data
-            pieces = [head, *(view[o:o + _CHUNK] for o in range(0, len(view), _CHUNK))]
-        with self.send_lock:
-            if not self.alive:
-                raise NetworkError(f"connection to {self.peer} is closed")
-            try:
-                for piece in pieces:
-                    with self.tls_lock:
-                        self._tls.write(piece)
-                        data = self._out.read()
-                    self._write_all(data)
-            except NetworkError:
-                raise
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                err = NetworkError(f"send to {self.peer} failed: {exc}")
-                self._ep._fail(self, err)
-                raise err from None
-
-    def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        off = 0
-        last = time.monotonic()
-        while off < len(view):
-            try:
-                n = self.sock.send(view[off:])
-            except (BlockingIOError, InterruptedError):
-                n = 0
-            if n:
-                off += n
-                last = time.monotonic()
-                continue
-            if not self.alive:
-                raise NetworkError(f"connection to {self.peer} closed during a send")
-            if time.monotonic() - last > self._send_timeout:
-                err = PeerTimeout(f"send to {self.peer} stalled: the peer read nothing for "
-                                  f"{self._send_timeout:g} s")
-                self._ep._fail(self, err)
-                raise err
-            self._ep._progress(last + self._send_timeout, write=self)
-
 # --------------------------------------------------------------------------- endpoint
 
 
@@ -545,9 +326,9 @@ class Endpoint:
         self._addresses: dict[NodeId, tuple[str, int]] = {}
         self._ctx = TlsContexts(tls)
         self._lock = threading.Condition(threading.Lock())
-        self._conns: dict[NodeId, _Connection] = {}  # the connection sends go over
-        self._spare: list[_Connection] = []  # older live connections, still read
-        self._readable_cache: list[_Connection] | None = None  # reset when they change
+        self._conns: dict[NodeId, Connection] = {}  # the connection sends go over
+        self._spare: list[Connection] = []  # older live connections, still read
+        self._readable_cache: list[Connection] | None = None  # reset when they change
         self._dialling: dict[NodeId, float] = {}  # peer -> dial wanted until (monotonic)
         self._inboxes: dict[bytes, _Inbox] = {}
         self._members: dict[bytes, tuple[NodeId, ...]] = {}
@@ -664,7 +445,7 @@ class Endpoint:
         if inbox is not None:
             inbox.close()
 
-    def _deliver(self, conn: _Connection, session_id: bytes, tag: str, seq: int,
+    def _deliver(self, conn: Connection, session_id: bytes, tag: str, seq: int,
                  arr: NDArray[Any]) -> bool:
         """Route one frame to its session inbox; False if the inbox is full."""
         with self._lock:
@@ -684,7 +465,7 @@ class Endpoint:
 
     # ---- the I/O engine
 
-    def _progress(self, deadline: float, *, write: _Connection | None = None,
+    def _progress(self, deadline: float, *, write: Connection | None = None,
                   until: Callable[[], bool] | None = None) -> None:
         """Wait for I/O once, reading every connection this thread can take the token of.
 
@@ -699,7 +480,7 @@ class Endpoint:
             if until is not None and until():
                 return
             poller = select.poll()
-            by_fd: dict[int, _Connection] = {}
+            by_fd: dict[int, Connection] = {}
             for c in held:
                 if c.dirty or c.parked is not None:  # bytes a socket poll would not report
                     self._pump(c)
@@ -731,7 +512,7 @@ class Endpoint:
             for c in held:
                 c.token.release()
 
-    def _readable(self) -> list[_Connection]:
+    def _readable(self) -> list[Connection]:
         conns = self._readable_cache
         if conns is None:
             with self._lock:
@@ -739,11 +520,11 @@ class Endpoint:
                 self._readable_cache = conns
         return conns
 
-    def _pump(self, conn: _Connection) -> None:
+    def _pump(self, conn: Connection) -> None:
         """Run ``conn.pump`` (token held); a failure closes the connection, never raises."""
         try:
             conn.pump()
-        except _Eof:
+        except Eof:
             self._fail(conn, NetworkError(f"connection to {conn.peer} closed by the peer"))
         except WireError as exc:
             log.warning("bad frame from %s, closing the connection: %s", conn.peer, exc)
@@ -755,7 +536,7 @@ class Endpoint:
             log.exception("unexpected error reading from %s", conn.peer)
             self._fail(conn, NetworkError(f"connection to {conn.peer} failed: {exc}"))
 
-    def _fail(self, conn: _Connection, err: BaseException) -> None:
+    def _fail(self, conn: Connection, err: BaseException) -> None:
         """Close ``conn`` once and fail the sessions that need its peer."""
         with self._lock:
             if not conn.alive:
@@ -781,7 +562,7 @@ class Endpoint:
             else:
                 ib.fail(err, conn.peer)
         # close the descriptor once no thread can be using it any more
-        threading.Thread(target=_reap, args=(conn,), daemon=True, name="metis-reap").start()
+        threading.Thread(target=reap, args=(conn,), daemon=True, name="metis-reap").start()
 
     def _idle_loop(self) -> None:
         """Background reader for connections nobody is waiting on.
@@ -828,7 +609,7 @@ class Endpoint:
                              name=f"metis-dial-{peer[:10]}")
         t.start()
 
-    def _connection(self, peer: NodeId, timeout: float) -> _Connection:
+    def _connection(self, peer: NodeId, timeout: float) -> Connection:
         """The live connection to ``peer``, waiting up to ``timeout`` for it."""
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -915,7 +696,10 @@ class Endpoint:
         self._install(link)
 
     def _install(self, link: TlsLink) -> None:
-        conn = _Connection(self, link)
+        cfg = self.config
+        conn = Connection(link, limits=cfg.limits(), send_timeout=cfg.send_timeout,
+                          deliver=self._deliver, fail=self._fail,
+                          wait_io=lambda deadline, c: self._progress(deadline, write=c))
         with self._lock:
             if self._closing:
                 with contextlib.suppress(OSError):
@@ -935,11 +719,6 @@ class Endpoint:
                        if peer in m and s in self._inboxes]
         for ib in inboxes:
             ib.fail(err, peer)
-
-
-def _reap(conn: _Connection) -> None:
-    with conn.send_lock, conn.token, contextlib.suppress(OSError):
-        conn.sock.close()
 
 
 def open_endpoint(keystore: str | Path, trust: str | Path | TrustStore, *,
