@@ -55,11 +55,11 @@ def prog_shuffle(ctx: MpcContext, ints: np.ndarray, reals: np.ndarray) -> Any:
 
 
 def prog_sort(ctx: MpcContext, keys: np.ndarray, payload: np.ndarray, f: int,
-              descending: bool) -> Any:
+              descending: bool, pivots: int = 3) -> Any:
     ctx = _semi_honest(ctx)
     k = _share(ctx, keys, 0, f)
     p = _share(ctx, payload, 2, 16)
-    sk, (sp,) = shuffle_sort(ctx, k, [p], descending=descending)
+    sk, (sp,) = shuffle_sort(ctx, k, [p], descending=descending, pivots=pivots)
     return mpc.reveal(ctx, sk), mpc.reveal(ctx, sp)
 
 
@@ -70,7 +70,7 @@ def prog_uniform(ctx: MpcContext, trials: int) -> Any:
     return mpc.reveal(ctx, mpc.stack(outs))
 
 
-def prog_costs(ctx: MpcContext, n: int) -> Any:
+def prog_costs(ctx: MpcContext, n: int, pivots: int) -> Any:
     ctx = _semi_honest(ctx)
     k = mpc.random(ctx, (n,))
     k = k.like(k.a >> np.uint64(8), k.b >> np.uint64(8))  # distinct with near certainty
@@ -81,7 +81,7 @@ def prog_costs(ctx: MpcContext, n: int) -> Any:
     d_shuffle = ctx.stats - before
     _sync(ctx)
     before = ctx.stats.snapshot()
-    _, levels = quicksort_levels(ctx, k2)
+    _, levels = quicksort_levels(ctx, k2, pivots=pivots)
     d_sort = ctx.stats - before
     return (d_shuffle.rounds, d_shuffle.bytes_sent), (d_sort.rounds, d_sort.bytes_sent, levels)
 
@@ -117,11 +117,11 @@ class TestShuffleSort:
     @given(keys=hnp.arrays(np.int64, st.integers(0, 100),
                            elements=st.integers(-KEY, KEY) | st.integers(-3, 3)
                            | st.sampled_from([KEY, -KEY, 0])),
-           descending=st.booleans())
+           descending=st.booleans(), pivots=st.sampled_from([1, 2, 3, 5]))
     def test_integer_keys_stable_with_payload(self, channel: Any, keys: np.ndarray,
-                                              descending: bool) -> None:
+                                              descending: bool, pivots: int) -> None:
         payload = np.arange(keys.size, dtype=np.float64) + 0.5
-        sk, sp = channel.run(prog_sort, keys, payload, 0, descending)[1]
+        sk, sp = channel.run(prog_sort, keys, payload, 0, descending, pivots)[1]
         order = np.argsort(-keys if descending else keys, kind="stable")
         np.testing.assert_array_equal(sk, keys[order])
         np.testing.assert_array_equal(sp, payload[order])  # stable: ties keep input order
@@ -159,18 +159,23 @@ class TestShuffleSort:
         chi2 = float(((counts - expected) ** 2 / expected).sum())
         assert chi2 < 30.0, counts
 
-    def test_communication_costs(self, channel: Any) -> None:
+    @pytest.mark.parametrize("pivots", [1, 3])
+    def test_communication_costs(self, channel: Any, pivots: int) -> None:
         n = 640
-        res = channel.run(prog_costs, n)
-        level_bytes = (242 + 1) * 8 * n_words(n - 1)  # sign bit + one revealed plane
+        res = channel.run(prog_costs, n, pivots)
+        # per level: a sign bit (242 planes) and one revealed plane per compared pair; the
+        # first level compares n - k elements with k pivots and the pivots with each other
+        first = (242 + 1) * 8 * n_words(pivots * (n - pivots) + pivots * (pivots - 1) // 2)
+        most = (242 + 1) * 8 * n_words(pivots * n)
         for (sh_rounds, sh_bytes), (q_rounds, q_bytes, levels) in res:
             # 3 passes, each party permutes in two: 8 B per element of 3 columns per pass
             assert sh_bytes == 2 * 8 * 3 * n
             assert sh_rounds <= 3
             # quicksort: 8 rounds for the sign bits and 1 to reveal them, per level
             assert q_rounds == 9 * levels
-            assert levels <= 4 * np.log2(n)  # a random BST is this tall w.p. ~1 - 2^-20
-            assert level_bytes <= q_bytes <= levels * level_bytes
+            # a random search tree this tall has probability well below 2^-20
+            assert levels <= (4 if pivots == 1 else 2.5) * np.log2(n)
+            assert first <= q_bytes <= levels * most
 
     def test_bad_input_is_refused(self, channel: Any) -> None:
         assert channel.run(prog_bad)[0] == ["ShapeError", "ValidationError", "ShapeError"]

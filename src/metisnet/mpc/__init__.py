@@ -79,9 +79,9 @@ Sorting (:mod:`metisnet.mpc.sort`; bitonic network, 10 rounds per layer)::
 Shuffling and fast sorting (:mod:`metisnet.mpc.shuffling`; semi-honest mode only)::
 
     shuffle(ctx, [columns]) -> columns, rows permuted together       3 rnd, 16 B per element
-    shuffle_sort(ctx, keys, payload=(), descending=False) -> (keys, [payload])  stable;
-        shuffle, then quicksort with revealed comparisons on distinct keys (Hamada et al.,
-        ICISC 2012): 3 + 9 L rounds (L ~ 2.5-3 log2 n), ~1.4 n log2 n comparisons
+    shuffle_sort(ctx, keys, payload=(), descending=False, pivots=3) -> (keys, [payload])
+        stable; shuffle, then quicksort with revealed comparisons on distinct keys (Hamada et al.,
+        ICISC 2012), 3 pivots: 3 + 9 L rounds (L ~ log2 n), ~1.6 n log2 n comparisons
 """
 
 from metisnet.mpc.arith import (

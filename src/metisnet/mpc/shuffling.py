@@ -26,11 +26,14 @@ Sort
 ----
 :func:`shuffle_sort` follows Hamada, Kikuchi, Ikarashi and Chida, "Practically efficient
 multi-party sorting protocols from comparison sort algorithms", ICISC 2012: shuffle the rows,
-then run any comparison sort whose comparison *results are revealed*. Here it is quicksort,
-all partitions of one level at once: every element of every unfinished segment is compared
-with its segment's first element (one batched sign-bit extraction, 8 rounds, then one
-reveal of the bits, 1 round), and the segments are partitioned in public. At the end the
-parties know a public permutation of the shuffled rows and apply it locally.
+then run any comparison sort whose comparison *results are revealed*. Here it is quicksort
+with ``k`` pivots (default 3), all partitions of one level at once: every element of every
+unfinished segment is compared with its segment's first ``k`` elements, and those with each
+other (one batched sign-bit extraction, 8 rounds, then one reveal of the bits, 1 round),
+and the segments are split into ``k + 1`` buckets in public. At the end the parties know a
+public permutation of the shuffled rows and apply it locally. (Three pivots halve the
+levels of one pivot for about 35% more bytes: fewer rounds matter more than bytes
+between real hosts.)
 
 Security: the keys are made distinct first (``key * 2^b + original index``, which also
 makes the sort stable). The revealed bits are then a function of the relative order of the
@@ -46,21 +49,24 @@ secure shuffle (e.g. with verified resharing) is future work.
 
 Cost for ``n`` rows and ``c`` columns (key and payloads): the shuffle (3 rounds, 16 B per
 row per column, plus the composite key), then ``L`` levels of 9 rounds, where ``L`` is the
-height of a random binary search tree (about 2.5-3 log2 n; 30-40 for n = 10^4), with about
-``1.39 n log2 n`` comparisons in all (30.25 B and 1/8 B per comparison). Bitonic sorting
-(:mod:`metisnet.mpc.sort`) needs ``n/2 log2 n (log2 n + 1) / 2`` comparisons with bit
-injection and selection (70 B each from party 0) and 10 rounds per layer.
+height of a random search tree: with one pivot about 2.5-3 log2 n (30-34 for n = 10^4) and
+about ``1.2-1.4 n log2 n`` comparisons in all; with three pivots about log2 n (12-14 for
+n = 10^4: 110-130 rounds) and about ``1.5-1.6 n log2 n`` comparisons (each 30.25 B and
+1/8 B per party). Bitonic sorting (:mod:`metisnet.mpc.sort`) needs ``n/2 log2 n (log2 n + 1) / 2``
+comparisons with bit injection and selection (70 B each from party 0) and 10 rounds per
+layer.
 
 Measured (``benchmarks/mpc_sort.py``: 3 OS processes over loopback, semi-honest, one
-payload column, 2-core shared machine, medians of two sessions): 10^4 rows at 16,900 and
-35,100 rows/s (271 rounds; 520-580 B per row per party), 2.4x the bitonic network's rate
-in both sessions (7,000 and 14,800 rows/s; 1,050 rounds; 6.7 KB per row), against MPyC
-0.11's ``np_sort`` at 8.5-9.7 rows/s (n = 256).
+payload column, 2-core shared machine; one pivot, medians of two sessions): 10^4 rows at
+16,900 and 35,100 rows/s (271 rounds; 520-580 B per row per party), 2.4x the bitonic
+network's rate in both sessions (7,000 and 14,800 rows/s; 1,050 rounds; 6.7 KB per row),
+against MPyC 0.11's ``np_sort`` at 8.5-9.7 rows/s (n = 256). Three pivots: see the
+benchmark's JSON (about 120 rounds and 700 B per row at 10^4).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -145,48 +151,77 @@ def shuffle(ctx: MpcContext, columns: Sequence[SharedArray]) -> list[SharedArray
     return out
 
 
-def _partition(order: I64, starts: I64, lengths: I64, less: NDArray[np.uint8]) -> tuple[
-        I64, I64, I64]:
-    """One public quicksort level: in each segment ``[s, s+len)`` of ``order`` the first
-    entry is the pivot and ``less`` (one flag per other entry, segment by segment) says
-    which go before it. Returns the new order and the unfinished segments (length >= 2)."""
-    seg = np.repeat(np.arange(starts.size), lengths)
-    offs = np.arange(seg.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    where = np.repeat(starts, lengths) + offs  # positions in ``order``
-    cls = np.ones(seg.size, dtype=np.int64)  # 0: before the pivot, 1: pivot, 2: after
-    others = offs > 0
-    cls[others] = np.where(less.astype(bool), 0, 2)
+def _level(order: I64, starts: I64, lengths: I64, pivots: int,
+           compare: Callable[[I64, I64], NDArray[np.uint8]]) -> tuple[I64, I64, I64]:
+    """One public quicksort level with up to ``pivots`` pivots per segment.
+
+    In each unfinished segment ``[s, s + len)`` of ``order`` the first ``p = min(pivots,
+    len - 1)`` entries are the pivots; every other entry is compared with each of them and
+    the pivots with each other, all in one call ``compare(u, v) = [order[u] < order[v]]``
+    (positions in ``order``). The segment is then laid out as bucket 0, the smallest pivot,
+    bucket 1, ..., in public. Returns the new order and the unfinished segments."""
+    nseg = starts.size
+    piv = np.minimum(pivots, lengths - 1)
+    first = np.cumsum(lengths) - lengths  # entry index of each segment's first entry
+    seg = np.repeat(np.arange(nseg), lengths)
+    offs = np.arange(seg.size) - first[seg]
+    where = starts[seg] + offs
+    elem = np.flatnonzero(offs >= piv[seg])  # entry indices of the non-pivots
+    reps = piv[seg[elem]]
+    pair_e = np.repeat(elem, reps)  # element entry of each element-pivot pair
+    pair_k = np.arange(pair_e.size) - np.repeat(np.cumsum(reps) - reps, reps)
+    pi_list, pj_list = [], []
+    for p in np.unique(piv[piv >= 2]):
+        segs = np.flatnonzero(piv == p)
+        ii, jj = np.triu_indices(int(p), 1)
+        pi_list.append((first[segs][:, None] + ii[None, :]).ravel())
+        pj_list.append((first[segs][:, None] + jj[None, :]).ravel())
+    pp_i = np.concatenate(pi_list) if pi_list else np.zeros(0, dtype=np.int64)
+    pp_j = np.concatenate(pj_list) if pj_list else np.zeros(0, dtype=np.int64)
+    pair_p = first[seg[pair_e]] + pair_k  # pivot entry of each element-pivot pair
+    less = compare(np.concatenate([where[pair_e], where[pp_i]]),
+                   np.concatenate([where[pair_p], where[pp_j]])).astype(np.int64)
+    less_ep, less_pp = less[: pair_e.size], less[pair_e.size:]
+    # class within the segment: 2 * bucket for an element, 2 * rank + 1 for a pivot
+    cls = np.bincount(pair_e, weights=1 - less_ep, minlength=seg.size).astype(np.int64) * 2
+    rank = np.bincount(pp_j, weights=less_pp, minlength=seg.size)
+    rank += np.bincount(pp_i, weights=1 - less_pp, minlength=seg.size)
+    is_piv = offs < piv[seg]
+    cls[is_piv] = rank.astype(np.int64)[is_piv] * 2 + 1
     ranks = np.lexsort((offs, cls, seg))
     new_order = order.copy()
     new_order[where] = order[where[ranks]]
-    n_less = np.bincount(seg, weights=(cls == 0), minlength=starts.size).astype(np.int64)
-    lo_s, lo_l = starts, n_less
-    hi_s, hi_l = starts + n_less + 1, lengths - n_less - 1
-    s = np.concatenate([lo_s, hi_s])
-    ln = np.concatenate([lo_l, hi_l])
-    keep = ln >= 2
-    return new_order, s[keep], ln[keep]
+    buckets = pivots + 1
+    sizes = np.bincount(seg[elem] * buckets + cls[elem] // 2,
+                        minlength=nseg * buckets).reshape(nseg, buckets)
+    # bucket b of segment s starts after the buckets below it and their b pivots
+    begin = starts[:, None] + np.cumsum(sizes + 1, axis=1) - (sizes + 1)
+    keep = sizes >= 2
+    return new_order, begin[keep], sizes[keep]
 
 
-def quicksort_levels(ctx: MpcContext, keys: SharedArray) -> tuple[I64, int]:
+def quicksort_levels(ctx: MpcContext, keys: SharedArray, *,
+                     pivots: int = 1) -> tuple[I64, int]:
     """The public order that sorts ``keys`` (1-D, integers, all distinct), by quicksort with
-    revealed comparisons, and the number of levels it took. Only safe on *shuffled* distinct
-    keys (module docstring); :func:`shuffle_sort` arranges that."""
+    revealed comparisons and up to ``pivots`` pivots per segment, and the number of levels
+    it took (9 rounds each). Only safe on *shuffled* distinct keys (module docstring);
+    :func:`shuffle_sort` arranges that."""
     _require_semi_honest(ctx, "quicksort_levels")
+    if pivots < 1:
+        raise ValidationError("quicksort needs at least one pivot per segment")
     n = keys.shape[0]
     order = np.arange(n, dtype=np.int64)
     starts = np.zeros(1, dtype=np.int64) if n >= 2 else np.zeros(0, dtype=np.int64)
     lengths = np.full(starts.size, n, dtype=np.int64)
     levels = 0
+
+    def compare(u: I64, v: I64) -> NDArray[np.uint8]:
+        diff = keys[order[u]] - keys[order[v]]  # < 0 exactly when u goes first
+        bits: NDArray[np.uint8] = reveal_bits(ctx, ltz_bits(ctx, diff))[0]
+        return bits
+
     while starts.size:
-        seg = np.repeat(np.arange(starts.size), lengths - 1)
-        offs = np.arange(seg.size) - np.repeat(np.cumsum(lengths - 1) - (lengths - 1),
-                                               lengths - 1)
-        elems = order[starts[seg] + offs + 1]
-        pivots = order[starts[seg]]
-        diff = keys[elems] - keys[pivots]  # < 0 exactly when the element goes first
-        less = reveal_bits(ctx, ltz_bits(ctx, diff))[0]
-        order, starts, lengths = _partition(order, starts, lengths, less)
+        order, starts, lengths = _level(order, starts, lengths, pivots, compare)
         levels += 1
     return order, levels
 
@@ -197,14 +232,16 @@ def shuffle_sort(
     payload: Sequence[SharedArray] = (),
     *,
     descending: bool = False,
+    pivots: int = 3,
 ) -> tuple[SharedArray, list[SharedArray]]:
     """Sort the 1-D ``keys`` (stable; ascending unless ``descending``) and permute every
     payload column (same number of rows, any scale and trailing shape) the same way.
 
     Hamada et al., ICISC 2012 (module docstring): shuffle, then quicksort with revealed
-    comparisons on the distinct keys ``key * 2^b + index``. Requires ``|key| < 2^(62 - b)``
-    in the ring, ``b = bit_length(n - 1)``. Cost: 3 + 9 L rounds (L levels, about
-    2.5-3 log2 n), about 1.39 n log2 n comparisons.
+    comparisons on the distinct keys ``key * 2^b + index``, ``pivots`` pivots per segment.
+    Requires ``|key| < 2^(62 - b)`` in the ring, ``b = bit_length(n - 1)``. Cost: 3 + 9 L
+    rounds (L levels: about log2 n with 3 pivots, 2.5-3 log2 n with 1), about
+    1.6 n log2 n comparisons (3 pivots) or 1.4 n log2 n (1).
     """
     if not isinstance(keys, SharedArray) or keys.ndim != 1:
         raise ShapeError("shuffle_sort takes a 1-D SharedArray key column")
@@ -219,5 +256,5 @@ def shuffle_sort(
                             party=keys.party, frac_bits=0)
     composite = composite.add_ring(np.arange(n, dtype=np.uint64))
     mixed = shuffle(ctx, [composite, keys, *payload])
-    order, _ = quicksort_levels(ctx, mixed[0])
+    order, _ = quicksort_levels(ctx, mixed[0], pivots=pivots)
     return mixed[1][order], [col[order] for col in mixed[2:]]
