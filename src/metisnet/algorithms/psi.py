@@ -8,9 +8,11 @@ Construction (keyed tags, committee shuffle, one matcher)
    integers, or any bytes first hashed with BLAKE2b-128), permutes its rows with its own
    CSPRNG, and deals ``(tag_hi, tag_lo, row index, payload...)`` as replicated shares
    (:func:`prepare`).
-2. **Committee**: every input table is shuffled obliviously (:func:`metisnet.mpc.shuffle`:
-   three re-sharing passes, the permutation known to no single member);
-   then only the tag columns are opened to one member, the *matcher* (member 0).
+2. **Committee**: for a join, every input table is first shuffled obliviously
+   (:func:`metisnet.mpc.shuffle`: three re-sharing passes, the permutation known to no
+   single member); then only the tag columns are opened to one member, the *matcher*
+   (member 0). For the size alone no position leaves the matcher, so the committee skips
+   the shuffle: the matcher sees the tags in each data node's own random order.
 3. The matcher intersects the tags in the clear (numpy) and tells the other two members
    the matching positions, ordered by tag value (a pseudorandom order). Every member gathers
    the matching rows of its shares locally: the **private join** leaves the joined rows
@@ -33,16 +35,18 @@ What each party learns (semi-honest, honest majority, one corrupt member):
   guessed ids against the tags): the one trust assumption beyond the honest majority, and
   why a two-node ECDH run (:mod:`metisnet.algorithms.psi_ecdh`) is offered where it cannot
   be met.
-* each other member: only ``m`` (join mode) and uniformly random shares; even together
-  with a data node it cannot link positions, since the shuffle has a pass it did not see.
+* each other member: only ``m`` (join mode; nothing in size mode unless it is a receiver)
+  and uniformly random shares; even together with a data node it cannot link the
+  positions it is sent to that node's rows, since the shuffle has a pass it did not see.
 * data nodes: nothing beyond the output they receive.
 
 False matches: two different ids collide in a 128-bit tag with probability about
 ``n_A n_B 2^-128``.
 
-Cost for tables of ``n`` rows and ``w`` columns (3 + payload): the shuffle is 3 rounds and
-``16 n w`` bytes per member on average; opening tags to the matcher ``16 n`` bytes from one
-member; positions ``8 m`` per table to each of the two others. Computation is AES at the
+Cost for tables of ``n`` rows and ``w`` columns (3 + payload): opening the tags to the
+matcher, 1 round and ``16 n`` bytes from one member; for a join also the shuffle (3 rounds,
+``16 n w`` bytes per member on average) and the positions (``8 m`` per table to each of
+the two others). Computation is AES at the
 data nodes, ``argsort`` of ``n`` random words per shuffle pass and one sort-based
 intersection at the matcher.
 """
@@ -209,7 +213,12 @@ def _shuffled_and_matched(ctx: MpcContext, inputs: Sequence[PsiShares], need_pos
                           ) -> tuple[int, list[SharedArray], list[NDArray[np.int64]] | None]:
     if len(inputs) < 2:
         raise ValidationError("an intersection needs at least two inputs")
-    tables = [mpc.shuffle(ctx, [_as_shared(ctx, inp)])[0] for inp in inputs]
+    if ctx.security != "semi-honest":
+        raise ValidationError("committee PSI is semi-honest only; set up the context with "
+                              "security='semi-honest' (or use the two-party ECDH-PSI)")
+    tables = [_as_shared(ctx, inp) for inp in inputs]
+    if need_positions:  # positions go to every member: hide the dealt order first
+        tables = [mpc.shuffle(ctx, [t])[0] for t in tables]
     opened: list[U64 | None] = []
     for t in tables:
         got = mpc.reveal_to(ctx, t[:, :_TAG_COLS], MATCHER)

@@ -99,6 +99,7 @@ class EcdhPsi:
         if len({_id_bytes(i) for i in self.ids}) != len(self.ids):
             raise ValidationError("ids must be distinct")
         self._points = [hash_to_curve(i) for i in self.ids]
+        self._own: list[bytes] | None = None
 
     def __repr__(self) -> str:
         return f"EcdhPsi(n={len(self.ids)}, <secret hidden>)"
@@ -112,6 +113,12 @@ class EcdhPsi:
                 raise ProtocolError("the peer sent a value that is not a curve point") from exc
         return out
 
+    def precompute(self) -> None:
+        """Sender: blind its own points ahead of time (overlaps with the receiver's work)."""
+        if self._own is None:
+            own = self._mul(self._points)
+            self._own = [own[i] for i in _permutation(self._rng, len(own))]
+
     def blind(self) -> NDArray[np.uint8]:
         """Receiver, message 1: ``alpha*H(a)`` as an ``(n, 33)`` byte array, in id order."""
         return _pack(self._mul(self._points), POINT_BYTES)
@@ -123,9 +130,8 @@ class EcdhPsi:
         theirs = [_tag(p) for p in self._mul(_unpack(blinded, POINT_BYTES))]
         if shuffle:
             theirs = [theirs[i] for i in _permutation(self._rng, len(theirs))]
-        mine = self._mul(self._points)
-        mine = [mine[i] for i in _permutation(self._rng, len(mine))]
-        return _pack(theirs, TAG_BYTES), _pack(mine, POINT_BYTES)
+        self.precompute()
+        return _pack(theirs, TAG_BYTES), _pack(self._own or [], POINT_BYTES)
 
     def finish(self, my_tags: NDArray[np.uint8], their_points: NDArray[np.uint8]
                ) -> NDArray[np.int64]:
@@ -176,6 +182,7 @@ def ecdh_psi(channel: Channel, ids: Sequence[Id], *, receiver: int, mode: str = 
         if mode == "size":
             return int(pos.size)
         return [party.ids[i] for i in pos]
+    party.precompute()  # in parallel with the receiver's blinding
     blinded = channel.recv(peer, f"{session}:1")
     tags, points = party.respond(blinded, shuffle=(mode == "size"))
     channel.send(peer, f"{session}:2a", tags)
