@@ -239,8 +239,13 @@ class Connection:
                 raise err from None
 
     def _write_all(self, data: bytes) -> None:
+        try:  # the common case: the kernel takes it all at once
+            off = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            off = 0
+        if off == len(data):
+            return
         view = memoryview(data)
-        off = 0
         last = time.monotonic()
         while off < len(view):
             try:
