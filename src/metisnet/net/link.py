@@ -151,10 +151,8 @@ class Connection:
         """
         while True:
             if self._target is not None:
-                k = self._tls_read(self._target[self._got:])
-                if k < 0:
+                if not self._read_payload():
                     return True
-                self._got += k
                 if self._got == len(self._target):
                     header, arr = self._header, self._arr
                     self._target = self._header = self._arr = None
@@ -171,6 +169,28 @@ class Connection:
             if k < 0:
                 return True
             self._s1 += k
+
+    def _read_payload(self) -> bool:
+        """Decrypt records straight into the payload being received; False if none came."""
+        target, got, end = self._target, self._got, 0
+        if target is None:  # pragma: no cover - caller checks
+            return False
+        end = len(target)
+        tls = self._tls
+        with self.tls_lock:  # one lock for a run of records: this is the bulk path
+            while got < end:
+                try:
+                    k: int = tls.read(end - got, target[got:])  # type: ignore[assignment]
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    raise Eof from None
+                if k == 0:
+                    raise Eof
+                got += k
+        progressed = got > self._got
+        self._got = got
+        return progressed
 
     def _parse_staged(self) -> bool:
         """Deliver the whole frames in the staging buffer; False if one got parked."""
