@@ -1,0 +1,70 @@
+"""The base suite of the arithmetic and comparison operations, rerun in malicious mode.
+
+Same programs and properties as ``test_arith.py`` and ``test_compare.py`` (subclassed, one
+base suite per protocol), with the context in its default ``"malicious"`` mode on the
+in-memory channel: every product is checked before each reveal, and the results must be
+unchanged. The communication tests are the semi-honest protocol's and are skipped here
+(malicious costs: ``test_malicious.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from tests.mpc.test_arith import TestArithmetic as _ArithmeticSuite
+from tests.mpc.test_compare import TestComparisons as _ComparisonSuite
+
+from metisnet.mpc import MpcContext
+from metisnet.net.channel import InMemoryNetwork
+
+_jobs = itertools.count()
+
+
+class MaliciousThreadRunner:
+    """Three parties as threads, each context in malicious mode (the default)."""
+
+    name = "memory-malicious"
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+        net = InMemoryNetwork(3, timeout=60.0)
+        results: list[Any] = [None] * 3
+        errors: list[BaseException] = []
+        job = next(_jobs)
+
+        def party(i: int) -> None:
+            try:
+                ctx = MpcContext.setup(net.channel(i), session=f"mjob{job}")
+                if ctx.security != "malicious":
+                    raise AssertionError("the default mode must be malicious")
+                results[i] = fn(ctx, *args)
+            except BaseException as exc:  # re-raised in the test's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=party, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return results
+
+
+@pytest.fixture(scope="module")
+def channel() -> MaliciousThreadRunner:
+    """Overrides the conftest's memory/tcp runners for this module."""
+    return MaliciousThreadRunner()
+
+
+class TestArithmeticMalicious(_ArithmeticSuite):
+    def test_communication_costs(self, channel: Any) -> None:
+        pytest.skip("semi-honest costs; the malicious ones are in test_malicious.py")
+
+
+class TestComparisonsMalicious(_ComparisonSuite):
+    def test_communication_costs(self, channel: Any) -> None:
+        pytest.skip("semi-honest costs; the malicious ones are in test_malicious.py")
