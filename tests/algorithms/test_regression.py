@@ -121,3 +121,31 @@ def test_linear_regression_in_malicious_mode(malicious_threads: Any, diabetes: A
     model = malicious_threads.run(prog_linear, deal_horizontal(xtr, ytr), False, "newton")[0]
     ref = LinearRegression().fit(xtr, ytr)
     assert r2_score(yte, model.predict(xte)) >= ref.score(xte, yte) - 0.01
+
+
+def prog_join_then_fit(ctx: MpcContext, inputs: Any) -> Any:
+    from metisnet.algorithms import psi
+
+    joined = psi.private_join(ctx, [node[ctx.party] for node in inputs])
+    x, y = joined.rows[:, :-1], joined.rows[:, -1]
+    return joined.size, regression.linear_regression(ctx, x, y, to=1)
+
+
+def test_vertical_split_joined_by_private_set_intersection(threads: Any, diabetes: Any) -> None:
+    from metisnet.algorithms import psi
+
+    xtr, xte, ytr, yte = diabetes
+    ids = np.arange(10_000, 10_000 + len(xtr)) * 7919  # a shared customer id
+    keep0 = np.arange(len(xtr)) % 10 != 3  # each node misses some customers
+    keep1 = np.arange(len(xtr)) % 10 != 6
+    key = b"k" * 16
+    inputs = [psi.prepare(ids[keep0], key, Csprng(b"0" * 16), payload=xtr[keep0, :5]),
+              psi.prepare(ids[keep1][::-1], key, Csprng(b"1" * 16),
+                          payload=np.column_stack([xtr[keep1, 5:], ytr[keep1]])[::-1])]
+    out = threads.run(prog_join_then_fit, inputs)
+    both = keep0 & keep1
+    assert out[0][0] == both.sum()
+    model = out[1][1]
+    ref = LinearRegression().fit(xtr[both], ytr[both])
+    assert r2_score(yte, model.predict(xte)) >= ref.score(xte, yte) - 0.01
+    np.testing.assert_allclose(model.coef, ref.coef_, rtol=0.02, atol=2.0)

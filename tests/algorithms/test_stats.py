@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from metisnet import mpc
 from metisnet.algorithms import stats
 from metisnet.algorithms.common import deal, deal_ints, receive
 from metisnet.crypto.prg import Csprng
@@ -131,3 +132,29 @@ def test_statistics_over_three_processes(processes: Any) -> None:
     np.testing.assert_allclose(m, x.mean(0), atol=4 * RES)
     np.testing.assert_allclose(v, x.var(0, ddof=1), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(cov, np.cov(x, rowvar=False), rtol=1e-4, atol=1e-3)
+
+
+def prog_count_and_outside(ctx: MpcContext, dealt: Any, mask: Any) -> Any:
+    x = table(ctx, dealt)
+    mk = receive(ctx, mask[ctx.party], frac_bits=0)
+    from metisnet.algorithms.common import pairs_for_outside
+
+    total = mpc.arith.sum(x, axis=0)
+    return (stats.count(ctx, x), stats.count(ctx, x, mask=mk, k=5, to=0),
+            stats.count(ctx, x, mask=mk, k=500, to=0), pairs_for_outside(total))
+
+
+def test_counts_and_an_outside_receiver(threads: Any) -> None:
+    from metisnet.algorithms.common import open_outside
+
+    x = data(50)
+    mask = (x[:, 0] > 2.0).astype(np.int64)
+    out = threads.run(prog_count_and_outside, split_rows(x), deal_ints(mask, Csprng(b"m" * 16)))
+    assert [o[0] for o in out] == [50, 50, 50]
+    assert out[0][1] == mask.sum() and out[1][1] is None
+    assert out[0][2] == 0  # below k = 500: suppressed
+    pairs = [o[3] for o in out]
+    np.testing.assert_allclose(open_outside(pairs, frac_bits=16), x.sum(0), atol=50 * RES)
+    bad = [pairs[0], (pairs[1][0] + np.uint64(1), pairs[1][1]), pairs[2]]
+    with pytest.raises(ValueError):
+        open_outside(bad, frac_bits=16)

@@ -42,6 +42,7 @@ from metisnet.mpc.shares import encode_public
 __all__ = [
     "column_sums",
     "correlation",
+    "count",
     "covariance",
     "cross_products",
     "div_public",
@@ -152,6 +153,22 @@ def cross_products(ctx: MpcContext, a: SharedArray, b: SharedArray, *,
 
 
 # -- moments ---------------------------------------------------------------------------------
+def count(ctx: MpcContext, x: SharedArray, *, mask: SharedArray | None = None, k: int = 1,
+          to: Receivers = None) -> int | None:
+    """Number of rows: the public ``n``, or with ``mask`` (shared 0/1 integers per row, e.g.
+    a filter) the secret count, released as 0 when below ``k`` (oblivious; 10 rounds)."""
+    n = x.shape[0]
+    if mask is None:
+        check_min_rows(n, k)
+        return n if to is None or ctx.party in ({to} if isinstance(to, int) else set(to)) \
+            else None
+    if mask.frac_bits != 0 or mask.shape != (n,):
+        raise ShapeError("a row mask must be (n,) shared integers 0/1")
+    c, _ = suppress_small(ctx, mpc.arith.sum(mask).reshape(1), k)
+    got = output(ctx, c, to)
+    return None if got is None else int(got[0])
+
+
 def column_sums(ctx: MpcContext, x: SharedArray, *, k: int = 1, to: Receivers = None) -> F64 | None:
     """Sum of each column (exact in the ring; 1 round to open)."""
     t = _table(x)
