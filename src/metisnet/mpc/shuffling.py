@@ -57,11 +57,12 @@ comparisons with bit injection and selection (70 B each from party 0) and 10 rou
 layer.
 
 Measured (``benchmarks/mpc_sort.py``: 3 OS processes over loopback, semi-honest, one
-payload column, 2-core shared machine; one pivot, medians of two sessions): 10^4 rows at
-16,900 and 35,100 rows/s (271 rounds; 520-580 B per row per party), 2.4x the bitonic
-network's rate in both sessions (7,000 and 14,800 rows/s; 1,050 rounds; 6.7 KB per row),
-against MPyC 0.11's ``np_sort`` at 8.5-9.7 rows/s (n = 256). Three pivots: see the
-benchmark's JSON (about 120 rounds and 700 B per row at 10^4).
+payload column, 2-core shared machine, medians of 3): with 3 pivots, 10^4 rows at 15,600
+rows/s (at most 136 rounds; 701 B per row per party) beside the bitonic network's 6,600
+rows/s (1,050 rounds; 6.7 KB per row) in the same session, and MPyC 0.11's ``np_sort`` at
+11.6 rows/s (n = 256). With 1 pivot, two earlier sessions gave 16,900 and 35,100 rows/s
+(271 rounds; 520-580 B per row), 2.4x the bitonic rate each time: the machine's load moves
+every figure by up to 2x, the ratios much less.
 """
 
 from __future__ import annotations
