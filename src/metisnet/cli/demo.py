@@ -1,9 +1,11 @@
-"""``metis demo``: the local demo."""
+"""``metis demo``: the local demo network runs example tasks end to end."""
 
 from __future__ import annotations
 
-import secrets
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import click
 import numpy as np
@@ -12,48 +14,92 @@ from metisnet.cli._group import main
 
 __all__ = ["demo"]
 
-
-def _additive_shares(values: np.ndarray, parties: int) -> list[np.ndarray]:
-    """Split uint64 ``values`` into ``parties`` additive shares over Z_2^64 (CSPRNG masks)."""
-    masks = [
-        np.frombuffer(secrets.token_bytes(8 * values.size), dtype=np.uint64).reshape(values.shape)
-        for _ in range(parties - 1)
-    ]
-    last = values.copy()
-    for m in masks:
-        last -= m
-    return [*masks, last]
+PROGRAMS = ("count", "sum", "mean", "variance")
 
 
 @main.command()
-@click.option("--rows", default=100_000, show_default=True, help="rows per synthetic dataset")
-def demo(rows: int) -> None:
-    """Run the local demo: a joint mean over three private synthetic datasets."""
+@click.option("--rows", default=20_000, show_default=True, help="rows per synthetic dataset")
+@click.option("--embedded/--devnet", default=True, show_default=True,
+              help="one process on the embedded chain, or the multi-process devnet")
+@click.option("--security", type=click.Choice(["malicious", "semi-honest"]),
+              default="malicious", show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="where the nodes keep their data (default: a temporary folder)")
+def demo(rows: int, embedded: bool, security: str, data_dir: Path | None) -> None:
+    """Run joint statistics over three private datasets and check them against plaintext."""
     from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    console = Console()
-    gen = np.random.default_rng(secrets.randbits(128))  # synthetic demo data, not key material
-    datasets = [gen.integers(18, 90, size=rows, dtype=np.int64) for _ in range(3)]
-    scale = 1 << 16
-    # each owner shares (sum, count) of its column among three compute parties
-    held = np.zeros((3, 2), dtype=np.uint64)
-    for data in datasets:
-        local = np.array([int(data.sum()) * scale, rows], dtype=np.uint64)
-        for party, share in enumerate(_additive_shares(local, 3)):
-            held[party] += share
-    opened = held.sum(axis=0, dtype=np.uint64)
-    total, count = int(opened[0]), int(opened[1])
-    secure_mean = total / scale / count
-    plain_mean = float(np.concatenate(datasets).mean())
-    table = Table(title="metisnet demo: joint mean of 3 private datasets")
-    for col in ("program", "secure result", "plaintext", "abs error", "verdict"):
-        table.add_column(col)
-    err = abs(secure_mean - plain_mean)
-    ok = err <= 2.0**-16
-    table.add_row("mean(age)", f"{secure_mean:.6f}", f"{plain_mean:.6f}", f"{err:.2e}",
-                  "verified" if ok else "MISMATCH")
-    console.print(table)
-    if not ok:
-        sys.exit(1)
+    from metisnet.node.localnet import LocalNetwork
+    from metisnet.node.programs import get_program
+    from metisnet.node.taskspec import TaskSpec
 
+    if not embedded:
+        raise click.UsageError("the multi-process devnet demo is not available yet; "
+                               "use --embedded")
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="metis-demo-") as tmp:
+        root = data_dir or Path(tmp)
+        with console.status("starting the network: embedded chain, 3 data nodes, "
+                            "5 compute nodes"):
+            t0 = time.perf_counter()
+            net = LocalNetwork(root, rows=rows)
+            console.print(f"network up in {time.perf_counter() - t0:.1f} s "
+                          f"(chain, contracts, {len(net.data)} data nodes with "
+                          f"{rows} rows each, {len(net.compute)} staked compute nodes)")
+        union = np.concatenate(list(net.columns.values()))
+        results = []
+        try:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                          TimeElapsedColumn(), console=console) as progress:
+                for name in PROGRAMS:
+                    bar = progress.add_task(f"{name}: submitting", total=None)
+
+                    def show(task_id: int, stage: str, bar: int = bar, name: str = name) -> None:
+                        progress.update(bar, description=f"{name} (task {task_id}): {stage}")
+
+                    spec = TaskSpec.new(name, [(d, ["age"]) for d in net.dataset_ids],
+                                        [net.requester_account.address], 10**16,
+                                        security=security)
+                    res = net.requester(progress=show).run(spec)
+                    progress.update(bar, total=1, completed=1)
+                    results.append(res)
+        finally:
+            net.close()
+    table = Table(title=f"metisnet demo: joint statistics of 3 private datasets ({security})")
+    for col in ("program", "secure result", "plaintext", "abs error", "bound", "verdict",
+                "seconds"):
+        table.add_column(col)
+    failed = False
+    for res in results:
+        prog = get_program(res.spec.program)
+        want = float(prog.plain(union)[0])
+        bound = prog.error_bound(union, 16)
+        if res.values is None:
+            failed = True
+            table.add_row(res.spec.program, "-", f"{want:.4f}", "-", f"{bound:.1e}",
+                          res.verdict, f"{res.timings.get('total', 0):.2f}")
+            continue
+        got = float(res.values[0])
+        err = abs(got - want)
+        ok = res.verified and err <= bound
+        failed |= not ok
+        table.add_row(res.spec.program, f"{got:.4f}", f"{want:.4f}", f"{err:.1e}",
+                      f"{bound:.1e}", res.verdict if ok else f"MISMATCH ({res.verdict})",
+                      f"{res.timings.get('total', 0):.2f}")
+    console.print(table)
+    pay = Table(title="payouts credited on chain (wei), after all tasks")
+    pay.add_column("account")
+    pay.add_column("role")
+    pay.add_column("credited")
+    last = results[-1].payouts if results else {}
+    owners = {d.address.lower() for d in net.data}
+    for addr, amount in last.items():
+        role = ("data owner" if addr.lower() in owners else
+                "requester" if addr == net.requester_account.address else "compute node")
+        pay.add_row(addr, role, str(amount))
+    console.print(pay)
+    if failed:
+        console.print("[red]a result failed verification or differs from the plaintext[/red]")
+        sys.exit(1)

@@ -1,0 +1,316 @@
+"""The on-chain side of a task: data-node and compute-node agents.
+
+An agent follows the task manager contract and acts for its node, one step per
+:meth:`poll` (called in a loop by the node process, or round-robin by a single-process
+network). It never blocks on the network: secure sessions run in worker threads, and
+``poll`` only sends transactions and starts or reaps workers. The task lifecycle is
+DESIGN.md §7:
+
+* :class:`DataNodeAgent` receives a task spec from the requester (:meth:`submit`), checks
+  it against the chain (same spec hash, same requester) and its owners' policies
+  (:meth:`metisnet.node.datanode.DataNode.request_spec`), then votes (as the owner of each
+  named dataset it holds, and as a validator when drawn into the task's validator set)
+  with a commitment to a fresh random seed; reveals the seed once the task is approved;
+  and when the committee has acknowledged, sends the spec and its secret-shared inputs to
+  the committee (:func:`metisnet.node.session.contribute_inputs`). A refused spec is voted
+  down and no share ever leaves the node.
+* :class:`ComputeAgent` acknowledges committees it was drawn into and, once the task
+  runs, joins the session: it takes the spec from every data node, checks its hash
+  against the chain, and runs the program (:func:`metisnet.node.session.run_committee`).
+
+Session layout from the chain alone: the committee (``task.committee``), the data nodes
+(the on-chain owners of ``task.datasets``, in that order, each once; one input per
+dataset) and ``task.receivers``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from eth_hash.auto import keccak
+
+from metisnet.chain.deploy import Contracts
+from metisnet.chain.draw import seed_commitment
+from metisnet.chain.tasks import TaskInfo, TaskState
+from metisnet.errors import MetisError, PolicyViolation, ProtocolError, ValidationError
+from metisnet.mpc.evidence import Signer
+from metisnet.net.channel import Channel
+from metisnet.node.datanode import DataNode
+from metisnet.node.programs import get_program
+from metisnet.node.session import (
+    SessionLayout,
+    contribute_inputs,
+    run_committee,
+    session_id,
+)
+from metisnet.node.taskspec import TaskSpec, parse_spec
+from metisnet.types import DatasetId, TaskId
+
+__all__ = [
+    "ComputeAgent",
+    "DataNodeAgent",
+    "Decision",
+    "SessionOpener",
+    "layout_for",
+]
+
+log = logging.getLogger("metisnet.agent")
+
+_OPEN = (TaskState.SUBMITTED, TaskState.APPROVED, TaskState.COMMITTEE_DRAWN,
+         TaskState.RUNNING)
+
+
+#: Opens this node's channel in session ``sid`` among ``members`` (in party order).
+SessionOpener = Callable[[bytes, Sequence[str]], Channel]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A data node's answer to a submitted spec."""
+
+    approve: bool
+    reason: str = ""
+    rule: str = ""
+
+
+def layout_for(task: TaskInfo, owner_of: Callable[[bytes], str]) -> SessionLayout:
+    """The session layout of ``task``, derived from chain state only."""
+    owners = [owner_of(d).lower() for d in task.datasets]
+    nodes = list(dict.fromkeys(owners))
+    return SessionLayout(
+        committee=tuple(c.lower() for c in task.committee),
+        data_nodes=tuple(nodes),
+        receivers=tuple(r.lower() for r in task.receivers),
+        inputs_per_node=tuple(owners.count(n) for n in nodes),
+    )
+
+
+class _Worker:
+    """A session worker thread and its outcome."""
+
+    def __init__(self, name: str, fn: Callable[[], Any]) -> None:
+        self.error: BaseException | None = None
+        self.result: Any = None
+
+        def run() -> None:
+            try:
+                self.result = fn()
+            except BaseException as exc:  # kept and reported by the agent
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, name=name, daemon=True)
+        self.thread.start()
+
+    @property
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+
+@dataclass
+class _DataTask:
+    spec: TaskSpec
+    requester: str
+    decision: Decision
+    local_ids: list[str] = field(default_factory=list)
+    seed: bytes = b""
+    owner_votes: set[bytes] = field(default_factory=set)
+    voted: bool = False
+    revealed: bool = False
+    contributed: set[int] = field(default_factory=set)
+    worker: _Worker | None = None
+    closed: bool = False
+
+
+class DataNodeAgent:
+    """A data node's part in tasks (see the module docstring)."""
+
+    def __init__(self, node: DataNode, contracts: Contracts, sessions: SessionOpener) -> None:
+        self.node = node
+        self.contracts = contracts
+        self.sessions = sessions
+        self.address = str(contracts.tasks.sender)  # checksummed, for contract calls
+        self.me = self.address.lower()
+        self.tasks: dict[int, _DataTask] = {}
+        self.errors: list[tuple[int, BaseException]] = []
+
+    # -- from the requester -------------------------------------------------------------
+    def submit(self, task_id: int, spec: TaskSpec | dict[str, Any] | str) -> Decision:
+        """Take a spec for on-chain task ``task_id``; check it and decide the vote."""
+        spec = spec if isinstance(spec, TaskSpec) else parse_spec(spec)
+        if task_id in self.tasks:
+            return self.tasks[task_id].decision
+        info = self.contracts.tasks.get_task(TaskId(task_id))  # raises ChainError if unknown
+        if info.spec_hash != spec.hash:
+            raise ValidationError("the spec does not match the task's spec hash on chain")
+        named = {bytes(d) for d in info.datasets}
+        if {bytes.fromhex(i.dataset[2:]) for i in spec.inputs} != named:
+            raise ValidationError("the spec's inputs differ from the task's datasets")
+        if {r.lower() for r in spec.receivers} != {r.lower() for r in info.receivers}:
+            raise ValidationError("the spec's receivers differ from the task's receivers")
+        get_program(spec.program, spec.params)  # refuses unknown programs and parameters
+        try:
+            records = self.node.request_spec(info.requester, spec)
+            decision = Decision(True)
+            local = [r.id for r in records]
+        except PolicyViolation as exc:
+            decision = Decision(False, str(exc), exc.rule)
+            local = []
+        self.tasks[task_id] = _DataTask(spec, info.requester.lower(), decision, local)
+        log.info("task %d: %s", task_id, "approve" if decision.approve else "refuse")
+        return decision
+
+    # -- the loop -------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Advance every open task by what its chain state allows."""
+        for task_id, t in list(self.tasks.items()):
+            if t.closed:
+                continue
+            try:
+                self._step(task_id, t)
+            except MetisError as exc:
+                log.warning("task %d: %s", task_id, exc)
+                self.errors.append((task_id, exc))
+
+    def _step(self, task_id: int, t: _DataTask) -> None:
+        tm = self.contracts.tasks
+        info = tm.get_task(TaskId(task_id))
+        if info.state == TaskState.SUBMITTED and not t.voted:
+            t.seed = t.seed or secrets.token_bytes(32)
+            commit = seed_commitment(t.seed, self.address)
+            for d in info.datasets:
+                if bytes(d) in t.owner_votes:
+                    continue
+                if self.contracts.datasets.owner_of(d).lower() == self.me:
+                    tm.vote_dataset(TaskId(task_id), d, t.decision.approve, commit)
+                t.owner_votes.add(bytes(d))
+            if tm.validator_weight(TaskId(task_id), self.address) > 0:
+                tm.vote(TaskId(task_id), t.decision.approve, commit)
+            t.voted = True
+        elif info.state == TaskState.APPROVED and t.voted and not t.revealed:
+            if tm.commitment_of(TaskId(task_id), self.address) != b"\0" * 32:
+                tm.reveal(TaskId(task_id), t.seed)
+            t.revealed = True
+        elif info.state == TaskState.RUNNING and info.round not in t.contributed:
+            if t.worker is not None and not t.worker.done:
+                return
+            t.contributed.add(info.round)
+            t.worker = _Worker(f"share-{task_id}", lambda: self._contribute(task_id, info, t))
+        elif info.state not in _OPEN:
+            self._close(task_id, t, info.state)
+        if t.worker is not None and t.worker.done and t.worker.error is not None:
+            log.warning("task %d: sharing failed: %s", task_id, t.worker.error)
+            self.errors.append((task_id, t.worker.error))
+            t.worker = None
+
+    def _contribute(self, task_id: int, info: TaskInfo, t: _DataTask) -> None:
+        layout = layout_for(info, lambda d: self.contracts.datasets.owner_of(DatasetId(d)))
+        columns = []
+        for inp, local_id in zip(self._held_inputs(t.spec), t.local_ids, strict=True):
+            cols = self.node.read_columns(local_id, inp.columns[:1])
+            columns.append(np.asarray(cols[inp.columns[0]], dtype=np.float64))
+        for local in t.local_ids:
+            if self.node.get_task(local).state == "approved":
+                self.node.set_task_state(local, "running")
+        channel = self.sessions(session_id(task_id, info.round), layout.members)
+        spec_bytes = np.frombuffer(t.spec.canonical(), dtype=np.uint8)
+        for i in range(len(layout.committee)):
+            channel.send(i, "spec", spec_bytes)
+        contribute_inputs(channel, layout, columns)
+
+    def _held_inputs(self, spec: TaskSpec) -> list[Any]:
+        return [i for i in spec.inputs if self.node.store.get_dataset(i.dataset.lower())]
+
+    def _close(self, task_id: int, t: _DataTask, state: TaskState) -> None:
+        t.closed = True
+        final = "done" if state == TaskState.SETTLED else "failed"
+        for local in t.local_ids:
+            try:
+                if self.node.get_task(local).state in ("approved", "running"):
+                    self.node.set_task_state(local, final, reason=state.name.lower())
+            except MetisError as exc:
+                log.warning("task %d: local state: %s", task_id, exc)
+
+
+@dataclass
+class _ComputeTask:
+    acked_rounds: set[int] = field(default_factory=set)
+    started_rounds: set[int] = field(default_factory=set)
+    worker: _Worker | None = None
+    closed: bool = False
+
+
+class ComputeAgent:
+    """A compute node's part in tasks (see the module docstring)."""
+
+    def __init__(self, contracts: Contracts, sessions: SessionOpener, *,
+                 signer: Signer | None = None, accept: Callable[[int], bool] | None = None,
+                 spec_timeout: float = 60.0) -> None:
+        self.contracts = contracts
+        self.sessions = sessions
+        self.signer = signer
+        self.address = str(contracts.tasks.sender)  # checksummed, for contract calls
+        self.me = self.address.lower()
+        self.accept = accept or (lambda task_id: True)
+        self.spec_timeout = spec_timeout
+        self.tasks: dict[int, _ComputeTask] = {}
+        self.errors: list[tuple[int, BaseException]] = []
+        self.completed: list[int] = []
+        self._next_id = 1
+
+    def poll(self) -> None:
+        tm = self.contracts.tasks
+        count = tm.task_count()
+        while self._next_id <= count:
+            self.tasks.setdefault(self._next_id, _ComputeTask())
+            self._next_id += 1
+        for task_id, t in list(self.tasks.items()):
+            if t.closed:
+                continue
+            try:
+                self._step(task_id, t)
+            except MetisError as exc:
+                log.warning("task %d: %s", task_id, exc)
+                self.errors.append((task_id, exc))
+
+    def _step(self, task_id: int, t: _ComputeTask) -> None:
+        tm = self.contracts.tasks
+        info = tm.get_task(TaskId(task_id))
+        if info.state not in _OPEN:
+            t.closed = True
+            return
+        mine = self.me in {c.lower() for c in info.committee}
+        if info.state == TaskState.COMMITTEE_DRAWN and mine and info.round not in t.acked_rounds:
+            if self.accept(task_id) and not tm.has_acknowledged(TaskId(task_id), self.address):
+                tm.acknowledge(TaskId(task_id))
+                t.acked_rounds.add(info.round)
+        elif info.state == TaskState.RUNNING and mine and info.round not in t.started_rounds:
+            t.started_rounds.add(info.round)
+            t.worker = _Worker(f"mpc-{task_id}", lambda: self._run(task_id, info))
+        if t.worker is not None and t.worker.done:
+            if t.worker.error is not None:
+                log.warning("task %d: session failed: %s", task_id, t.worker.error)
+                self.errors.append((task_id, t.worker.error))
+            else:
+                self.completed.append(task_id)
+            t.worker = None
+
+    def _run(self, task_id: int, info: TaskInfo) -> Any:
+        layout = layout_for(info, lambda d: self.contracts.datasets.owner_of(DatasetId(d)))
+        channel = self.sessions(session_id(task_id, info.round), layout.members)
+        spec: TaskSpec | None = None
+        for node in layout.data_nodes:
+            raw = channel.recv(layout.index(node), "spec", self.spec_timeout)
+            if raw.dtype != np.uint8 or keccak(raw.tobytes()) != info.spec_hash:
+                raise ProtocolError(f"data node {node} sent a spec that is not the task's")
+            spec = spec or parse_spec(raw.tobytes())
+        if spec is None:  # pragma: no cover - a layout always has a data node
+            raise ProtocolError("no spec received")
+        program = get_program(spec.program, spec.params)
+        return run_committee(channel, layout, program, security=spec.security,
+                             signer=self.signer, label=f"t{task_id}r{info.round}")

@@ -1,0 +1,235 @@
+"""The requester's side of a task: submit, drive, receive, verify, settle.
+
+:class:`Requester` runs one task end to end as DESIGN.md §7 describes, timing each stage:
+
+1. **consensus**: escrow the fee with the spec hash (``create_task``), hand the spec to
+   the data nodes that hold the named datasets, wait for their votes and the validators',
+   wait for the seed reveals and draw the committee (anyone may; the requester does), wait
+   for the committee's acknowledgements (a member that never acknowledges is replaced by
+   ``redraw`` after the deadline, and slashed for the no-show);
+2. **sharing + computing**: join the task's session as a receiver and wait for the output
+   shares (the data nodes share, the committee computes);
+3. **verifying**: the malicious-security checks ran inside the committee before any share
+   was released; here the two copies of every output share must agree
+   (:func:`metisnet.node.session.collect_output`), else the result is withheld;
+4. **settling**: post the result commitment and the verdict, which pays the committee and
+   the data owners, or refunds the fee.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from eth_hash.auto import keccak
+from numpy.typing import NDArray
+
+from metisnet.chain.deploy import Contracts
+from metisnet.chain.tasks import TaskInfo, TaskState
+from metisnet.errors import (
+    CheatingDetected,
+    MetisError,
+    PeerTimeout,
+    TransactionReverted,
+    ValidationError,
+)
+from metisnet.node.agents import Decision, SessionOpener, layout_for
+from metisnet.node.programs import get_program
+from metisnet.node.session import collect_output, session_id
+from metisnet.node.taskspec import TaskSpec
+from metisnet.types import DatasetId, TaskId, Wei
+
+__all__ = ["Requester", "TaskResult"]
+
+log = logging.getLogger("metisnet.requester")
+
+#: Hands a spec to the data node with the given address; returns its decision.
+Deliver = Callable[[str, int, TaskSpec], Decision]
+
+_DONE = (TaskState.SETTLED, TaskState.REJECTED, TaskState.FAILED)
+
+
+@dataclass
+class TaskResult:
+    """What a task came to: the value, the verdict, the stages' times and the payouts."""
+
+    task_id: int
+    spec: TaskSpec
+    state: TaskState
+    verdict: str
+    values: NDArray[np.float64] | None = None
+    committee: tuple[str, ...] = ()
+    refusals: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    payouts: dict[str, int] = field(default_factory=dict)
+    redraws: int = 0
+
+    @property
+    def verified(self) -> bool:
+        return self.verdict == "verified"
+
+
+class Requester:
+    """Runs tasks for the account its ``contracts`` are bound to (also the receiver)."""
+
+    def __init__(self, contracts: Contracts, sessions: SessionOpener, deliver: Deliver, *,
+                 pump: Callable[[], None] | None = None, poll_interval: float = 0.05,
+                 timeout: float = 300.0, ack_wait: float = 20.0,
+                 advance_time: Callable[[int], None] | None = None,
+                 now: Callable[[], int] | None = None,
+                 progress: Callable[[int, str], None] | None = None) -> None:
+        self.contracts = contracts
+        self.sessions = sessions
+        self.deliver = deliver
+        self.pump = pump
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.ack_wait = ack_wait
+        self.advance_time = advance_time
+        self.now = now
+        self.progress = progress or (lambda task_id, stage: None)
+        self.address = contracts.tasks.sender
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _tick(self) -> None:
+        if self.pump is not None:
+            self.pump()
+        else:
+            time.sleep(self.poll_interval)
+
+    def _info(self, task_id: int) -> TaskInfo:
+        return self.contracts.tasks.get_task(TaskId(task_id))
+
+    def _wait(self, task_id: int, until: Callable[[TaskInfo], bool], what: str) -> TaskInfo:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            self._tick()
+            info = self._info(task_id)
+            if until(info) or info.state in _DONE:
+                return info
+            if time.monotonic() > deadline:
+                raise PeerTimeout(f"task {task_id}: no progress while waiting for {what}")
+
+    # -- the flow ---------------------------------------------------------------------------
+    def submit(self, spec: TaskSpec) -> tuple[int, dict[str, str]]:
+        """Escrow the fee and hand the spec to the data nodes; returns (task id, refusals)."""
+        if self.address.lower() not in {r.lower() for r in spec.receivers}:
+            raise ValidationError("the requester must be one of the spec's receivers")
+        datasets = [DatasetId(bytes.fromhex(i.dataset[2:])) for i in spec.inputs]
+        if len(set(datasets)) != len(datasets):
+            raise ValidationError("name each dataset once in a task spec")
+        task_id = int(self.contracts.tasks.create_task(
+            spec.hash, datasets, list(spec.receivers), Wei(spec.fee_wei), spec.committee_size))
+        self.progress(task_id, "submitted")
+        refusals: dict[str, str] = {}
+        owners = dict.fromkeys(self.contracts.datasets.owner_of(d) for d in datasets)
+        for owner in owners:
+            decision = self.deliver(owner, task_id, spec)
+            if not decision.approve:
+                refusals[owner] = decision.reason
+        return task_id, refusals
+
+    def run(self, spec: TaskSpec) -> TaskResult:
+        """Run ``spec`` to its end; never raises for a task that fails on the network."""
+        program = get_program(spec.program, spec.params)
+        t0 = time.perf_counter()
+        task_id, refusals = self.submit(spec)
+        result = TaskResult(task_id, spec, TaskState.SUBMITTED, "pending", refusals=refusals)
+        try:
+            info = self._consensus(task_id, result)
+            result.timings["consensus"] = time.perf_counter() - t0
+            if info.state != TaskState.RUNNING:
+                result.verdict = "rejected" if info.state == TaskState.REJECTED else "failed"
+                return self._finish(task_id, result, t0)
+            result.committee = info.committee
+            t1 = time.perf_counter()
+            self._tick()  # let the nodes see the task running
+            self.progress(task_id, "computing")
+            layout = layout_for(info, lambda d: self.contracts.datasets.owner_of(DatasetId(d)))
+            channel = self.sessions(session_id(task_id, info.round), layout.members)
+            try:
+                values = collect_output(channel, layout, frac_bits=16,
+                                        integer=program.integer_output)
+            finally:
+                channel.close()
+            result.timings["sharing+computing"] = time.perf_counter() - t1
+            t2 = time.perf_counter()
+            commitment = keccak(np.ascontiguousarray(values).tobytes() + spec.hash)
+            result.timings["verifying"] = time.perf_counter() - t2
+            t3 = time.perf_counter()
+            self.progress(task_id, "settling")
+            self.contracts.tasks.submit_verdict(TaskId(task_id), commitment, True)
+            result.timings["settling"] = time.perf_counter() - t3
+            result.values, result.verdict = values, "verified"
+        except CheatingDetected as exc:
+            result.verdict = f"failed verification: {exc}"
+            self._fail(task_id, exc)
+        except (PeerTimeout, TransactionReverted) as exc:
+            result.verdict = f"failed: {exc}"
+            self._fail(task_id, exc)
+        return self._finish(task_id, result, t0)
+
+    def _finish(self, task_id: int, result: TaskResult, t0: float) -> TaskResult:
+        result.state = self._info(task_id).state
+        result.payouts = self._payouts(task_id)
+        result.timings["total"] = time.perf_counter() - t0
+        self.progress(task_id, result.verdict)
+        return result
+
+    def _consensus(self, task_id: int, result: TaskResult) -> TaskInfo:
+        tm = self.contracts.tasks
+        self.progress(task_id, "voting")
+        info = self._wait(task_id, lambda i: i.state != TaskState.SUBMITTED, "votes")
+        if info.state != TaskState.APPROVED:
+            return info
+        self.progress(task_id, "revealing seeds")
+        info = self._wait(task_id, lambda i: i.state != TaskState.APPROVED
+                          or i.reveals == i.committers, "seed reveals")
+        if info.state == TaskState.APPROVED:
+            tm.draw_committee(TaskId(task_id))
+        self.progress(task_id, "committee drawn")
+        while True:
+            info = self._wait(task_id, self._acked_or_late(time.monotonic() + self.ack_wait),
+                              "acknowledgements")
+            if info.state != TaskState.COMMITTEE_DRAWN:
+                return info
+            # some member did not acknowledge in time: past the deadline, redraw
+            if self.advance_time is not None and self.now is not None:
+                gap = info.ack_deadline - self.now()
+                if gap >= 0:
+                    self.advance_time(gap + 1)
+            elif self.now is not None and self.now() < info.ack_deadline:
+                continue
+            self.progress(task_id, "redrawing (no-show)")
+            result.redraws += 1
+            if tm.redraw(TaskId(task_id)) is None:
+                return self._info(task_id)
+
+    @staticmethod
+    def _acked_or_late(until: float) -> Callable[[TaskInfo], bool]:
+        def check(info: TaskInfo) -> bool:
+            return info.state != TaskState.COMMITTEE_DRAWN or time.monotonic() > until
+        return check
+
+    def _fail(self, task_id: int, exc: BaseException) -> None:
+        cheater = None
+        evidence = None
+        if isinstance(exc, CheatingDetected) and len(exc.suspects) == 1:
+            info = self._info(task_id)
+            cheater = info.committee[exc.suspects[0]]
+            evidence = keccak(exc.evidence or str(exc).encode())
+        try:
+            if self._info(task_id).state == TaskState.RUNNING:
+                self.contracts.tasks.submit_verdict(TaskId(task_id), b"\0" * 32, False,
+                                                    cheater, evidence)
+        except MetisError as err:
+            log.warning("task %d: could not post the failed verdict: %s", task_id, err)
+
+    def _payouts(self, task_id: int) -> dict[str, int]:
+        info = self._info(task_id)
+        who = [*info.committee, *(self.contracts.datasets.owner_of(d) for d in info.datasets),
+               self.address]
+        return {a: int(self.contracts.tasks.credits(a)) for a in dict.fromkeys(who)}

@@ -1,0 +1,252 @@
+"""One task's secure session: data nodes share inputs, the committee computes, receivers open.
+
+A session's members, in party order, are the three committee members, then the data
+nodes that contribute inputs, then the result receivers (each node once). Over one
+:class:`~metisnet.net.channel.Channel` of all members (TLS between processes, in-memory
+in one process):
+
+1. every data node fixed-point encodes each of its input columns, splits it into
+   replicated shares (:func:`metisnet.crypto.sharing.share`) and sends committee member
+   ``i`` the pair ``(x_i, x_{i+1})``, with a share of its row count; no member learns a
+   value;
+2. the committee runs the program on a 3-party sub-channel (:class:`SubChannel`); in
+   malicious mode every dealt input share is folded into the digest streams its two
+   holders compare, and every product is verified before anything leaves the committee
+   (:func:`metisnet.mpc.malicious.verify`);
+3. each member sends its output pair to each receiver (the channel is encrypted to the
+   receiver's pinned key); the receiver checks that the two copies of every share agree
+   (``b_i == a_{i+1}``), so a single cheating member cannot change the result unseen,
+   then reconstructs.
+
+Message tags: ``in:<k>:a``, ``in:<k>:b``, ``in:<k>:n`` (input ``k`` of a data node),
+``out:a``, ``out:b``. Session ids are derived from the task id and the draw round, so a
+redraw never mixes with an earlier committee's messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from eth_hash.auto import keccak
+from numpy.typing import NDArray
+
+from metisnet.crypto.fixedpoint import FixedPoint
+from metisnet.crypto.prg import Csprng
+from metisnet.crypto.sharing import share
+from metisnet.errors import CheatingDetected, ProtocolError, ValidationError
+from metisnet.mpc import arith
+from metisnet.mpc.context import MpcContext
+from metisnet.mpc.evidence import Signer
+from metisnet.mpc.malicious import verify
+from metisnet.mpc.shares import SharedArray
+from metisnet.net.channel import Channel, ChannelStats, InMemoryNetwork
+from metisnet.node.programs import Program
+
+__all__ = [
+    "COMMITTEE",
+    "InMemorySessions",
+    "SessionLayout",
+    "SubChannel",
+    "collect_output",
+    "contribute_inputs",
+    "run_committee",
+    "session_id",
+]
+
+log = logging.getLogger("metisnet.session")
+
+COMMITTEE = 3
+MAX_ROWS = 50_000_000
+
+
+def session_id(task_id: int, round_: int) -> bytes:
+    """The 16-byte session id of a task's ``round_``-th committee."""
+    return keccak(b"metisnet/task-session" + task_id.to_bytes(32, "big")
+                  + round_.to_bytes(4, "big"))[:16]
+
+
+@dataclass(frozen=True)
+class SessionLayout:
+    """Who is in a session, in party order, and what each data node contributes."""
+
+    committee: tuple[str, ...]
+    data_nodes: tuple[str, ...]
+    receivers: tuple[str, ...]
+    inputs_per_node: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.committee) != COMMITTEE or len(set(self.committee)) != COMMITTEE:
+            raise ValidationError("a session needs a committee of 3 distinct members")
+        if len(self.inputs_per_node) != len(self.data_nodes) or not self.data_nodes:
+            raise ValidationError("every data node needs an input count")
+        if not self.receivers:
+            raise ValidationError("a session needs at least one receiver")
+        overlap = set(self.committee) & (set(self.data_nodes) | set(self.receivers))
+        if overlap:
+            raise ValidationError("committee members may not be data nodes or receivers")
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Every member once, in party order."""
+        seen: dict[str, None] = {}
+        for m in (*self.committee, *self.data_nodes, *self.receivers):
+            seen.setdefault(m.lower(), None)
+        return tuple(seen)
+
+    def index(self, node: str) -> int:
+        try:
+            return self.members.index(node.lower())
+        except ValueError:
+            raise ValidationError(f"{node} is not a member of this session") from None
+
+
+class SubChannel:
+    """The 3-party view (members 0, 1, 2) of a larger session channel."""
+
+    def __init__(self, channel: Channel) -> None:
+        if not 0 <= channel.party < COMMITTEE:
+            raise ValidationError("only committee members have a committee sub-channel")
+        self._ch = channel
+
+    @property
+    def party(self) -> int:
+        return self._ch.party
+
+    @property
+    def parties(self) -> int:
+        return COMMITTEE
+
+    @property
+    def stats(self) -> ChannelStats:
+        return self._ch.stats
+
+    def send(self, peer: int, tag: str, array: NDArray[Any]) -> None:
+        self._ch.send(peer, "mpc:" + tag, array)
+
+    def recv(self, peer: int, tag: str, timeout: float | None = None) -> NDArray[Any]:
+        return self._ch.recv(peer, "mpc:" + tag, timeout)
+
+    def close(self) -> None:
+        self._ch.close()
+
+
+def contribute_inputs(channel: Channel, layout: SessionLayout,
+                      columns: Sequence[NDArray[np.float64]], *,
+                      fxp: FixedPoint | None = None, rng: Csprng | None = None) -> None:
+    """As a data node: share each column (and its row count) with the committee."""
+    fxp = fxp or FixedPoint()
+    rng = rng or Csprng()
+    for k, col in enumerate(columns):
+        values = np.asarray(col, dtype=np.float64).reshape(-1)
+        if values.size == 0:
+            raise ValidationError(f"input {k} is empty")
+        pairs = share(fxp.encode(values), rng)
+        counts = share(np.array([values.size], dtype=np.uint64), rng)
+        for i in range(COMMITTEE):
+            channel.send(i, f"in:{k}:a", pairs[i][0])
+            channel.send(i, f"in:{k}:b", pairs[i][1])
+            channel.send(i, f"in:{k}:n", np.stack(counts[i]))
+
+
+def _recv_u64(channel: Channel, peer: int, tag: str) -> NDArray[np.uint64]:
+    got = channel.recv(peer, tag)
+    if got.dtype != np.uint64:
+        raise ProtocolError(f"party {peer} sent {got.dtype} for {tag}, expected uint64")
+    return np.asarray(got, dtype=np.uint64)
+
+
+def run_committee(channel: Channel, layout: SessionLayout, program: Program, *,
+                  security: str = "malicious", fxp: FixedPoint | None = None,
+                  signer: Signer | None = None, rng: Csprng | None = None,
+                  label: str = "task") -> ChannelStats:
+    """As committee member ``channel.party``: take inputs, compute, release to receivers."""
+    fxp = fxp or FixedPoint()
+    ctx = MpcContext.setup(SubChannel(channel), fxp=fxp, rng=rng, session=label,
+                           security=security, signer=signer)
+    columns: list[SharedArray] = []
+    counts: list[SharedArray] = []
+    for j, node in enumerate(layout.data_nodes):
+        peer = layout.index(node)
+        for k in range(layout.inputs_per_node[j]):
+            a = _recv_u64(channel, peer, f"in:{k}:a")
+            b = _recv_u64(channel, peer, f"in:{k}:b")
+            n = _recv_u64(channel, peer, f"in:{k}:n")
+            if a.ndim != 1 or a.shape != b.shape or n.shape != (2, 1):
+                raise ProtocolError(f"data node {node} sent input {k} in a malformed shape")
+            if a.size > MAX_ROWS:
+                raise ProtocolError(f"data node {node} sent more than {MAX_ROWS} rows")
+            col = arith.share_pair(ctx, a, b, frac_bits=fxp.frac_bits)
+            cnt = arith.share_pair(ctx, n[0], n[1], frac_bits=0)
+            if ctx.verifier is not None:  # both holders of every dealt share compare it
+                for owner in range(COMMITTEE):
+                    ctx.verifier.on_input(col, owner)
+                    ctx.verifier.on_input(cnt, owner)
+            columns.append(col)
+            counts.append(cnt)
+    rows = int(sum(c.shape[0] for c in columns))
+    out = program.secure(ctx, columns, counts, rows)
+    verify(ctx)  # nothing leaves the committee before every check has passed
+    for r in layout.receivers:
+        peer = layout.index(r)
+        channel.send(peer, "out:a", out.a)
+        channel.send(peer, "out:b", out.b)
+    return ctx.stats.snapshot()
+
+
+def collect_output(channel: Channel, layout: SessionLayout, *, frac_bits: int,
+                   integer: bool = False) -> NDArray[np.float64]:
+    """As a receiver: gather the three output pairs, check their copies agree, open."""
+    pairs = []
+    for i in range(COMMITTEE):
+        pairs.append((_recv_u64(channel, i, "out:a"), _recv_u64(channel, i, "out:b")))
+    shapes = {p[0].shape for p in pairs} | {p[1].shape for p in pairs}
+    if len(shapes) != 1:
+        raise CheatingDetected("committee members sent output shares of different shapes",
+                               suspects=tuple(range(COMMITTEE)))
+    for i in range(COMMITTEE):
+        j = (i + 1) % COMMITTEE
+        if not np.array_equal(pairs[i][1], pairs[j][0]):
+            raise CheatingDetected(
+                f"members {i} and {j} disagree on an output share; result withheld",
+                suspects=(i, j))
+    raw = pairs[0][0] + pairs[1][0] + pairs[2][0]
+    signed = raw.view(np.int64)
+    if integer or frac_bits == 0:
+        return signed.astype(np.float64)
+    return signed.astype(np.float64) / float(1 << frac_bits)
+
+
+class InMemorySessions:
+    """Sessions among nodes of one process: one in-memory network per session id.
+
+    ``hub.opener(node)`` is that node's :class:`~metisnet.node.agents.SessionOpener`; every
+    member opening the same session id must name the same members.
+    """
+
+    def __init__(self, timeout: float = 60.0) -> None:
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._nets: dict[bytes, tuple[tuple[str, ...], InMemoryNetwork]] = {}
+
+    def open(self, node: str, sid: bytes, members: Sequence[str]) -> Channel:
+        names = tuple(m.lower() for m in members)
+        with self._lock:
+            entry = self._nets.get(sid)
+            if entry is None:
+                entry = self._nets[sid] = (names, InMemoryNetwork(len(names),
+                                                                  timeout=self.timeout))
+        if entry[0] != names:
+            raise ValidationError("members disagree on a session's membership")
+        if node.lower() not in names:
+            raise ValidationError(f"{node} is not a member of this session")
+        return entry[1].channel(names.index(node.lower()))
+
+    def opener(self, node: str) -> Callable[[bytes, Sequence[str]], Channel]:
+        def open_session(sid: bytes, members: Sequence[str]) -> Channel:
+            return self.open(node, sid, members)
+        return open_session

@@ -1,0 +1,110 @@
+"""One task session in one process: data nodes share, the committee computes, a receiver opens."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+from metisnet.crypto.fixedpoint import FixedPoint
+from metisnet.errors import CheatingDetected, ValidationError
+from metisnet.net.channel import InMemoryNetwork
+from metisnet.node.programs import PROGRAMS, get_program
+from metisnet.node.session import (
+    SessionLayout,
+    collect_output,
+    contribute_inputs,
+    run_committee,
+    session_id,
+)
+
+COMMITTEE = ("0x" + "c0" * 20, "0x" + "c1" * 20, "0x" + "c2" * 20)
+DATA = ("0x" + "d0" * 20, "0x" + "d1" * 20, "0x" + "d2" * 20)
+RECV = ("0x" + "ee" * 20,)
+
+
+def _run(program: str, datasets: list[np.ndarray], security: str,
+         tamper: Any = None) -> tuple[np.ndarray, list[BaseException]]:
+    layout = SessionLayout(COMMITTEE, DATA, RECV, (1, 1, 1))
+    net = InMemoryNetwork(len(layout.members), timeout=30)
+    prog = get_program(program)
+    errors: list[BaseException] = []
+    result: list[np.ndarray] = []
+
+    def guard(fn: Any, *args: Any, **kw: Any) -> None:
+        try:
+            fn(*args, **kw)
+        except BaseException as exc:  # collected and asserted by the test
+            errors.append(exc)
+
+    threads = []
+    for i in range(3):
+        ch = net.channel(i)
+        if tamper is not None and i == 2:
+            ch = tamper(ch)
+        threads.append(threading.Thread(target=guard, args=(run_committee, ch, layout, prog),
+                                        kwargs={"security": security}))
+    for j, data in enumerate(datasets):
+        threads.append(threading.Thread(
+            target=guard, args=(contribute_inputs, net.channel(3 + j), layout, [data])))
+
+    def receive() -> None:
+        result.append(collect_output(net.channel(6), layout, frac_bits=16,
+                                     integer=prog.integer_output))
+
+    threads.append(threading.Thread(target=guard, args=(receive,)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return (result[0] if result else np.array([])), errors
+
+
+@pytest.mark.parametrize("security", ["semi-honest", "malicious"])
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+def test_programs_match_plaintext_within_bound(program: str, security: str) -> None:
+    gen = np.random.default_rng(7)
+    datasets = [gen.uniform(-50, 90, size=n) for n in (300, 500, 200)]
+    got, errors = _run(program, datasets, security)
+    assert not errors, errors
+    union = np.concatenate(datasets)
+    prog = get_program(program)
+    want = prog.plain(union)
+    assert got.shape == want.shape
+    assert abs(got[0] - want[0]) <= prog.error_bound(union, 16) + 1e-9
+
+
+class _FlipOutput:
+    """Committee member that flips a bit of the output share it sends to the receiver."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def send(self, peer: int, tag: str, array: np.ndarray) -> None:
+        if tag == "out:a":
+            array = array ^ np.uint64(1)
+        self._inner.send(peer, tag, array)
+
+
+def test_receiver_catches_a_tampered_output_share() -> None:
+    datasets = [np.arange(10.0), np.arange(5.0), np.arange(3.0)]
+    got, errors = _run("sum", datasets, "semi-honest", tamper=_FlipOutput)
+    assert got.size == 0
+    assert any(isinstance(e, CheatingDetected) and 2 in e.suspects for e in errors)
+
+
+def test_session_ids_and_layout_rules() -> None:
+    assert session_id(1, 0) != session_id(1, 1) != session_id(2, 0)
+    assert len(session_id(1, 0)) == 16
+    with pytest.raises(ValidationError):
+        SessionLayout(COMMITTEE[:2], DATA, RECV, (1, 1, 1))
+    with pytest.raises(ValidationError):
+        SessionLayout(COMMITTEE, DATA, (COMMITTEE[0],), (1, 1, 1))
+    with pytest.raises(ValidationError, match="unknown program"):
+        get_program("median_of_everything")
+    assert FixedPoint().frac_bits == 16
