@@ -28,7 +28,13 @@ PROGRAMS = ("count", "sum", "mean", "variance")
 def demo(rows: int, embedded: bool, security: str, data_dir: Path | None) -> None:
     """Run joint statistics over three private datasets and check them against plaintext."""
     from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        Progress,
+        SpinnerColumn,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
     from rich.table import Table
 
     from metisnet.node.localnet import LocalNetwork
@@ -56,7 +62,7 @@ def demo(rows: int, embedded: bool, security: str, data_dir: Path | None) -> Non
                 for name in PROGRAMS:
                     bar = progress.add_task(f"{name}: submitting", total=None)
 
-                    def show(task_id: int, stage: str, bar: int = bar, name: str = name) -> None:
+                    def show(task_id: int, stage: str, bar: TaskID = bar, name: str = name) -> None:
                         progress.update(bar, description=f"{name} (task {task_id}): {stage}")
 
                     spec = TaskSpec.new(name, [(d, ["age"]) for d in net.dataset_ids],
