@@ -84,6 +84,20 @@ def test_moments_in_malicious_mode(malicious_threads: Any) -> None:
     np.testing.assert_allclose(corr, np.corrcoef(x, rowvar=False), atol=2e-3)
 
 
+def test_order_statistics_and_histogram_in_malicious_mode(malicious_threads: Any) -> None:
+    x = data(24)
+    mn, mx, med, qs = malicious_threads.run(prog_order, split_rows(x))[0]
+    np.testing.assert_allclose(mn, x.min(0), atol=RES)
+    np.testing.assert_allclose(mx, x.max(0), atol=RES)
+    np.testing.assert_allclose(med, np.median(x, axis=0), atol=2 * RES)
+    np.testing.assert_allclose(qs, np.quantile(x, [0.0, 0.1, 0.25, 0.9, 1.0], axis=0),
+                               atol=2 * RES)
+    edges = [-20.0, 0.0, 2.0, 20.0]
+    got = malicious_threads.run(prog_hist, split_rows(x), edges, 3)[1]
+    want = np.stack([np.histogram(x[:, j], edges)[0] for j in range(3)], axis=1)
+    np.testing.assert_array_equal(got, np.where(want >= 3, want, 0))
+
+
 def test_order_statistics_match_numpy(threads: Any) -> None:
     x = data(90)
     mn, mx, med, qs = threads.run(prog_order, split_rows(x))[2]
