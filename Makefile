@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.metisnet-installed
 
-.PHONY: demo test lint types layers unit install lock clean bench
+.PHONY: demo test lint types layers unit install lock clean bench anvil
 
 ## demo: the main job, the local demo network
 demo: $(STAMP)
@@ -32,7 +32,11 @@ types: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+## anvil: the pinned standalone anvil binary (for the chain tests against a JSON-RPC node)
+anvil:
+	scripts/install-anvil.sh
+
+unit: $(STAMP) anvil
 	$(BIN)/pytest
 
 bench: $(STAMP)
