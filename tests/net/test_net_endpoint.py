@@ -133,12 +133,13 @@ def test_wrong_certificate_for_a_pinned_node_is_refused(make_endpoints) -> None:
 def test_session_with_an_unpinned_member_fails_clearly(make_endpoints) -> None:
     eps, trust = make_endpoints(2)
     trust.unpin(eps[1].node_id)
-    chans = [e.session(SID, _ids(eps), timeout=3) for e in eps]
+    chans = [e.session(SID, _ids(eps), timeout=20) for e in eps]
     t0 = time.monotonic()
-    with pytest.raises(NetworkError):
-        chans[0].send(1, "x", np.zeros(1))
-        chans[0].recv(1, "x")
-    assert time.monotonic() - t0 < 5
+    for i in (0, 1):  # whichever side dials is refused; both fail well before the timeout
+        with pytest.raises(PeerRefused):
+            chans[i].send(1 - i, "x", np.zeros(1))
+            chans[i].recv(1 - i, "x")
+    assert time.monotonic() - t0 < 10
 
 
 def test_silent_peer_times_out_within_the_timeout(make_endpoints) -> None:
@@ -149,7 +150,7 @@ def test_silent_peer_times_out_within_the_timeout(make_endpoints) -> None:
     t0 = time.monotonic()
     with pytest.raises(PeerTimeout, match="no message 'reply'"):
         a.recv(1, "reply", timeout=0.5)
-    assert 0.45 <= time.monotonic() - t0 < 2.0
+    assert 0.45 <= time.monotonic() - t0 < 4.0
 
 
 def test_vanished_peer_fails_the_session_quickly(make_endpoints) -> None:
@@ -165,7 +166,7 @@ def test_vanished_peer_fails_the_session_quickly(make_endpoints) -> None:
     with pytest.raises(NetworkError) as info:
         a.recv(1, "never", timeout=10)
     assert not isinstance(info.value, PeerTimeout)
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 5
 
 
 def test_reconnects_for_a_new_session_after_the_connection_dropped(make_endpoints) -> None:

@@ -93,4 +93,4 @@ def test_a_frozen_peer_times_out_within_the_timeout(two_processes) -> None:
     t0 = time.monotonic()
     with pytest.raises(PeerTimeout):
         chan.recv(1, "out1", timeout=1.0)
-    assert 0.95 <= time.monotonic() - t0 < 3
+    assert 0.95 <= time.monotonic() - t0 < 4

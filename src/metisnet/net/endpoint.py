@@ -69,7 +69,7 @@ from metisnet.net.identity import (
     load_node_identity,
 )
 from metisnet.net.link import Connection, Eof, reap
-from metisnet.net.tls import TlsContexts, TlsLink, accept_tls, dial_tls
+from metisnet.net.tls import RefusedByPeer, TlsContexts, TlsLink, accept_tls, dial_tls
 from metisnet.net.trust import FileTrustStore, PeerDirectory, TrustStore
 from metisnet.net.wire import (
     SESSION_ID_MAX,
@@ -204,11 +204,14 @@ class _Inbox:
 
 
 def _again(exc: BaseException) -> BaseException:
-    """A fresh exception of the same type and message (raised in the caller's thread)."""
-    try:
-        return type(exc)(*exc.args)
-    except TypeError:  # pragma: no cover - exception types with keyword-only init
-        return NetworkError(str(exc))
+    """A fresh exception with the same message (raised in the caller's thread).
+
+    Its type is the nearest class of ``exc`` whose constructor takes just a message.
+    """
+    cls: type[BaseException] = type(exc)
+    while "__init__" in vars(cls) and cls.__mro__[1] is not Exception:
+        cls = cls.__mro__[1]
+    return cls(str(exc))
 
 
 class TlsChannel:
@@ -266,7 +269,7 @@ class TlsChannel:
                                 limits=self._limits)
         conn = self._ep._conns.get(node)
         if conn is None or not conn.alive:
-            conn = self._ep._connection(node, self._timeout)
+            conn = self._ep._connection(node, self._timeout, self._inbox)
         conn.send(head, arr)
         self._seq[(peer, tag)] = seq + 1
         self._rounds.on_send(0 if arr is None else arr.nbytes)
@@ -609,13 +612,22 @@ class Endpoint:
                              name=f"metis-dial-{peer[:10]}")
         t.start()
 
-    def _connection(self, peer: NodeId, timeout: float) -> Connection:
-        """The live connection to ``peer``, waiting up to ``timeout`` for it."""
+    def _connection(self, peer: NodeId, timeout: float,
+                    inbox: _Inbox | None = None) -> Connection:
+        """The live connection to ``peer``, waiting up to ``timeout`` for it.
+
+        Gives up early if ``inbox`` (the caller's session) has failed for that peer, e.g.
+        because the peer refused this node.
+        """
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
                 if self._closing:
                     raise NetworkError("endpoint is closed")
+                if inbox is not None:
+                    err = inbox.error or inbox.peer_errors.get(peer)
+                    if err is not None:
+                        raise _again(err)
                 conn = self._conns.get(peer)
                 if conn is not None and conn.alive:
                     return conn
@@ -682,6 +694,10 @@ class Endpoint:
     def _handshake_incoming(self, raw: socket.socket, addr: Any) -> None:
         try:
             link = accept_tls(self._ctx, self._trust, raw, self.config.connect_timeout)
+        except RefusedByPeer as exc:
+            log.warning("connection from %s failed: %s", addr, exc)
+            self._fail_peer_sessions(exc.node_id, exc)
+            return
         except PeerRefused as exc:
             log.warning("refused connection from %s: %s", addr, exc)
             return
@@ -719,6 +735,8 @@ class Endpoint:
                        if peer in m and s in self._inboxes]
         for ib in inboxes:
             ib.fail(err, peer)
+        with self._lock:
+            self._lock.notify_all()
 
 
 def open_endpoint(keystore: str | Path, trust: str | Path | TrustStore, *,

@@ -17,8 +17,8 @@ connection is set up in three steps:
    handshake proves the dialer holds that certificate's key.
 3. Both sides re-check the peer certificate from the TLS session against the pin (an
    unpinned or mismatching peer is refused here, before any payload frame is read), and
-   the acceptor confirms with a one-byte ``accept``, so a dialer learns of a refusal at
-   once instead of at its first receive.
+   each confirms with a one-byte ``accept`` that the other waits for, so a refusal by
+   either side is known to both at once instead of at a first send or receive.
 """
 
 from __future__ import annotations
@@ -41,7 +41,15 @@ from metisnet.net.identity import TlsIdentity, cert_hash, verify_certificate
 from metisnet.net.trust import TrustStore
 from metisnet.types import NodeId
 
-__all__ = ["SOCKET_BUFFER", "TlsContexts", "TlsLink", "accept_tls", "dial_tls", "tune_socket"]
+__all__ = [
+    "SOCKET_BUFFER",
+    "RefusedByPeer",
+    "TlsContexts",
+    "TlsLink",
+    "accept_tls",
+    "dial_tls",
+    "tune_socket",
+]
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +167,15 @@ def _read_plain(sock: socket.socket, obj: ssl.SSLObject, inc: ssl.MemoryBIO, n: 
     return got
 
 
+class RefusedByPeer(PeerRefused):
+    """A pinned peer hung up after the handshake: it does not trust this node."""
+
+    def __init__(self, node_id: NodeId) -> None:
+        super().__init__(f"{node_id} closed the connection after the handshake "
+                         "(is this node in its trust store?)")
+        self.node_id = node_id
+
+
 def _close(raw: socket.socket) -> None:
     with contextlib.suppress(OSError):
         raw.close()
@@ -215,6 +232,8 @@ def dial_tls(
         got = _check_pin(trust, peer_der, "dialled peer")
         if got != expected:
             raise PeerRefused(f"dialled {expected} at {address} but {got} answered")
+        obj.write(_ACCEPT)
+        _flush(raw, out)
         if _read_plain(raw, obj, inc, 1) != _ACCEPT:  # b"" when the acceptor refused us
             raise PeerRefused(f"{expected} refused us after the TLS handshake "
                               "(is this node in its trust store?)")
@@ -241,8 +260,10 @@ def accept_tls(
 ) -> TlsLink:
     """Authenticate an accepted socket; return the TLS link (its ``peer`` is pinned).
 
-    Raises PeerRefused (the caller logs it and drops the socket) for an unpinned peer.
+    Raises PeerRefused (the caller logs it and drops the socket) for an unpinned peer,
+    and :class:`RefusedByPeer` when a pinned peer hangs up on us after the handshake.
     """
+    node_id: NodeId | None = None
     try:
         tune_socket(raw)
         raw.settimeout(timeout)
@@ -260,6 +281,8 @@ def accept_tls(
         _check_pin(trust, der, "incoming peer")
         obj.write(_ACCEPT)
         _flush(raw, out)
+        if _read_plain(raw, obj, inc, 1) != _ACCEPT:
+            raise RefusedByPeer(node_id)
         return TlsLink(raw, obj, inc, out, node_id)
     except TimeoutError:
         _close(raw)
@@ -268,6 +291,9 @@ def accept_tls(
         _close(raw)
         if isinstance(exc, NetworkError):
             raise
+        if node_id is not None and isinstance(
+                exc, (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)):
+            raise RefusedByPeer(node_id) from None
         raise NetworkError(f"TLS handshake with incoming peer failed: {exc}") from None
     except BaseException:
         _close(raw)
