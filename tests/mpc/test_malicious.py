@@ -649,7 +649,9 @@ def test_a_common_error_on_every_product_is_caught_by_the_opened_triples() -> No
     assert out[0] == ("cheating", (1, 2)) and out[2] == ("cheating", (0, 1)), out
 
 
-def test_a_dealer_giving_two_holders_different_copies_blames_no_committee_member() -> None:
+@pytest.mark.parametrize("fold_as_input", [False, True])
+def test_a_dealer_giving_two_holders_different_copies_blames_no_committee_member(
+        fold_as_input: bool) -> None:
     """A pair from an outside dealer (a data node) whose two copies of share 1 differ:
     the session aborts, and no compute party is named as the sole suspect."""
     from metisnet.crypto.prg import Csprng
@@ -667,6 +669,9 @@ def test_a_dealer_giving_two_holders_different_copies_blames_no_committee_member
         try:
             ctx = MpcContext.setup(ch, session="deal")
             x = share_pair(ctx, bad[i][0], bad[i][1])
+            if fold_as_input and ctx.verifier is not None:  # as node/session.py does
+                for owner in range(3):
+                    ctx.verifier.on_input(x, owner)
             out[i] = ("ok", reveal(ctx, x))
         except CheatingDetected as exc:
             out[i] = ("cheating", exc.suspects)

@@ -378,18 +378,24 @@ class MaliciousVerifier:
             keys = [f"share:key/k{shared}", "dealt:key/all"] if self._keys else []
             return [f"share:input/x{shared}", f"dealt:pair/x{shared}", *keys]
 
-        for peer, own, theirs in self._exchange(ctx, step + ":s", mine, items_for):
-            if theirs.item.startswith("share:"):
+        bad = self._exchange(ctx, step + ":s", mine, items_for)
+        if not bad:
+            return
+        # a dealer's equivocation also shows in the input stream if the caller folded the
+        # dealt pair there too: a peer's share item is a certain lie only if its dealt
+        # pairs agree with mine
+        dealt_peers = {p for p, _, c in bad if c.item.startswith("dealt:pair")}
+        for peer, own, theirs in bad:
+            if theirs.item.startswith("share:") and peer not in dealt_peers:
                 raise self._fail(f"party {peer} disagrees about {theirs.item[6:]}, which "
                                  "both hold", "disagreement", step, (peer,), (own, theirs))
-            sus: tuple[int, ...]
-            if theirs.item == "dealt:key/all":  # dealt by party 0 to both others
-                sus = (peer,) if self.party == 0 else self._others()
-            else:  # a pair from an outside dealer: the dealer may have equivocated
-                sus = ()
-            raise self._fail(f"party {peer} disagrees about {theirs.item[6:]}, which a "
-                             "dealer handed out (the dealer or that party cheated)",
-                             "disagreement", step, sus, (own, theirs))
+        peer, own, theirs = next(t for t in bad if t[2].item.startswith("dealt:"))
+        sus: tuple[int, ...] = ()  # a pair from an outside dealer, who may have equivocated
+        if theirs.item == "dealt:key/all":  # dealt by party 0 to both others
+            sus = (peer,) if self.party == 0 else self._others()
+        raise self._fail(f"party {peer} disagrees about {theirs.item[6:]}, which a dealer "
+                         "handed out (the dealer or that party cheated)", "disagreement",
+                         step, sus, (own, theirs))
 
     def _zero_claims(self, ctx: MpcContext, step: str, zero_a: list[Pair],
                      zero_b: list[Pair]) -> None:
