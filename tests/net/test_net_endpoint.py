@@ -299,11 +299,24 @@ def test_invalid_use_is_refused(make_endpoints) -> None:
         eps[0].session(SID, _ids(eps))
 
 
-def test_endpoint_config_is_frozen_and_typed() -> None:
+def test_endpoint_config_is_frozen_validated_and_loadable(tmp_path, monkeypatch) -> None:
+    from metisnet.config import load_config
+    from metisnet.errors import ConfigError
+
     cfg = EndpointConfig(port=0, timeout=1.5)
     with pytest.raises(AttributeError):
         cfg.timeout = 3  # type: ignore[misc]
     assert cfg.limits().max_payload == 1 << 30
+    for bad in ({"timeout": 0}, {"port": 70000}, {"session_buffer": 0}):
+        with pytest.raises(ConfigError):
+            EndpointConfig(**bad)
+    with pytest.raises(ValueError):
+        EndpointConfig(max_header=4)
+    path = tmp_path / "node.toml"
+    path.write_text("[net]\nport = 7001\nsend_timeout = 5\n")
+    monkeypatch.setenv("METIS_TIMEOUT", "7.5")
+    loaded = load_config(EndpointConfig, path, table="net")
+    assert (loaded.port, loaded.send_timeout, loaded.timeout) == (7001, 5.0, 7.5)
 
 
 def test_local_committee_files_open_endpoints_that_find_each_other(tmp_path) -> None:

@@ -55,6 +55,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from metisnet.errors import (
+    ConfigError,
     NetworkError,
     PeerRefused,
     PeerTimeout,
@@ -91,7 +92,11 @@ _CLOSED_MEMORY: Final = 4096  # closed session ids remembered (late frames are d
 
 @dataclass(frozen=True)
 class EndpointConfig:
-    """Settings of one endpoint; every wait has a bound."""
+    """Settings of one endpoint; every wait has a bound.
+
+    Loadable from a node's TOML file with ``metisnet.config.load_config(EndpointConfig,
+    path, table="net")`` (``METIS_<FIELD>`` environment variables override).
+    """
 
     host: str = "127.0.0.1"
     port: int = 0
@@ -99,19 +104,31 @@ class EndpointConfig:
     timeout: float = DEFAULT_TIMEOUT
     #: one dial attempt, or one incoming hello plus handshake (seconds)
     connect_timeout: float = 10.0
-    #: a send (or a full inbox) that makes no progress for this long fails (seconds)
+    #: a send that makes no progress for this long fails with PeerTimeout (seconds)
     send_timeout: float = 30.0
-    #: bytes buffered per session before the connection's reader stops reading
-    session_buffer: int = 512 << 20
+    #: bytes queued per session before its connection stops being read (backpressure)
+    session_buffer: int = 256 << 20
     #: sessions a peer may send to before they are opened here
-    pending_sessions: int = 64
+    pending_sessions: int = 16
     #: the node with the larger id dials too if no connection came within this (seconds)
     dial_grace: float = 1.0
     #: first and longest pause between dial attempts (seconds)
     backoff_initial: float = 0.05
     backoff_max: float = 2.0
+    #: caps on one frame's header and payload (bytes)
     max_header: int = 1024
     max_payload: int = 1 << 30
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "connect_timeout", "send_timeout", "backoff_initial",
+                     "backoff_max"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"net config: {name} must be positive")
+        if self.dial_grace < 0 or not 0 <= self.port < 65536:
+            raise ConfigError("net config: dial_grace must be >= 0 and port in 0..65535")
+        if self.session_buffer <= 0 or self.pending_sessions < 0:
+            raise ConfigError("net config: session_buffer must be positive")
+        self.limits()  # validates the frame caps
 
     def limits(self) -> WireLimits:
         return WireLimits(max_header=self.max_header, max_payload=self.max_payload)
