@@ -164,6 +164,8 @@ def test_add_host_list_policy_revoke_and_restart(node_config: Path, tmp_path: Pa
     assert revoked["status"] == "revoked"
     with node.client(_operator_key(node_config)) as op:
         audit_before = len(op.audit(limit=1000))
+    owner_audit = _cli("dataset", "audit", "--limit", "1000", *as_owner)
+    assert "revoke" in owner_audit and owner_audit.count("\n") < audit_before
     assert node.stop(signal.SIGTERM) == 0  # graceful
 
     again = _start(node_config, processes)

@@ -312,3 +312,22 @@ def test_node_info_command(tmp_path: Path) -> None:
     bad.write_text("[node]\nprot = 1\n")
     result = CliRunner().invoke(main, ["node", "start", "--config", str(bad)])
     assert result.exit_code != 0 and "unknown config key" in str(result.exception)
+
+
+def test_the_commitment_opens_against_the_registered_root(data_node_factory: Factory) -> None:
+    from metisnet.verify.merkle import verify_inclusion
+
+    node = data_node_factory()
+    rec = node.add_dataset(io.BytesIO(CSV), owner=node.node_id, name="p")
+    n = node.open_commitment(rec.id, node.node_id, 0).count
+    assert n > 2  # 4 KiB chunks in this fixture
+    for i in (0, n // 2, n - 1):
+        op = node.open_commitment(rec.id, node.node_id, i)
+        assert op.root == rec.commitment
+        assert verify_inclusion(op.root, op.count, i, op.chunk, op.proof, domain=op.salt)
+        assert not verify_inclusion(op.root, op.count, i, op.chunk + b"x", op.proof,
+                                    domain=op.salt)
+    with pytest.raises(PolicyViolation):
+        node.open_commitment(rec.id, OWNER.address, 0)
+    with pytest.raises(ValidationError):
+        node.open_commitment(rec.id, node.node_id, n)

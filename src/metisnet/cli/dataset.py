@@ -188,3 +188,16 @@ def revoke(dataset_id: str, yes: bool, config_path: Path | None, node_url: str |
         click.confirm(f"revoke {dataset_id} for good?", abort=True)
     with _client(config_path, node_url, key_path) as c:
         _show(c.revoke(dataset_id))
+
+
+@dataset.command("audit")
+@click.option("--after", type=int, default=0, show_default=True, help="entries after this seq")
+@click.option("--limit", type=int, default=100, show_default=True)
+@_conn_options
+def audit(after: int, limit: int, config_path: Path | None, node_url: str | None,
+          key_path: Path | None) -> None:
+    """Show the node's audit log (all of it for operators, your entries otherwise)."""
+    with _client(config_path, node_url, key_path) as c:
+        for e in c.audit(after=after, limit=limit):
+            click.echo(f"{e['seq']:>6} {e['ts']} {e['actor'] or '-':42} {e['action']:24} "
+                       f"{e['outcome']:8} {e['rule'] or '-':14} {e['dataset_id'] or '-'}")

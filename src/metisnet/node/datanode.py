@@ -27,6 +27,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from metisnet.errors import ConfigError, MetisError, PolicyViolation, StorageError, ValidationError
+from metisnet.node.commitment import leaf_hash, merkle_proof
 from metisnet.node.config import DataNodeConfig
 from metisnet.node.envelope import EnvelopeReader
 from metisnet.node.identity import (
@@ -51,7 +53,7 @@ from metisnet.node.sealed import SealedReader, SealingWriter, unwrap_key, wrap_k
 from metisnet.node.storage import AuditEntry, DatasetRecord, Store, TaskRecord
 from metisnet.node.taskspec import TaskSpec
 
-__all__ = ["TASK_STATES", "DataNode", "NotFound", "parse_dataset_id"]
+__all__ = ["TASK_STATES", "DataNode", "NotFound", "Opening", "parse_dataset_id"]
 
 log = logging.getLogger("metisnet.node")
 
@@ -59,6 +61,18 @@ TASK_STATES = ("approved", "running", "done", "failed", "rejected")
 _NEXT_STATES = {"approved": {"running", "done", "failed"}, "running": {"done", "failed"}}
 _ID = re.compile(r"^0x[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Opening:
+    """One chunk of a dataset's commitment, opened (see :meth:`DataNode.open_commitment`)."""
+
+    root: bytes
+    count: int
+    index: int
+    chunk: bytes = field(repr=False)
+    salt: bytes = field(repr=False)
+    proof: list[bytes]
 
 
 class NotFound(MetisError, LookupError):
@@ -350,6 +364,34 @@ class DataNode:
         (self.datasets_dir / rec.file_name).unlink(missing_ok=True)
         log.info("dataset %s revoked", rec.id)
         return self.get_dataset(rec.id)
+
+    def open_commitment(self, dataset_id: str, caller: str, index: int) -> Opening:
+        """Owner or operator: open chunk ``index`` of the data commitment.
+
+        Returns the plaintext chunk (Parquet bytes), the salt and the Merkle path, which
+        ``metisnet.verify.merkle.verify_inclusion(root, count, index, chunk, proof,
+        domain=salt)`` checks against the registered root. Reads the whole file once.
+        """
+        rec = self.get_dataset(dataset_id)
+        if caller != rec.owner and not self.is_operator(caller):
+            raise PolicyViolation("only the owner or an operator may open the commitment",
+                                  rule="owner")
+        if rec.wrapped_key is None:
+            raise PolicyViolation("the dataset has been revoked", rule="revoked")
+        ident = bytes.fromhex(rec.id[2:])
+        key = unwrap_key(self._master, rec.wrapped_key, ident)
+        leaves: list[bytes] = []
+        chunk = b""
+        with SealedReader(self.datasets_dir / rec.file_name, key, ident) as reader:
+            for i in range(reader.chunk_count):
+                plain = reader.chunk(i)
+                leaves.append(leaf_hash(rec.salt, i, plain))
+                if i == index:
+                    chunk = plain
+        if not 0 <= index < len(leaves):
+            raise ValidationError(f"chunk index must be in [0, {len(leaves)})")
+        return Opening(rec.commitment, len(leaves), index, chunk, rec.salt,
+                       merkle_proof(leaves, index))
 
     # -- tasks --------------------------------------------------------------------------
     def request_task(self, caller: str, dataset_id: str, *, program: str,

@@ -175,6 +175,16 @@ class SealedReader(io.RawIOBase):
     def size(self) -> int:
         return self._size
 
+    @property
+    def chunk_count(self) -> int:
+        return int(self._n)
+
+    def chunk(self, index: int) -> bytes:
+        """The plaintext of chunk ``index`` (authenticated)."""
+        if not 0 <= index < self._n:
+            raise IndexError("chunk index out of range")
+        return self._chunk_plain(index)
+
     def readable(self) -> bool:
         return True
 
