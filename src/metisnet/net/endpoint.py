@@ -278,8 +278,8 @@ class TlsChannel:
 
     def send(self, peer: int, tag: str, array: NDArray[Any]) -> None:
         node = self._peer(peer)
-        err = self._inbox.error
-        if err is not None:
+        err = self._inbox.error or self._inbox.peer_errors.get(node)
+        if err is not None:  # the session already failed for this peer: fail cleanly
             raise _again(err)
         seq = self._seq.get((peer, tag), 0)
         head, arr = encode_head(self._session, tag, np.asarray(array), seq=seq,
