@@ -91,3 +91,31 @@ def test_schema_is_draft_2020_12() -> None:
 def test_arbitrary_json_never_crashes(doc: object) -> None:
     with contextlib.suppress(ValidationError):
         parse_spec(json.dumps(doc))
+
+
+TLS = {"address": RECV, "cert_sha256": "cd" * 32, "endpoint": "127.0.0.1:7001"}
+
+
+def test_receiver_tls_is_optional_and_covered_by_the_hash() -> None:
+    plain = parse_spec(_doc())
+    assert plain.receiver_tls == () and "receiver_tls" not in plain.to_json()
+    pinned = parse_spec(_doc(receiver_tls=[TLS]))
+    assert pinned.receiver_tls[0].cert_sha256 == "cd" * 32
+    assert pinned.receiver_tls[0].endpoint == "127.0.0.1:7001"
+    assert spec_hash(pinned) != spec_hash(plain)
+    assert parse_spec(pinned.canonical()) == pinned
+    moved = parse_spec(_doc(receiver_tls=[{**TLS, "endpoint": "127.0.0.1:7002"}]))
+    assert spec_hash(moved) != spec_hash(pinned)
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({**TLS, "address": "0x" + "34" * 20}, "not a receiver"),
+    ({**TLS, "cert_sha256": "zz"}, "receiver_tls"),
+    ({**TLS, "endpoint": "no port"}, "receiver_tls"),
+    ({k: v for k, v in TLS.items() if k != "endpoint"}, "receiver_tls"),
+])
+def test_receiver_tls_is_validated(entry: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        parse_spec(_doc(receiver_tls=[entry]))
+    with pytest.raises(ValidationError, match="twice"):
+        parse_spec(_doc(receiver_tls=[TLS, TLS]))

@@ -22,7 +22,7 @@ from eth_hash.auto import keccak
 from metisnet.errors import ValidationError
 from metisnet.types import SpecHash
 
-__all__ = ["InputSpec", "TaskSpec", "parse_spec", "schema", "spec_hash"]
+__all__ = ["InputSpec", "ReceiverTls", "TaskSpec", "parse_spec", "schema", "spec_hash"]
 
 MAX_SPEC_BYTES = 64 * 1024
 
@@ -42,6 +42,19 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class ReceiverTls:
+    """Where a receiver that is not a registered node listens, and its pinned cert hash."""
+
+    address: str
+    cert_sha256: str
+    endpoint: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"address": self.address, "cert_sha256": self.cert_sha256,
+                "endpoint": self.endpoint}
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """A validated task spec. Build one with :func:`parse_spec` or :meth:`new`."""
 
@@ -55,6 +68,7 @@ class TaskSpec:
     security: str = "malicious"
     committee_size: int = 3
     deadline_s: int = 600
+    receiver_tls: tuple[ReceiverTls, ...] = ()
 
     @classmethod
     def new(cls, program: str, inputs: list[tuple[str, list[str]]], receivers: list[str],
@@ -69,13 +83,16 @@ class TaskSpec:
         return parse_spec(doc)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "version": 1, "program": self.program,
             "inputs": [{"dataset": i.dataset, "columns": list(i.columns)} for i in self.inputs],
             "params": self.params, "receivers": list(self.receivers), "mode": self.mode,
             "security": self.security, "committee_size": self.committee_size,
             "fee_wei": str(self.fee_wei), "deadline_s": self.deadline_s, "nonce": self.nonce,
         }
+        if self.receiver_tls:  # optional: absent from (and not changing) the hash of others
+            doc["receiver_tls"] = [r.to_json() for r in self.receiver_tls]
+        return doc
 
     def canonical(self) -> bytes:
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"),
@@ -113,6 +130,13 @@ def parse_spec(doc: dict[str, Any] | str | bytes) -> TaskSpec:
         raise ValidationError("an mpc task needs a committee of at least 3 compute nodes")
     if mode == "he" and size != 1:
         raise ValidationError("an he task is outsourced to exactly one compute node")
+    receivers = {r.lower() for r in doc["receivers"]}
+    tls = tuple(ReceiverTls(r["address"], r["cert_sha256"], r["endpoint"])
+                for r in doc.get("receiver_tls", ()))
+    if any(r.address.lower() not in receivers for r in tls):
+        raise ValidationError("receiver_tls names an address that is not a receiver")
+    if len({r.address.lower() for r in tls}) != len(tls):
+        raise ValidationError("receiver_tls names a receiver twice")
     return TaskSpec(
         program=doc["program"],
         inputs=tuple(InputSpec(i["dataset"].lower(), tuple(i["columns"])) for i in doc["inputs"]),
@@ -124,6 +148,7 @@ def parse_spec(doc: dict[str, Any] | str | bytes) -> TaskSpec:
         security=doc.get("security", "malicious"),
         committee_size=size,
         deadline_s=doc.get("deadline_s", 600),
+        receiver_tls=tls,
     )
 
 
