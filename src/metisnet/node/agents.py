@@ -250,7 +250,8 @@ class ComputeAgent:
 
     def __init__(self, contracts: Contracts, sessions: SessionOpener, *,
                  signer: Signer | None = None, accept: Callable[[int], bool] | None = None,
-                 spec_timeout: float = 60.0) -> None:
+                 spec_timeout: float = 60.0,
+                 on_spec: Callable[[int, TaskSpec], None] | None = None) -> None:
         self.contracts = contracts
         self.sessions = sessions
         self.signer = signer
@@ -258,6 +259,9 @@ class ComputeAgent:
         self.me = self.address.lower()
         self.accept = accept or (lambda task_id: True)
         self.spec_timeout = spec_timeout
+        #: called with each task's spec once its hash matched the chain (e.g. to pin the
+        #: spec's receivers before the outputs go to them)
+        self.on_spec = on_spec
         self.tasks: dict[int, _ComputeTask] = {}
         self.errors: list[tuple[int, BaseException]] = []
         self.completed: list[int] = []
@@ -308,7 +312,10 @@ class ComputeAgent:
             raw = channel.recv(layout.index(node), "spec", self.spec_timeout)
             if raw.dtype != np.uint8 or keccak(raw.tobytes()) != info.spec_hash:
                 raise ProtocolError(f"data node {node} sent a spec that is not the task's")
-            spec = spec or parse_spec(raw.tobytes())
+            if spec is None:
+                spec = parse_spec(raw.tobytes())
+                if self.on_spec is not None:
+                    self.on_spec(task_id, spec)
         if spec is None:  # pragma: no cover - a layout always has a data node
             raise ProtocolError("no spec received")
         program = get_program(spec.program, spec.params)

@@ -1,0 +1,120 @@
+"""Trust from the chain: pinned certificate hashes and endpoints of registered nodes.
+
+:class:`ChainTrust` implements the network layer's :class:`~metisnet.net.trust.TrustStore`
+and :class:`~metisnet.net.trust.PeerDirectory` from the node registry (DESIGN.md §5): a
+node's TLS certificate hash and its ``"host:port"`` endpoint are what it registered on
+chain with its stake. Lookups are cached for ``ttl`` seconds (a miss for ``miss_ttl``), so
+a handshake costs no chain call in the common case and a re-registration is seen soon.
+
+Result receivers need not be registered nodes (a requester is an account, not a node).
+They travel in the task spec (``receiver_tls``), whose hash the chain holds: once a node has
+checked a spec against the chain it calls :meth:`ChainTrust.pin_receivers`, and the
+overlay answers for those receivers (a registered node's own registration always wins).
+A session may start before the spec has arrived, so a member announced with
+:meth:`ChainTrust.expect` makes a lookup that misses wait up to ``receiver_wait`` seconds
+for its pin: the handshake or dial thread of the network layer waits, the session does not
+fail.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from eth_utils.address import to_checksum_address
+
+from metisnet.chain.registry import NodeInfo, NodeRegistry
+from metisnet.errors import ChainError, ConfigError
+from metisnet.net.trust import parse_address
+from metisnet.node.taskspec import TaskSpec
+from metisnet.types import NodeId
+
+__all__ = ["ChainTrust"]
+
+log = logging.getLogger("metisnet.trust")
+
+_Entry = tuple[bytes, tuple[str, int] | None]
+
+
+class ChainTrust:
+    """Pins and addresses of registered nodes, plus an overlay for spec receivers."""
+
+    def __init__(self, registry: NodeRegistry, *, ttl: float = 30.0, miss_ttl: float = 1.0,
+                 receiver_wait: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = registry
+        self.ttl = ttl
+        self.miss_ttl = miss_ttl
+        self.receiver_wait = receiver_wait
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._cache: dict[str, tuple[float, _Entry | None]] = {}
+        self._overlay: dict[str, _Entry] = {}
+        self._expected: dict[str, float] = {}  # member -> wait for its pin until (clock)
+
+    # -- chain --------------------------------------------------------------------------
+    def _registered(self, node_id: str) -> _Entry | None:
+        key = node_id.lower()
+        now = self._clock()
+        with self._cond:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        entry: _Entry | None = None
+        try:
+            info: NodeInfo | None = self.registry.get_node(to_checksum_address(node_id))
+        except ChainError as exc:
+            log.warning("registry lookup of %s failed: %s", node_id, exc)
+            return hit[1] if hit is not None else None  # keep a stale answer over none
+        if info is not None and info.stake > 0 and any(info.cert_hash):
+            addr: tuple[str, int] | None
+            try:
+                addr = parse_address(info.endpoint)
+            except ConfigError:
+                addr = None
+            entry = (bytes(info.cert_hash), addr)
+        with self._cond:
+            self._cache[key] = (now + (self.ttl if entry else self.miss_ttl), entry)
+        return entry
+
+    # -- receivers ----------------------------------------------------------------------
+    def pin_receivers(self, spec: TaskSpec) -> None:
+        """Trust the receivers a verified ``spec`` names (call after checking its hash)."""
+        with self._cond:
+            for r in spec.receiver_tls:
+                self._overlay[r.address.lower()] = (bytes.fromhex(r.cert_sha256),
+                                                    parse_address(r.endpoint))
+            self._cond.notify_all()
+
+    def expect(self, members: Iterable[str]) -> None:
+        """Members of a session about to open: a missing pin is waited for, briefly."""
+        until = self._clock() + self.receiver_wait
+        with self._cond:
+            for m in members:
+                self._expected[m.lower()] = until
+
+    def _lookup(self, node_id: str) -> _Entry | None:
+        entry = self._registered(node_id)
+        if entry is not None:
+            return entry
+        key = node_id.lower()
+        with self._cond:
+            while True:
+                got = self._overlay.get(key)
+                if got is not None:
+                    return got
+                left = self._expected.get(key, 0.0) - self._clock()
+                if left <= 0:
+                    return None
+                self._cond.wait(min(left, 0.5))
+
+    # -- TrustStore / PeerDirectory ---------------------------------------------------------
+    def pinned_hash(self, node_id: NodeId) -> bytes | None:
+        entry = self._lookup(node_id)
+        return entry[0] if entry is not None else None
+
+    def address(self, node_id: NodeId) -> tuple[str, int] | None:
+        entry = self._lookup(node_id)
+        return entry[1] if entry is not None else None
