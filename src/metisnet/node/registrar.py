@@ -22,6 +22,7 @@ checks the owner's signature on every such request before it sends the transacti
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -98,28 +99,37 @@ class LocalRegistrar:
 
 
 class ChainRegistrar:
-    """The registrar over the chain's ``DatasetRegistry`` client (bound to the node)."""
+    """The registrar over the chain's ``DatasetRegistry`` client (bound to the node).
+
+    Calls are serialised by a lock: the node serves requests from several threads, and
+    transactions from one account must not race for the same nonce.
+    """
 
     def __init__(self, client: DatasetRegistry) -> None:
         self.client = client
+        self._lock = threading.Lock()
 
     def register(self, dataset_id: bytes, *, schema_hash: bytes, row_count: int,
                  commitment: bytes, policy_hash: bytes) -> None:
-        self.client.register_dataset(DatasetId(dataset_id), schema_hash, row_count, commitment,
-                                     policy_hash)
+        with self._lock:
+            self.client.register_dataset(DatasetId(dataset_id), schema_hash, row_count,
+                                         commitment, policy_hash)
 
     def update_policy(self, dataset_id: bytes, policy_hash: bytes) -> None:
-        info = self.client.get_dataset(DatasetId(dataset_id))
-        if info is None:
-            raise ChainError("unknown dataset")
-        self.client.update_dataset(DatasetId(dataset_id), info.schema_hash, info.row_count,
-                                   info.data_commitment, policy_hash)
+        with self._lock:
+            info = self.client.get_dataset(DatasetId(dataset_id))
+            if info is None:
+                raise ChainError("unknown dataset")
+            self.client.update_dataset(DatasetId(dataset_id), info.schema_hash,
+                                       info.row_count, info.data_commitment, policy_hash)
 
     def revoke(self, dataset_id: bytes) -> None:
-        self.client.revoke_dataset(DatasetId(dataset_id))
+        with self._lock:
+            self.client.revoke_dataset(DatasetId(dataset_id))
 
     def is_active(self, dataset_id: bytes) -> bool:
-        return self.client.is_active(DatasetId(dataset_id))
+        with self._lock:
+            return self.client.is_active(DatasetId(dataset_id))
 
 
 def _embedded(key: NodeKey) -> ChainRegistrar:
