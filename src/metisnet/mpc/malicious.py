@@ -23,21 +23,32 @@ What is checked, and how (``ctx.verifier`` is a :class:`MaliciousVerifier`):
   two sign bits, batched at the next check. The truncation then has exactly the
   semi-honest error distribution, and a cheat is caught whatever the data (no selective
   abort).
-* **inputs and keys**: each share of an input and each PRG key is held by two parties;
-  their digests are compared at the next check (never sent to a party that lacks them).
+* **inputs, dealt pairs and keys**: each share of an input (or of a pair from an outside
+  dealer) and each PRG key is held by two parties; their digests are compared first thing
+  at the next check, before anything is opened, and are never sent to a party lacking them.
 * **openings**: each missing share is sent by one holder and its digest by the other;
   both holders' signed digests are compared (1 round, as semi-honest, plus 2 small claims).
 
 A check (:meth:`MaliciousVerifier.check`) runs before every reveal, or on demand via
-:func:`verify`: 4 rounds (pool triples; coin toss; openings; zero digests). Nothing is
+:func:`verify`: 4 rounds (input/key digests with the pool triples; coin toss; openings;
+zero digests), plus 8 for the batched range checks if truncations are pending. Nothing is
 opened before every earlier product is verified, and a failed check raises
 :class:`~metisnet.errors.CheatingDetected`, after which the context refuses to go on.
 
 Overhead (per party, against semi-honest): a multiplication costs 8 B online plus, at the
-check, ``k`` pool triples (8 B each) and ``k`` sacrifices (16 B each) with ``k = 3`` for
-fewer than about 500,000 products per check and ``k = 2`` beyond: about 7x (k = 2) to 10x
-(k = 3) the bytes; an AND word likewise. The 3x target of the issue is not reached by
-sacrifice; see the benchmark notes for measured time ratios.
+check, ``k`` pool triples (8 B each) and ``k`` sacrifices (16 B each), ``k`` from
+:func:`metisnet.mpc.triples.plan` (3 from about 10^4 to 7 x 10^5 products per check, 2
+beyond, more below): 7x (k = 2) to 10x (k = 3) the bytes; an AND word likewise (a
+less-than: 464 B against 62 B, 7.4x, with bit injection by multiplications). Time is
+worse: the check makes some 50-100 passes over the data per product (pool, permutation,
+gathers, openings, digests, sacrifice) against about 6 for the multiplication itself;
+``benchmarks/mpc_malicious.py`` measured 20-50x the semi-honest time on a shared 2-core
+machine. **The issue's 3x target is not reached**: sacrifice needs ``k >= 2`` extra
+products and ``2k`` openings per checked product. Reaching it needs a check with sublinear
+communication, i.e. distributed zero-knowledge proofs over a Galois-ring extension of
+Z_2^64 (Boyle, Gilboa, Ishai and Nof, CCS 2019), or at least SPDZ2k-style MACs in
+Z_2^(64+s) (Chida et al., CRYPTO 2018, lifted as in Abspoel, Dalskov, Escudero and Nof,
+ACNS 2021; about 4x the bytes with 128-bit words).
 
 Cheater identification: see :mod:`metisnet.mpc.evidence`. ``CheatingDetected.suspects`` is
 the raising party's own view: a single party when that party sent something the raiser
@@ -297,10 +308,18 @@ class MaliciousVerifier:
         k, m = plan(n, self.bits)
         aa, ab = ctx.random_pair(m)
         ba, bb = ctx.random_pair(m)
-        if boolean:
-            z = (aa & (ba ^ bb)) ^ (ab & ba) ^ ctx.zero_share_xor(m)
+        if boolean:  # z = aa & (ba ^ bb) ^ ab & ba ^ alpha, with few temporaries
+            z = ba ^ bb
+            z &= aa
+            t = ab & ba
+            z ^= t
+            z ^= ctx.zero_share_xor(m)
         else:
-            z = aa * (ba + bb) + ab * ba + ctx.zero_share(m)
+            z = ba + bb
+            z *= aa
+            t = ab * ba
+            z += t
+            z += ctx.zero_share(m)
         ctx.send(ctx.prev, tag, z)
         c = (z, ctx.recv(ctx.next, tag, (m,)))
         return k, m, (aa, ab), (ba, bb), c
@@ -321,20 +340,20 @@ class MaliciousVerifier:
             return p[0][idx], p[1][idx]
 
         aj, bj, cj = pick(a, used), pick(b, used), pick(c, used)
-        if boolean:
-            rho = (xa ^ aj[0], xb ^ aj[1])
-            sig = (ya ^ bj[0], yb ^ bj[1])
-        else:
-            rho = (xa - aj[0], xb - aj[1])
-            sig = (ya - bj[0], yb - bj[1])
-        al, bl, cl = pick(a, left), pick(b, left), pick(c, left)
-        sh_a = np.concatenate([rho[0].reshape(-1), sig[0].reshape(-1), al[0], bl[0], cl[0]])
-        sh_b = np.concatenate([rho[1].reshape(-1), sig[1].reshape(-1), al[1], bl[1], cl[1]])
+        kn, nl = k * n, m - k * n
+        # the shares to open, written in place: rho (k*n), sigma (k*n), left-over a, b, c
+        sh_a = np.empty(2 * kn + 3 * nl, dtype=np.uint64)
+        sh_b = np.empty(2 * kn + 3 * nl, dtype=np.uint64)
+        op = np.bitwise_xor if boolean else np.subtract
+        for sh, side in ((sh_a, 0), (sh_b, 1)):
+            op((xa, xb)[side], aj[side], out=sh[:kn].reshape(k, n))
+            op((ya, yb)[side], bj[side], out=sh[kn:2 * kn].reshape(k, n))
+            for i, p in enumerate((a, b, c)):
+                np.take(p[side], left, out=sh[2 * kn + i * nl:2 * kn + (i + 1) * nl])
         opened = self.open(ctx, sh_a, sh_b, boolean=boolean,
                            item="sacrifice-b" if boolean else "sacrifice-a")
         if opened is None:  # pragma: no cover - every party is a receiver
             raise ValidationError("sacrifice not opened")
-        kn, nl = k * n, m - k * n
         rho_o = opened[:kn].reshape(k, n)
         sig_o = opened[kn:2 * kn].reshape(k, n)
         ua, ub, uc = opened[2 * kn:2 * kn + nl], opened[2 * kn + nl:2 * kn + 2 * nl], \

@@ -94,22 +94,42 @@ def sacrifice_arith(party: int, z: tuple[U64, U64], c: tuple[U64, U64], a: tuple
                     b: tuple[U64, U64], rho: U64, sigma: U64) -> tuple[U64, U64]:
     """This party's pair of ``v = z - c - sigma*a - rho*b - rho*sigma`` over Z_2^64 (local;
     the public term goes into share 0, held by parties 0 and 2)."""
-    va = z[0] - c[0] - sigma * a[0] - rho * b[0]
-    vb = z[1] - c[1] - sigma * a[1] - rho * b[1]
-    if party == 0:
-        va -= rho * sigma
-    elif party == 2:
-        vb -= rho * sigma
+    t = np.multiply(sigma, a[0])
+    va = z[0] - c[0]
+    va -= t
+    np.multiply(rho, b[0], out=t)
+    va -= t
+    vb = z[1] - c[1]
+    np.multiply(sigma, a[1], out=t)
+    vb -= t
+    np.multiply(rho, b[1], out=t)
+    vb -= t
+    if party in (0, 2):
+        np.multiply(rho, sigma, out=t)
+        if party == 0:
+            va -= t
+        else:
+            vb -= t
     return va, vb
 
 
 def sacrifice_bool(party: int, z: tuple[U64, U64], c: tuple[U64, U64], a: tuple[U64, U64],
                    b: tuple[U64, U64], rho: U64, sigma: U64) -> tuple[U64, U64]:
     """The same over GF(2)^64 words: ``v = z ^ c ^ (sigma & a) ^ (rho & b) ^ (rho & sigma)``."""
-    va = z[0] ^ c[0] ^ (sigma & a[0]) ^ (rho & b[0])
-    vb = z[1] ^ c[1] ^ (sigma & a[1]) ^ (rho & b[1])
-    if party == 0:
-        va ^= rho & sigma
-    elif party == 2:
-        vb ^= rho & sigma
+    t = np.bitwise_and(sigma, a[0])
+    va = z[0] ^ c[0]
+    va ^= t
+    np.bitwise_and(rho, b[0], out=t)
+    va ^= t
+    vb = z[1] ^ c[1]
+    np.bitwise_and(sigma, a[1], out=t)
+    vb ^= t
+    np.bitwise_and(rho, b[1], out=t)
+    vb ^= t
+    if party in (0, 2):
+        np.bitwise_and(rho, sigma, out=t)
+        if party == 0:
+            va ^= t
+        else:
+            vb ^= t
     return va, vb
