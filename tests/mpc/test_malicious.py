@@ -687,3 +687,16 @@ def test_a_dealer_giving_two_holders_different_copies_blames_no_committee_member
         t.join()
     assert all(o[0] != "ok" for o in out), out
     assert all(not (o[0] == "cheating" and len(o[1]) == 1) for o in out), out
+
+
+def test_two_disagreements_with_one_party_pin_it() -> None:
+    """Party 1 lies (signed) to each peer about a key they share: each honest report is a
+    pair; pooled, the pairs {0, 1} and {1, 2} convict party 1 (two honest holders never
+    disagree, so the common member is the cheater)."""
+    out = _run_liar(("share:key/k1", "share:key/k2"), equivocate=False, cheater=1)
+    assert out[0][0] == "cheating" and out[2][0] == "cheating", out
+    assert out[0][1].suspects == (1,) and out[2][1].suspects == (1,)
+    reports = [Evidence.from_bytes(out[p][1].evidence) for p in (0, 2)]
+    assert [proven_suspects(r, check_signature) for r in reports] == [(0, 1), (1, 2)]
+    pooled = combine(reports)
+    assert pooled is not None and slashable(pooled, check_signature) == 1
