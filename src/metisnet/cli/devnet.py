@@ -1,0 +1,81 @@
+"""``metis devnet``: a local network of separate processes (anvil, data and compute nodes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from metisnet.cli._group import main
+
+__all__ = ["devnet"]
+
+_DIR = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+                    default=Path(".devnet"), show_default=True,
+                    help="keys, configs, node data, logs and state.json")
+
+
+@main.group()
+def devnet() -> None:
+    """Start, stop and inspect the local multi-process devnet."""
+
+
+@devnet.command("up")
+@_DIR
+@click.option("--rows", default=10_000, show_default=True, help="rows per synthetic dataset")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def up(data_dir: Path, rows: int, log_level: str) -> None:
+    """Start anvil, deploy the contracts, start 3 data nodes and 5 compute nodes."""
+    from rich.console import Console
+
+    from metisnet.node.devnet import devnet_up
+
+    console = Console()
+    with console.status("starting the devnet: anvil, contracts, 3 data nodes, "
+                        "5 compute nodes"):
+        state, started = devnet_up(data_dir, rows=rows, log_level=log_level)
+    console.print(("devnet started" if started else "devnet already running")
+                  + f": chain {state.chain_url}, {len(state.procs)} processes, "
+                  f"state in {Path(state.root) / 'state.json'}")
+    _table(data_dir)
+
+
+@devnet.command("down")
+@_DIR
+@click.option("--timeout", default=10.0, show_default=True,
+              help="seconds to wait after SIGTERM before SIGKILL")
+def down(data_dir: Path, timeout: float) -> None:
+    """Stop every devnet process (SIGTERM, then SIGKILL after the timeout)."""
+    from metisnet.node.devnet import devnet_down
+
+    stopped = devnet_down(data_dir, timeout=timeout)
+    click.echo(f"stopped {len(stopped)} process(es)" if stopped else "no devnet running")
+
+
+@devnet.command("status")
+@_DIR
+def status(data_dir: Path) -> None:
+    """Show the devnet's processes."""
+    _table(data_dir)
+
+
+def _table(data_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from metisnet.node.devnet import devnet_status
+
+    rows = devnet_status(data_dir)
+    console = Console()
+    if not rows:
+        console.print(f"no devnet in {data_dir}")
+        return
+    table = Table(title=f"metisnet devnet ({data_dir})")
+    for col in ("name", "role", "pid", "state", "address", "REST", "TLS", "log"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["role"], str(r["pid"]),
+                      "[green]up[/green]" if r["alive"] else "[red]down[/red]",
+                      r["address"], r["rest"], r["tls"], r["log"])
+    console.print(table)

@@ -1,0 +1,477 @@
+"""A local metisnet network of separate OS processes: ``metis devnet up|down|status``.
+
+:func:`devnet_up` starts one anvil node on a free loopback port, deploys the contracts,
+creates a key, a TLS identity and a config for 3 data nodes and 5 compute nodes in the data
+directory (default ``.devnet/``), funds, registers and stakes every node on chain with its
+certificate hash and TLS endpoint, loads a synthetic dataset into each data node (registered
+on chain, open to every requester), then starts every node as its own process
+(``metis data start`` / ``metis compute start``, one log file each under ``logs/``) and waits
+until all answer. ``state.json`` records pids, ports, URLs and datasets; :func:`devnet_down`
+stops the processes (SIGTERM, then SIGKILL after a timeout), :func:`devnet_status` reports
+them.
+
+The keystores are encrypted with a random password kept in ``password`` (mode 0600) and
+handed to the node processes in ``METIS_KEY_PASSWORD``; their scrypt cost is lowered, as
+befits throwaway devnet keys.
+
+:class:`DevnetRequester` is a requester on a running devnet: its own TLS endpoint (pinned
+by the spec's ``receiver_tls``), specs handed to the data nodes over their REST API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account.signers.local import LocalAccount
+
+from metisnet.chain.anvil import find_anvil, free_port
+from metisnet.chain.backend import Chain, connect
+from metisnet.chain.deploy import ChainParams, Contracts, deploy_contracts
+from metisnet.chain.registry import Role
+from metisnet.errors import ConfigError, MetisError
+from metisnet.net.endpoint import Endpoint, EndpointConfig
+from metisnet.net.identity import (
+    PASSWORD_ENV,
+    NodeIdentity,
+    NodeKey,
+    TlsIdentity,
+    create_node_files,
+)
+from metisnet.node.agents import Decision
+from metisnet.node.auth import sign_request
+from metisnet.node.chaintrust import ChainTrust
+from metisnet.node.compute import load_deployment, tls_sessions
+from metisnet.node.config import DataNodeConfig
+from metisnet.node.datanode import DataNode
+from metisnet.node.identity import NodeKey as SigningKey
+from metisnet.node.localnet import synthetic_column
+from metisnet.node.policy import Policy
+from metisnet.node.registrar import ChainRegistrar
+from metisnet.node.requester import Requester
+from metisnet.node.taskspec import TaskSpec
+from metisnet.types import Wei
+
+__all__ = [
+    "DEFAULT_DIR",
+    "DevnetError",
+    "DevnetRequester",
+    "DevnetState",
+    "NodeProc",
+    "devnet_down",
+    "devnet_status",
+    "devnet_up",
+    "load_state",
+]
+
+log = logging.getLogger("metisnet.devnet")
+
+DEFAULT_DIR = Path(".devnet")
+ETHER = 10**18
+STAKE = Wei(2 * ETHER)
+FUNDING = Wei(5 * ETHER)
+SCRYPT_N = 2**12
+STATE = "state.json"
+
+
+class DevnetError(MetisError, RuntimeError):
+    """The devnet could not be started, found or stopped."""
+
+
+@dataclass
+class NodeProc:
+    """One process of the devnet."""
+
+    name: str
+    role: str  # "chain", "data" or "compute"
+    pid: int
+    log: str
+    address: str = ""
+    rest_url: str = ""
+    tls: str = ""
+    config: str = ""
+
+
+@dataclass
+class DevnetState:
+    """What ``state.json`` holds."""
+
+    root: str
+    chain_url: str
+    deployment: str
+    started_at: float
+    procs: list[NodeProc] = field(default_factory=list)
+    #: dataset id -> {"node": data node address, "seed": int, "rows": int, "column": str}
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> DevnetState:
+        doc = json.loads(text)
+        procs = [NodeProc(**p) for p in doc.pop("procs")]
+        return cls(procs=procs, **doc)
+
+    def by_role(self, role: str) -> list[NodeProc]:
+        return [p for p in self.procs if p.role == role]
+
+
+# ------------------------------------------------------------------------- processes
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs and is one of ours (an anvil or a metisnet process)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # a zombie has exited
+        return False
+    return b"metisnet" in cmd or b"anvil" in cmd
+
+
+def _spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                close_fds=True)
+    return proc.pid
+
+
+def _metis(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from metisnet.cli import run; run()", *args]
+
+
+def _tail(path: str, lines: int = 12) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _wait_ready(p: NodeProc, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if not _alive(p.pid):
+            raise DevnetError(f"{p.name} exited during start; its log ({p.log}) ends:\n"
+                              f"{_tail(p.log)}")
+        if p.role == "data":
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(p.rest_url + "/health", timeout=1.0).status_code == 200:
+                    return
+        elif p.role == "compute":
+            with contextlib.suppress(OSError):
+                if "listening on" in Path(p.log).read_text(errors="replace"):
+                    return
+        time.sleep(0.1)
+    raise DevnetError(f"{p.name} did not come up in time; see {p.log}")
+
+
+def _wait_chain(url: str, pid: int, deadline: float) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise DevnetError("anvil exited during start")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.post(url, json=body, timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise DevnetError(f"anvil did not answer on {url}")
+
+
+@contextlib.contextmanager
+def _password_env(password: str) -> Iterator[None]:
+    old = os.environ.get(PASSWORD_ENV)
+    os.environ[PASSWORD_ENV] = password
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(PASSWORD_ENV, None)
+        else:
+            os.environ[PASSWORD_ENV] = old
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _toml(tables: dict[str, dict[str, Any]]) -> str:
+    out = []
+    for name, values in tables.items():
+        out.append(f"[{name}]")
+        for k, v in values.items():
+            out.append(f"{k} = {json.dumps(v) if not isinstance(v, Path) else json.dumps(str(v))}")
+        out.append("")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------- up / down
+def load_state(root: Path = DEFAULT_DIR) -> DevnetState | None:
+    path = Path(root) / STATE
+    if not path.exists():
+        return None
+    try:
+        return DevnetState.from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, TypeError, KeyError):
+        raise DevnetError(f"{path} is not a devnet state file; remove it") from None
+
+
+def devnet_up(root: Path = DEFAULT_DIR, *, rows: int = 10_000, data_nodes: int = 3,
+              compute_nodes: int = 5, timeout: float = 90.0,
+              log_level: str = "info") -> tuple[DevnetState, bool]:
+    """Start the devnet in ``root`` unless it runs; returns (state, whether it was started)."""
+    root = Path(root).resolve()
+    state = load_state(root)
+    if state is not None:
+        if all(_alive(p.pid) for p in state.procs):
+            return state, False
+        devnet_down(root)  # a partial devnet: clear it and start afresh
+    for sub in ("keys", "nodes", "logs"):
+        d = root / sub
+        if d.exists():
+            shutil.rmtree(d)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "logs").mkdir()
+    password = secrets.token_hex(16)
+    _write_private(root / "password", password + "\n")
+    deadline = time.monotonic() + timeout
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    anvil_pid = _spawn([str(find_anvil()), "--host", "127.0.0.1", "--port", str(port),
+                        "--accounts", "20"], root / "logs" / "anvil.log")
+    state = DevnetState(str(root), url, str(root / "deployment.json"), time.time(),
+                        [NodeProc("anvil", "chain", anvil_pid, str(root / "logs" / "anvil.log"),
+                                  rest_url=url)])
+    (root / STATE).write_text(state.to_json(), encoding="utf-8")
+    try:
+        _wait_chain(url, anvil_pid, deadline)
+        chain = connect(url)
+        deployment = deploy_contracts(chain, chain.account(0), ChainParams())
+        Path(state.deployment).write_text(deployment.to_json(), encoding="utf-8")
+        contracts = Contracts.attach(chain, deployment, chain.account(0))
+        env = {**os.environ, PASSWORD_ENV: password}
+        with _password_env(password):
+            for i in range(data_nodes):
+                state.procs.append(_setup_data(root, i, chain, contracts, state, rows,
+                                               log_level))
+            for i in range(compute_nodes):
+                state.procs.append(_setup_compute(root, i, chain, contracts, state, log_level))
+        for p in state.procs[1:]:
+            args = (_metis("data", "start", "--config", p.config) if p.role == "data"
+                    else _metis("compute", "start", "--config", p.config))
+            p.pid = _spawn(args, Path(p.log), env)
+            (root / STATE).write_text(state.to_json(), encoding="utf-8")
+        for p in state.procs[1:]:
+            _wait_ready(p, deadline)
+    except BaseException:
+        (root / STATE).write_text(state.to_json(), encoding="utf-8")
+        devnet_down(root)
+        raise
+    (root / STATE).write_text(state.to_json(), encoding="utf-8")
+    return state, True
+
+
+def _register(chain: Chain, contracts: Contracts, account: LocalAccount, role: Role,
+              cert_hash: bytes, tls: str) -> None:
+    chain.fund(account.address, FUNDING)
+    contracts.registry.using(account).register(role, cert_hash, tls, 1, STAKE)
+
+
+def _identity(path: Path) -> tuple[NodeIdentity, LocalAccount]:
+    from eth_account import Account
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ident = create_node_files(path, scrypt_n=SCRYPT_N, overwrite=True)
+    return ident, Account.from_key(ident.key.secret_bytes())
+
+
+def _setup_data(root: Path, i: int, chain: Chain, contracts: Contracts, state: DevnetState,
+                rows: int, log_level: str) -> NodeProc:
+    name = f"data-{i}"
+    ident, account = _identity(root / "keys" / f"{name}.keystore")
+    rest, tls = free_port(), free_port()
+    _register(chain, contracts, account, Role.DATA, ident.cert_hash, f"127.0.0.1:{tls}")
+    data_dir = root / "nodes" / name
+    node_table: dict[str, Any] = {
+        "name": name, "data_dir": str(data_dir), "host": "127.0.0.1", "port": rest,
+        "chain_url": state.chain_url, "chain_deployment": state.deployment,
+        "node_keystore": str(root / "keys" / f"{name}.keystore"), "log_level": log_level,
+    }
+    cfg_path = root / f"{name}.toml"
+    cfg_path.write_text(_toml({"node": node_table,
+                               "agent": {"host": "127.0.0.1", "tls_port": tls}}),
+                        encoding="utf-8")
+    cfg = DataNodeConfig(name=name, data_dir=data_dir, port=rest, chain_url=state.chain_url,
+                         chain_deployment=Path(state.deployment),
+                         node_keystore=root / "keys" / f"{name}.keystore")
+    node = DataNode(cfg, registrar=ChainRegistrar(contracts.datasets.using(account)))
+    try:
+        col = synthetic_column(i, rows)
+        csv = "age\n" + "\n".join(f"{v:.2f}" for v in col) + "\n"
+        rec = node.add_dataset(io.BytesIO(csv.encode()), owner=account.address,
+                               name=f"ages-{i}",
+                               policy=Policy(allowed_programs=("*",), allowed_columns=("*",),
+                                             allowed_requesters=("*",)))
+    finally:
+        node.close()
+    state.datasets[rec.id] = {"node": account.address, "seed": i, "rows": rows,
+                              "column": "age"}
+    return NodeProc(name, "data", 0, str(root / "logs" / f"{name}.log"),
+                    address=account.address, rest_url=f"http://127.0.0.1:{rest}",
+                    tls=f"127.0.0.1:{tls}", config=str(cfg_path))
+
+
+def _setup_compute(root: Path, i: int, chain: Chain, contracts: Contracts,
+                   state: DevnetState, log_level: str) -> NodeProc:
+    name = f"compute-{i}"
+    keystore = root / "keys" / f"{name}.keystore"
+    ident, account = _identity(keystore)
+    tls = free_port()
+    _register(chain, contracts, account, Role.COMPUTE, ident.cert_hash, f"127.0.0.1:{tls}")
+    cfg_path = root / f"{name}.toml"
+    cfg_path.write_text(_toml({"compute": {
+        "name": name, "keystore": str(keystore), "chain_url": state.chain_url,
+        "chain_deployment": state.deployment, "host": "127.0.0.1", "port": tls,
+        "log_level": log_level}}), encoding="utf-8")
+    return NodeProc(name, "compute", 0, str(root / "logs" / f"{name}.log"),
+                    address=account.address, tls=f"127.0.0.1:{tls}", config=str(cfg_path))
+
+
+def devnet_down(root: Path = DEFAULT_DIR, *, timeout: float = 10.0) -> list[str]:
+    """Stop every process of the devnet in ``root`` (nodes first, the chain last)."""
+    root = Path(root).resolve()
+    state = load_state(root)
+    if state is None:
+        return []
+    stopped: list[str] = []
+    for group in (state.by_role("data") + state.by_role("compute"), state.by_role("chain")):
+        live = [p for p in group if p.pid > 0 and _alive(p.pid)]
+        for p in live:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGTERM)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and any(_alive(p.pid) for p in live):
+            time.sleep(0.05)
+        for p in live:
+            if _alive(p.pid):
+                log.warning("%s did not stop within %g s; killing it", p.name, timeout)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGKILL)
+            stopped.append(p.name)
+    for p in state.procs:  # reap our own children, if we started them
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(p.pid, os.WNOHANG)
+    (root / STATE).unlink(missing_ok=True)
+    return stopped
+
+
+def devnet_status(root: Path = DEFAULT_DIR) -> list[dict[str, Any]]:
+    """One row per process: name, role, pid, alive, address, REST URL, TLS endpoint, log."""
+    state = load_state(Path(root).resolve())
+    if state is None:
+        return []
+    return [{"name": p.name, "role": p.role, "pid": p.pid, "alive": _alive(p.pid),
+             "address": p.address, "rest": p.rest_url, "tls": p.tls, "log": p.log}
+            for p in state.procs]
+
+
+# ------------------------------------------------------------------------- requester
+class DevnetRequester:
+    """A requester on a running devnet, with its own TLS endpoint (close it when done).
+
+    ``account_index`` picks one of anvil's funded accounts (0 is the devnet's deployer and
+    faucet); the receiver's TLS certificate is fresh for each instance and travels in the
+    spec's ``receiver_tls``.
+    """
+
+    def __init__(self, state: DevnetState, *, account_index: int = 1,
+                 session_timeout: float = 60.0) -> None:
+        if account_index < 1:
+            raise ConfigError("account 0 is the devnet's faucet; use 1 or more")
+        self.state = state
+        self.chain = connect(state.chain_url)
+        self.account = self.chain.account(account_index)
+        self.contracts = Contracts.attach(self.chain, load_deployment(Path(state.deployment)),
+                                          self.account)
+        key = NodeKey(bytes(self.account.key))
+        self.identity = NodeIdentity(key, TlsIdentity.create(key))
+        self._signing = SigningKey(bytes(self.account.key))
+        self.trust = ChainTrust(self.contracts.registry)
+        self.endpoint = Endpoint(self.identity, self.trust,
+                                 EndpointConfig(port=0, timeout=session_timeout)).start()
+        self._rest = {p.address.lower(): p.rest_url for p in state.by_role("data")}
+        self._http = httpx.Client(timeout=60.0)
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    def spec(self, program: str, inputs: list[tuple[str, list[str]]], fee_wei: int,
+             **kw: Any) -> TaskSpec:
+        """A spec received by this requester, with its TLS pin and endpoint."""
+        host, port = self.endpoint.address
+        tls = [{"address": self.address, "cert_sha256": self.identity.cert_hash.hex(),
+                "endpoint": f"{host}:{port}"}]
+        return TaskSpec.new(program, inputs, [self.address], fee_wei, receiver_tls=tls, **kw)
+
+    def deliver(self, owner: str, task_id: int, spec: TaskSpec) -> Decision:
+        """Hand ``spec`` to data node ``owner`` over its REST API; its vote."""
+        url = self._rest.get(owner.lower())
+        if url is None:
+            return Decision(False, "no such data node on this devnet")
+        body = spec.canonical()
+        target = f"/v1/chain-tasks/{task_id}"
+        headers = sign_request(self._signing, "POST", target, hashlib.sha256(body).hexdigest())
+        try:
+            resp = self._http.post(url + target, content=body,
+                                   headers={**headers, "content-type": "application/json"})
+        except httpx.HTTPError as exc:
+            return Decision(False, f"data node unreachable: {exc}")
+        doc = resp.json() if resp.headers.get("content-type", "").startswith(
+            "application/json") else {}
+        if resp.status_code != 200:
+            return Decision(False, str(doc.get("message", resp.text[:200])),
+                            str(doc.get("rule") or ""))
+        return Decision(bool(doc["approve"]), doc.get("reason", ""), doc.get("rule", ""))
+
+    def requester(self, **kw: Any) -> Requester:
+        return Requester(self.contracts, tls_sessions(self.endpoint, self.trust), self.deliver,
+                         advance_time=self.chain.advance_time, now=self.chain.timestamp, **kw)
+
+    def audit(self, rest_url: str, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """The audit entries a data node shows this requester (its own entries)."""
+        target = f"/audit?limit={limit}"
+        resp = self._http.get(rest_url + target,
+                              headers=sign_request(self._signing, "GET", target))
+        if resp.status_code != 200:
+            raise DevnetError(f"audit of {rest_url} failed: {resp.status_code}")
+        out: list[dict[str, Any]] = resp.json()
+        return out
+
+    def close(self) -> None:
+        self.endpoint.close()
+        self._http.close()
+
+    def __enter__(self) -> DevnetRequester:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
