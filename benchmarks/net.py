@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import statistics
 import struct
 import subprocess
@@ -81,6 +82,9 @@ def child(argv: list[str]) -> None:
     print(f"READY {ep.address[1]} {listener.getsockname()[1]}", flush=True)
     raw, _ = listener.accept()
     _tune(raw)
+    bare_sock, _ = listener.accept()
+    _tune(bare_sock)
+    bare = _bare_server_context(ident.tls).wrap_socket(bare_sock, server_side=True)
     chan = ep.session(SESSION, [parent_id, ident.node_id])  # type: ignore[list-item]
     ack = np.zeros(1, dtype=np.uint64)
     rawbuf = np.empty(int(size), dtype=np.uint8)
@@ -88,17 +92,31 @@ def child(argv: list[str]) -> None:
         for _ in range(int(msgs)):
             chan.recv(0, "bulk")
             chan.send(0, "ack", ack)
-        for _ in range(int(msgs)):
-            _raw_recv(raw, rawbuf)
-            _raw_send(raw, ack)
+        for sock in (raw, bare):
+            for _ in range(int(msgs)):
+                _raw_recv(sock, rawbuf)
+                _raw_send(sock, ack)
         for _ in range(int(iters)):
             chan.send(0, "pong", chan.recv(0, "ping"))
         small = np.empty(1, dtype=np.uint64)
-        for _ in range(int(iters)):
-            _raw_send(raw, _raw_recv(raw, small))
+        for sock in (raw, bare):
+            for _ in range(int(iters)):
+                _raw_send(sock, _raw_recv(sock, small))
     chan.close()
     raw.close()
+    bare.close()
     ep.close()
+
+
+def _bare_server_context(tls: Any) -> ssl.SSLContext:
+    """A plain TLS 1.3 server context from the node's certificate (no pinning, no framing)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "c.pem").write_bytes(tls.cert_pem())
+        (Path(tmp) / "k.pem").write_bytes(tls.key_pem(PASSWORD.encode()))
+        ctx.load_cert_chain(Path(tmp) / "c.pem", Path(tmp) / "k.pem", password=PASSWORD)
+    return ctx
 
 
 # --------------------------------------------------------------------------- parent
@@ -144,6 +162,13 @@ def _measure(ep: Endpoint, me: Any, peer: Any, proc: subprocess.Popen[str], size
     ep.set_address(peer, "127.0.0.1", tls_port)
     raw = socket.create_connection(("127.0.0.1", raw_port))
     _tune(raw)
+    bare_sock = socket.create_connection(("127.0.0.1", raw_port))
+    _tune(bare_sock)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.minimum_version = ssl.TLSVersion.TLSv1_3
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE  # a floor measurement only: no authentication
+    bare = client.wrap_socket(bare_sock)
     chan = ep.session(SESSION, [me, peer])
     data = np.frombuffer(os.urandom(size), dtype=np.uint64).copy()
     small = np.ones(1, dtype=np.uint64)
@@ -152,17 +177,20 @@ def _measure(ep: Endpoint, me: Any, peer: Any, proc: subprocess.Popen[str], size
     raw_bw: list[float] = []
     tls_rtt: list[float] = []
     raw_rtt: list[float] = []
+    bare_bw: list[float] = []
+    bare_rtt: list[float] = []
     for _ in range(reps):
         t0 = time.perf_counter()
         for _ in range(msgs):
             chan.send(1, "bulk", data)
             chan.recv(1, "ack")
         tls_bw.append(size * msgs / (time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        for _ in range(msgs):
-            _raw_send(raw, data)
-            _raw_recv(raw, ackbuf)
-        raw_bw.append(size * msgs / (time.perf_counter() - t0))
+        for sock, out in ((raw, raw_bw), (bare, bare_bw)):
+            t0 = time.perf_counter()
+            for _ in range(msgs):
+                _raw_send(sock, data)
+                _raw_recv(sock, ackbuf)
+            out.append(size * msgs / (time.perf_counter() - t0))
         samples = []
         for _ in range(iters):
             t0 = time.perf_counter()
@@ -170,15 +198,17 @@ def _measure(ep: Endpoint, me: Any, peer: Any, proc: subprocess.Popen[str], size
             chan.recv(1, "pong")
             samples.append(time.perf_counter() - t0)
         tls_rtt.append(statistics.median(samples))
-        samples = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            _raw_send(raw, small)
-            _raw_recv(raw, ackbuf)
-            samples.append(time.perf_counter() - t0)
-        raw_rtt.append(statistics.median(samples))
+        for sock, out in ((raw, raw_rtt), (bare, bare_rtt)):
+            samples = []
+            for _ in range(iters):
+                t0 = time.perf_counter()
+                _raw_send(sock, small)
+                _raw_recv(sock, ackbuf)
+                samples.append(time.perf_counter() - t0)
+            out.append(statistics.median(samples))
     chan.close()
     raw.close()
+    bare.close()
     proc.wait(timeout=60)
     rss = peak_rss_mib()
     note = "2 processes, loopback, TLS 1.3 (pinned, mutual) vs plain TCP, same framing sizes"
@@ -189,6 +219,13 @@ def _measure(ep: Endpoint, me: Any, peer: Any, proc: subprocess.Popen[str], size
         row("round trip", 8, "s", tls_rtt, peer="raw socket", peer_values=raw_rtt,
             bytes_per_party=8.0, rounds=1, peak_rss=rss,
             note=f"median of {iters} ping-pongs of one uint64 per repetition; {note}"),
+        row("throughput, bare ssl (floor)", size, "bytes/s", bare_bw, peer="raw socket",
+            peer_values=raw_bw, bytes_per_party=float(size), peak_rss=rss,
+            note="not metisnet: Python's ssl.SSLSocket with no pinning and no framing, "
+                 "same run; what TLS alone costs here"),
+        row("round trip, bare ssl (floor)", 8, "s", bare_rtt, peer="raw socket",
+            peer_values=raw_rtt, bytes_per_party=8.0, rounds=1, peak_rss=rss,
+            note="not metisnet: Python's ssl.SSLSocket with no pinning and no framing"),
     ]
 
 
