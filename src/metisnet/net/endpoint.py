@@ -468,6 +468,12 @@ class Endpoint:
     def _deliver(self, conn: Connection, session_id: bytes, tag: str, seq: int,
                  arr: NDArray[Any]) -> bool:
         """Route one frame to its session inbox; False if the inbox is full."""
+        inbox = self._inboxes.get(session_id)  # fast path: an open session (a closed
+        members = self._members.get(session_id)  # one's inbox swallows frames)
+        if inbox is not None and members is not None:
+            if conn.peer not in members:
+                raise WireError(f"{conn.peer} sent to a session it is not a member of")
+            return inbox.put(conn.peer, tag, seq, arr)
         with self._lock:
             if session_id in self._closed_set:
                 return True
