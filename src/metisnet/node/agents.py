@@ -41,6 +41,7 @@ from metisnet.chain.tasks import TaskInfo, TaskState
 from metisnet.errors import MetisError, PolicyViolation, ProtocolError, ValidationError
 from metisnet.mpc.evidence import Signer
 from metisnet.net.channel import Channel
+from metisnet.node import outsource_task
 from metisnet.node.datanode import DataNode
 from metisnet.node.programs import get_program
 from metisnet.node.session import (
@@ -153,7 +154,10 @@ class DataNodeAgent:
             raise ValidationError("the spec's inputs differ from the task's datasets")
         if {r.lower() for r in spec.receivers} != {r.lower() for r in info.receivers}:
             raise ValidationError("the spec's receivers differ from the task's receivers")
-        get_program(spec.program, spec.params)  # refuses unknown programs and parameters
+        if spec.mode == "he":  # refuses unknown programs, parameters and keys
+            outsource_task.he_task(spec)
+        else:
+            get_program(spec.program, spec.params)
         try:
             records = self.node.request_spec(info.requester, spec)
             decision = Decision(True)
@@ -209,7 +213,6 @@ class DataNodeAgent:
             t.worker = None
 
     def _contribute(self, task_id: int, info: TaskInfo, t: _DataTask) -> None:
-        layout = layout_for(info, lambda d: self.contracts.datasets.owner_of(DatasetId(d)))
         columns = []
         for inp, local_id in zip(self._held_inputs(t.spec), t.local_ids, strict=True):
             cols = self.node.read_columns(local_id, inp.columns[:1])
@@ -217,6 +220,15 @@ class DataNodeAgent:
         for local in t.local_ids:
             if self.node.get_task(local).state == "approved":
                 self.node.set_task_state(local, "running")
+        if t.spec.mode == "he":
+            he = outsource_task.outsource_layout(
+                info, lambda d: self.contracts.datasets.owner_of(DatasetId(d)))
+            channel = self.sessions(session_id(task_id, info.round), he.members)
+            outsource_task.contribute(channel, he, self.me, t.spec, columns,
+                                      outsource_task.attempt_id(task_id, info.round),
+                                      self.contracts.tasks.account)
+            return
+        layout = layout_for(info, lambda d: self.contracts.datasets.owner_of(DatasetId(d)))
         channel = self.sessions(session_id(task_id, info.round), layout.members)
         spec_bytes = np.frombuffer(t.spec.canonical(), dtype=np.uint8)
         for i in range(len(layout.committee)):
@@ -262,6 +274,8 @@ class ComputeAgent:
         #: called with each task's spec once its hash matched the chain (e.g. to pin the
         #: spec's receivers before the outputs go to them)
         self.on_spec = on_spec
+        #: the he path's evaluation (None: verify.outsource.evaluate; tests inject cheats)
+        self.he_evaluate: outsource_task.Evaluate | None = None
         self.tasks: dict[int, _ComputeTask] = {}
         self.errors: list[tuple[int, BaseException]] = []
         self.completed: list[int] = []
@@ -305,6 +319,15 @@ class ComputeAgent:
             t.worker = None
 
     def _run(self, task_id: int, info: TaskInfo) -> Any:
+        if info.committee_size == 1:  # only he tasks are outsourced to one node
+            he = outsource_task.outsource_layout(
+                info, lambda d: self.contracts.datasets.owner_of(DatasetId(d)))
+            hook = self.on_spec
+            return outsource_task.serve(
+                self.sessions(session_id(task_id, info.round), he.members), he,
+                info.spec_hash, self.contracts.tasks.account, evaluate_fn=self.he_evaluate,
+                parse=parse_spec, timeout=self.spec_timeout,
+                on_spec=None if hook is None else (lambda spec: hook(task_id, spec)))
         layout = layout_for(info, lambda d: self.contracts.datasets.owner_of(DatasetId(d)))
         channel = self.sessions(session_id(task_id, info.round), layout.members)
         spec: TaskSpec | None = None
