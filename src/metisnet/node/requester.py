@@ -36,6 +36,7 @@ from metisnet.errors import (
     TransactionReverted,
     ValidationError,
 )
+from metisnet.node import outsource_task
 from metisnet.node.agents import Decision, SessionOpener, layout_for
 from metisnet.node.programs import get_program
 from metisnet.node.session import collect_output, session_id
@@ -66,6 +67,8 @@ class TaskResult:
     timings: dict[str, float] = field(default_factory=dict)
     payouts: dict[str, int] = field(default_factory=dict)
     redraws: int = 0
+    #: the public evidence of a failed verification (its keccak is posted on chain)
+    evidence: bytes = b""
 
     @property
     def verified(self) -> bool:
@@ -80,7 +83,8 @@ class Requester:
                  timeout: float = 300.0, ack_wait: float = 20.0,
                  advance_time: Callable[[int], None] | None = None,
                  now: Callable[[], int] | None = None,
-                 progress: Callable[[int, str], None] | None = None) -> None:
+                 progress: Callable[[int, str], None] | None = None,
+                 he: outsource_task.OutsourceVerifier | None = None) -> None:
         self.contracts = contracts
         self.sessions = sessions
         self.deliver = deliver
@@ -92,6 +96,8 @@ class Requester:
         self.now = now
         self.progress = progress or (lambda task_id, stage: None)
         self.address = contracts.tasks.sender
+        #: the Paillier key pair and MAC secrets for ``mode: "he"`` tasks
+        self.he = he
 
     # -- helpers ----------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -134,7 +140,13 @@ class Requester:
 
     def run(self, spec: TaskSpec) -> TaskResult:
         """Run ``spec`` to its end; never raises for a task that fails on the network."""
-        program = get_program(spec.program, spec.params)
+        if spec.mode == "he":
+            if self.he is None:
+                raise ValidationError("an he task needs the requester's Paillier key pair")
+            self.he.check_spec(spec)
+            integer = False
+        else:
+            integer = get_program(spec.program, spec.params).integer_output
         t0 = time.perf_counter()
         task_id, refusals = self.submit(spec)
         result = TaskResult(task_id, spec, TaskState.SUBMITTED, "pending", refusals=refusals)
@@ -148,13 +160,7 @@ class Requester:
             t1 = time.perf_counter()
             self._tick()  # let the nodes see the task running
             self.progress(task_id, "computing")
-            layout = layout_for(info, lambda d: self.contracts.datasets.owner_of(DatasetId(d)))
-            channel = self.sessions(session_id(task_id, info.round), layout.members)
-            try:
-                values = collect_output(channel, layout, frac_bits=16,
-                                        integer=program.integer_output)
-            finally:
-                channel.close()
+            values = self._receive(task_id, info, spec, integer)
             result.timings["sharing+computing"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             commitment = keccak(np.ascontiguousarray(values).tobytes() + spec.hash)
@@ -166,11 +172,32 @@ class Requester:
             result.values, result.verdict = values, "verified"
         except CheatingDetected as exc:
             result.verdict = f"failed verification: {exc}"
+            result.evidence = exc.evidence
             self._fail(task_id, exc)
         except (PeerTimeout, TransactionReverted) as exc:
             result.verdict = f"failed: {exc}"
             self._fail(task_id, exc)
         return self._finish(task_id, result, t0)
+
+    def _receive(self, task_id: int, info: TaskInfo, spec: TaskSpec,
+                 integer: bool) -> NDArray[np.float64]:
+        """The task's output from its session (mpc: output shares; he: verified result)."""
+        def owner_of(d: bytes) -> str:
+            return str(self.contracts.datasets.owner_of(DatasetId(d)))
+        if spec.mode == "he" and self.he is not None:
+            he = outsource_task.outsource_layout(info, owner_of)
+            channel = self.sessions(session_id(task_id, info.round), he.members)
+            try:
+                return self.he.receive(channel, he, spec,
+                                       outsource_task.attempt_id(task_id, info.round))
+            finally:
+                channel.close()
+        layout = layout_for(info, owner_of)
+        channel = self.sessions(session_id(task_id, info.round), layout.members)
+        try:
+            return collect_output(channel, layout, frac_bits=16, integer=integer)
+        finally:
+            channel.close()
 
     def _finish(self, task_id: int, result: TaskResult, t0: float) -> TaskResult:
         result.state = self._info(task_id).state
