@@ -86,3 +86,9 @@ def malicious_threads() -> Threads:
 def processes() -> Iterator[Processes]:
     with LocalCluster(3, timeout=240.0) as cluster:
         yield Processes(cluster)
+
+
+@pytest.fixture
+def cheating_threads() -> Threads:
+    """Malicious mode with a short wait: members that do not catch a cheat time out fast."""
+    return Threads(timeout=3.0, security="malicious")

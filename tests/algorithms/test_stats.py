@@ -172,3 +172,18 @@ def test_counts_and_an_outside_receiver(threads: Any) -> None:
     bad = [pairs[0], (pairs[1][0] + np.uint64(1), pairs[1][1]), pairs[2]]
     with pytest.raises(ValueError):
         open_outside(bad, frac_bits=16)
+
+
+def prog_tampered(ctx: MpcContext, dealt: Any) -> Any:
+    pairs = [d[ctx.party] for d in dealt]
+    if ctx.party == 1:  # a cheating member alters one of its dealt shares
+        pairs[0] = (pairs[0][0] + np.uint64(1 << 20), pairs[0][1])
+    x = stats.stack_rows([receive(ctx, p) for p in pairs])
+    return stats.mean(ctx, x)
+
+
+def test_a_tampered_dealt_share_is_caught_in_malicious_mode(cheating_threads: Any) -> None:
+    from metisnet.errors import CheatingDetected
+
+    with pytest.raises(CheatingDetected):
+        cheating_threads.run(prog_tampered, split_rows(data(30)))

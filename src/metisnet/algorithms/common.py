@@ -79,16 +79,15 @@ def deal_ints(values: ArrayLike, rng: Csprng) -> list[SharePair]:
 def receive(ctx: MpcContext, pair: SharePair, *, frac_bits: int | None = None) -> SharedArray:
     """A committee member's view of a dealt table (``frac_bits=0`` for :func:`deal_ints`).
 
-    In malicious mode each of the member's two shares is folded into the digest stream it
-    shares with the other holder of that share (the verifier's input hook, called as if the
-    previous member and this one had input it), so a member that alters a dealt share is
-    caught at the next check, before any output.
+    In malicious mode both shares are folded into the verifier's dealt-pair digests
+    (:meth:`~metisnet.mpc.malicious.MaliciousVerifier.on_dealt`) and compared with their
+    other holders at the next check, before any output: a member that alters a dealt share
+    is caught (and a dealer that hands out inconsistent pairs blames no member).
     """
     f = ctx.fxp.frac_bits if frac_bits is None else frac_bits
     x = mpc.share_pair(ctx, pair[0], pair[1], frac_bits=f)
     if ctx.verifier is not None:
-        ctx.verifier.on_input(x, (ctx.party - 1) % 3)  # folds x_i (held with member i-1)
-        ctx.verifier.on_input(x, ctx.party)  # folds x_{i+1} (held with member i+1)
+        ctx.verifier.on_dealt(x)
     return x
 
 
