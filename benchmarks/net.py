@@ -8,6 +8,9 @@ carrying the same bytes (the peer, "raw socket"). Rows:
   receiver; bytes/s, ratio = tls / raw (target: at least 0.5).
 * ``round trip``: a one-element uint64 array sent and echoed back; seconds per round trip,
   ratio = raw / tls (target: at least 1/3).
+* ``..., bare ssl (floor)``: the same two measurements over Python's plain ``ssl.SSLSocket``
+  (TLS 1.3, no pinning, no framing) in the same run: what TLS alone costs on this machine,
+  so the gap between metisnet and the floor is what the network layer itself adds.
 
 Run: ``python benchmarks/net.py [--quick] [--json FILE] [--reps N]``.
 """
