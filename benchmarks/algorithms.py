@@ -4,10 +4,11 @@ Rows (``python benchmarks/algorithms.py [--quick] [--json FILE]``):
 
 * ``psi committee size`` / ``psi committee join`` - 2^20 x 2^20 integer ids, half in common.
   The 3 committee members run as OS processes over loopback TCP (one LocalCluster); the
-  value is the committee's time, from a barrier to the result at the last member (shuffles,
-  opening the tags to the matcher, matching, and for the join the positions and the gather
-  of a shared payload column per side). The data nodes' own preparation (AES tags, their
-  shuffle, dealing) runs in parallel at the nodes before that and is reported in the note.
+  value is the committee's time, from a barrier to the result at the last member (opening
+  the tags to the matcher and matching; for the join also the oblivious shuffle of each
+  table, the positions and the gather of a shared payload column per side). The data
+  nodes' own preparation (AES tags, their shuffle, dealing) runs in parallel at the nodes
+  before that and is reported in the note; end to end is the sum of the two.
   No peer library offers this protocol; the note gives a plaintext numpy intersection of
   the same ids for scale.
 * ``psi ecdh size`` - two data nodes as 2 OS processes over loopback TCP, secp256k1 through

@@ -146,7 +146,7 @@ def prepare(ids: ArrayLike | Sequence[bytes | str], key: bytes, rng: Csprng, *,
         c = p.shape[1]
         cols.append(FixedPoint(frac_bits).encode(p))
     packed = np.ascontiguousarray(np.concatenate(cols, axis=1))
-    perm = np.argsort(rng.uint64(n), kind="stable")
+    perm = np.argsort(rng.uint64(n))  # uniform up to ties (probability < n^2 2^-65)
     pairs = share(packed[perm], rng)
     return [PsiShares(pr, c, frac_bits) for pr in pairs]
 
