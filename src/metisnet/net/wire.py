@@ -271,6 +271,7 @@ class FrameDecoder:
         self._limits = limits or _DEFAULT_LIMITS
         self._buf = bytearray()
         self._need: tuple[int, int] | None = None  # (header len, payload len) once known
+        self._header: Header | None = None  # once decoded, while the payload is awaited
         self._failed = False
 
     @property
@@ -293,13 +294,15 @@ class FrameDecoder:
                 end = PREFIX_SIZE + hlen + plen
                 if len(self._buf) < PREFIX_SIZE + hlen:
                     break
-                header = decode_header(self._buf[PREFIX_SIZE:PREFIX_SIZE + hlen], plen,
-                                       self._limits)
+                header = self._header
+                if header is None:
+                    header = self._header = decode_header(
+                        self._buf[PREFIX_SIZE:PREFIX_SIZE + hlen], plen, self._limits)
                 if len(self._buf) < end:
                     break
                 payload = bytearray(self._buf[PREFIX_SIZE + hlen:end])
                 del self._buf[:end]
-                self._need = None
+                self._need = self._header = None
                 arr = np.frombuffer(payload, dtype=header.dtype).reshape(header.shape)
                 out.append(Frame(header, arr))
         except WireError:
