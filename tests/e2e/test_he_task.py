@@ -13,6 +13,7 @@ import msgpack
 import numpy as np
 import pytest
 from eth_hash.auto import keccak
+from gmpy2 import mpz
 from web3 import Web3
 
 from metisnet.chain.tasks import TaskState
@@ -27,7 +28,6 @@ from metisnet.node.outsource_task import (
 )
 from metisnet.node.taskspec import TaskSpec
 from metisnet.verify import evaluate
-from metisnet.verify.outsource import _ct_bytes, _ct_from
 from metisnet.verify.programs import LinearProgram
 
 
@@ -84,12 +84,23 @@ def test_an_honest_he_task_settles_with_the_plaintext_answer(
         assert "read_columns" in [e.action for e in agent.node.store.audit(limit=500)]
 
 
+def test_a_task_under_a_2048_bit_key(net: LocalNetwork) -> None:
+    _honest_evaluators(net)
+    kp = generate_keypair(2048)
+    res = net.requester(he=OutsourceVerifier(kp)).run(_spec(net, "mean", kp))
+    assert res.verdict == "verified", res.verdict
+    union = np.concatenate(list(net.columns.values()))
+    assert res.values is not None
+    assert abs(res.values[0] - union.mean()) <= he_error_bound("mean", union)
+
+
 def _altered(program: LinearProgram, batches: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Adds 1 to the first output (a result the node could compute for any value)."""
     result = evaluate(program, batches)
     key = PaillierPublicKey.from_dict(batches[0]["key"])
     out = result["outputs"][0]
-    out["values"][0] = _ct_bytes(key, key.raw_add_plain(_ct_from(key, out["values"][0]), 1))
+    c = key.raw_add_plain(key.check_ciphertext(mpz.from_bytes(out["values"][0], "big")), 1)
+    out["values"][0] = bytes(c.to_bytes(key.nsquare_bytes, "big"))
     return result
 
 
