@@ -24,8 +24,12 @@ def mine(ctx: MpcContext, inputs: Any) -> list[psi.PsiShares]:
     return [node[ctx.party] for node in inputs]
 
 
-def prog_size(ctx: MpcContext, inputs: Any, to: Any) -> Any:
-    return psi.intersection_size(ctx, mine(ctx, inputs), to=to)
+def prog_size(ctx: MpcContext, inputs: Any, to: Any, k: int = 1) -> Any:
+    return psi.intersection_size(ctx, mine(ctx, inputs), to=to, k=k)
+
+
+def prog_join_k(ctx: MpcContext, inputs: Any, k: int) -> Any:
+    return psi.private_join(ctx, mine(ctx, inputs), k=k).size
 
 
 def prog_to(ctx: MpcContext, inputs: Any, owner: int) -> Any:
@@ -98,3 +102,14 @@ def test_private_join_over_three_processes(processes: Any) -> None:
     assert m == np.intersect1d(a, b).size
     np.testing.assert_array_equal(a[idx[0].astype(int)], b[idx[1].astype(int)])
     np.testing.assert_allclose(rows[:, 0], -rows[:, 1], atol=2**-15)
+
+
+def test_small_intersections_obey_k(threads: Any) -> None:
+    from metisnet.errors import PolicyViolation
+
+    inputs = [node_inputs(np.arange(100)), node_inputs(np.arange(95, 300), seed=1)]
+    assert threads.run(prog_size, inputs, None, 10) == [0, 0, 0]
+    assert threads.run(prog_size, inputs, None, 5) == [5, 5, 5]
+    assert threads.run(prog_join_k, inputs, 5) == [5, 5, 5]
+    with pytest.raises(PolicyViolation):
+        threads.run(prog_join_k, inputs, 6)

@@ -149,3 +149,20 @@ def test_vertical_split_joined_by_private_set_intersection(threads: Any, diabete
     ref = LinearRegression().fit(xtr[both], ytr[both])
     assert r2_score(yte, model.predict(xte)) >= ref.score(xte, yte) - 0.01
     np.testing.assert_allclose(model.coef, ref.coef_, rtol=0.02, atol=2.0)
+
+
+def prog_logistic_shared(ctx: MpcContext, dealt: Any, test_dealt: Any) -> Any:
+    x, y = xy_horizontal(ctx, dealt)
+    model = regression.logistic_regression(ctx, x, y, epochs=4, keep_shared=True)
+    assert isinstance(model, regression.SharedModel)
+    xt = receive(ctx, test_dealt[ctx.party])
+    return stats.output(ctx, regression.predict(ctx, model, xt, probability=True), 0)
+
+
+def test_logistic_model_kept_shared_scores_probabilities(threads: Any, cancer: Any) -> None:
+    xtr, xte, ytr, yte = cancer
+    out = threads.run(prog_logistic_shared, deal_horizontal(xtr, ytr),
+                      deal(xte, Csprng(b"u" * 16)))
+    p = out[0]
+    assert out[1] is None and np.all((p >= 0) & (p <= 1))
+    assert np.mean((p > 0.5) == yte) >= 0.93

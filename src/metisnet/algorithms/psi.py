@@ -62,7 +62,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import ArrayLike, NDArray
 
 from metisnet import mpc
-from metisnet.algorithms.common import Receivers, SharePair, output
+from metisnet.algorithms.common import Receivers, SharePair, check_min_rows, output
 from metisnet.crypto.fixedpoint import FixedPoint
 from metisnet.crypto.prg import KEY_BYTES, Csprng
 from metisnet.crypto.sharing import share
@@ -248,11 +248,14 @@ def _shuffled_and_matched(ctx: MpcContext, inputs: Sequence[PsiShares], need_pos
     return m, tables, pos
 
 
-def intersection_size(ctx: MpcContext, inputs: Sequence[PsiShares], *,
+def intersection_size(ctx: MpcContext, inputs: Sequence[PsiShares], *, k: int = 1,
                       to: Receivers = None) -> int | None:
     """The size of the intersection of all inputs, at the receivers ``to`` (all members if
-    ``None``; the matcher always learns it). 1 more message from the matcher."""
+    ``None``; the matcher always learns it). A size below ``k`` is released as 0 (the
+    matcher decides it in the clear). 1 more message from the matcher."""
     m, _, _ = _shuffled_and_matched(ctx, inputs, need_positions=False)
+    if ctx.party == MATCHER and m < k:
+        m = 0
     targets = {0, 1, 2} if to is None else ({to} if isinstance(to, int) else set(to))
     tag = ctx.tag("psi-size")
     if ctx.party == MATCHER:
@@ -264,14 +267,16 @@ def intersection_size(ctx: MpcContext, inputs: Sequence[PsiShares], *,
     return None
 
 
-def private_join(ctx: MpcContext, inputs: Sequence[PsiShares]) -> Joined:
+def private_join(ctx: MpcContext, inputs: Sequence[PsiShares], *, k: int = 1) -> Joined:
     """Inner join of all inputs on their ids; the joined rows stay secret-shared.
 
-    Rows are in a pseudorandom order (by tag); ``m`` is public to the committee.
+    Rows are in a pseudorandom order (by tag); ``m`` is public to the committee. A join of
+    fewer than ``k`` rows is refused (PolicyViolation) by every member, after matching.
     """
     m, tables, pos = _shuffled_and_matched(ctx, inputs, need_positions=True)
     if pos is None:  # pragma: no cover - need_positions=True always yields positions
         raise ProtocolError("no positions")
+    check_min_rows(m, k, "the join")
     payloads, indices = [], []
     fracs = {inp.frac_bits for inp in inputs if inp.payload_cols}
     if len(fracs) > 1:
@@ -291,10 +296,10 @@ def private_join(ctx: MpcContext, inputs: Sequence[PsiShares]) -> Joined:
 
 
 def intersection_to(ctx: MpcContext, inputs: Sequence[PsiShares], *, owner: int,
-                    to: Receivers) -> NDArray[np.int64] | None:
+                    to: Receivers, k: int = 1) -> NDArray[np.int64] | None:
     """Input ``owner``'s original row indices that are in the intersection, sorted, opened to
     ``to`` only (typically the member that forwards them to that data node). The committee
     learns ``m``; the receivers learn which rows of ``owner`` matched."""
-    joined = private_join(ctx, inputs)
+    joined = private_join(ctx, inputs, k=k)
     got = output(ctx, joined.indices[owner], to)
     return None if got is None else np.sort(got.astype(np.int64))
