@@ -158,7 +158,7 @@ def serve_network_data_node(config: DataNodeConfig, agent_cfg: AgentConfig, *,
         endpoint = Endpoint(ident, trust, EndpointConfig(
             host=agent_cfg.host, port=agent_cfg.tls_port, timeout=agent_cfg.session_timeout_s))
         endpoint.start()
-        agent = DataNodeAgent(node, contracts, tls_sessions(endpoint, trust))
+        agent = DataNodeAgent(node, contracts, tls_sessions(endpoint))
         lock = threading.Lock()
         app: FastAPI = create_app(node)
         app.include_router(chain_task_router(agent, trust, lock))

@@ -24,7 +24,8 @@ PROGRAMS = ("count", "sum", "mean", "variance")
 @click.option("--security", type=click.Choice(["malicious", "semi-honest"]),
               default="malicious", show_default=True)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="where the nodes keep their data (default: a temporary folder)")
+              help="where the nodes keep their data (default: a temporary folder; "
+                   "with --devnet, .devnet)")
 def demo(rows: int, embedded: bool, security: str, data_dir: Path | None) -> None:
     """Run joint statistics over three private datasets and check them against plaintext."""
     from rich.console import Console
@@ -37,20 +38,24 @@ def demo(rows: int, embedded: bool, security: str, data_dir: Path | None) -> Non
     )
     from rich.table import Table
 
+    from metisnet.node.devnet import DevnetNetwork
     from metisnet.node.localnet import LocalNetwork
     from metisnet.node.programs import get_program
     from metisnet.node.taskspec import TaskSpec
 
-    if not embedded:
-        raise click.UsageError("the multi-process devnet demo is not available yet; "
-                               "use --embedded")
     console = Console()
     with tempfile.TemporaryDirectory(prefix="metis-demo-") as tmp:
         root = data_dir or Path(tmp)
-        with console.status("starting the network: embedded chain, 3 data nodes, "
+        where = "embedded chain" if embedded else "devnet processes (anvil, TLS)"
+        with console.status(f"starting the network: {where}, 3 data nodes, "
                             "5 compute nodes"):
             t0 = time.perf_counter()
-            net = LocalNetwork(root, rows=rows)
+            net: LocalNetwork | DevnetNetwork = (
+                LocalNetwork(root, rows=rows) if embedded
+                else DevnetNetwork(data_dir or Path(".devnet"), rows=rows))
+            if isinstance(net, DevnetNetwork) and not net.started:
+                console.print(f"using the running devnet in {net.root} "
+                              f"({', '.join(map(str, sorted(net.rows)))} rows per dataset)")
             console.print(f"network up in {time.perf_counter() - t0:.1f} s "
                           f"(chain, contracts, {len(net.data)} data nodes with "
                           f"{rows} rows each, {len(net.compute)} staked compute nodes)")
@@ -65,9 +70,11 @@ def demo(rows: int, embedded: bool, security: str, data_dir: Path | None) -> Non
                     def show(task_id: int, stage: str, bar: TaskID = bar, name: str = name) -> None:
                         progress.update(bar, description=f"{name} (task {task_id}): {stage}")
 
-                    spec = TaskSpec.new(name, [(d, ["age"]) for d in net.dataset_ids],
-                                        [net.requester_account.address], 10**16,
-                                        security=security)
+                    inputs = [(d, ["age"]) for d in net.dataset_ids]
+                    spec = (net.spec(name, inputs, 10**16, security=security)
+                            if isinstance(net, DevnetNetwork) else
+                            TaskSpec.new(name, inputs, [net.requester_account.address], 10**16,
+                                         security=security))
                     res = net.requester(progress=show).run(spec)
                     progress.update(bar, total=1, completed=1)
                     results.append(res)

@@ -10,10 +10,10 @@ Result receivers need not be registered nodes (a requester is an account, not a 
 They travel in the task spec (``receiver_tls``), whose hash the chain holds: once a node has
 checked a spec against the chain it calls :meth:`ChainTrust.pin_receivers`, and the
 overlay answers for those receivers (a registered node's own registration always wins).
-A session may start before the spec has arrived, so a member announced with
-:meth:`ChainTrust.expect` makes a lookup that misses wait up to ``receiver_wait`` seconds
-for its pin: the handshake or dial thread of the network layer waits, the session does not
-fail.
+A receiver may dial a node before that node has the spec (or even its session), so a
+lookup that misses both the chain and the overlay waits up to ``receiver_wait`` seconds for
+a pin to arrive (at most ``max_waiters`` lookups at once; the rest are refused at once): the
+handshake or dial thread of the network layer waits, the session does not fail.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from eth_utils.address import to_checksum_address
 
@@ -42,17 +42,18 @@ class ChainTrust:
     """Pins and addresses of registered nodes, plus an overlay for spec receivers."""
 
     def __init__(self, registry: NodeRegistry, *, ttl: float = 30.0, miss_ttl: float = 1.0,
-                 receiver_wait: float = 10.0,
+                 receiver_wait: float = 10.0, max_waiters: int = 32,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = registry
         self.ttl = ttl
         self.miss_ttl = miss_ttl
         self.receiver_wait = receiver_wait
+        self.max_waiters = max_waiters
+        self._waiters = 0
         self._clock = clock
         self._cond = threading.Condition()
         self._cache: dict[str, tuple[float, _Entry | None]] = {}
         self._overlay: dict[str, _Entry] = {}
-        self._expected: dict[str, float] = {}  # member -> wait for its pin until (clock)
 
     # -- chain --------------------------------------------------------------------------
     def _registered(self, node_id: str) -> _Entry | None:
@@ -88,27 +89,27 @@ class ChainTrust:
                                                     parse_address(r.endpoint))
             self._cond.notify_all()
 
-    def expect(self, members: Iterable[str]) -> None:
-        """Members of a session about to open: a missing pin is waited for, briefly."""
-        until = self._clock() + self.receiver_wait
-        with self._cond:
-            for m in members:
-                self._expected[m.lower()] = until
-
     def _lookup(self, node_id: str) -> _Entry | None:
         entry = self._registered(node_id)
         if entry is not None:
             return entry
         key = node_id.lower()
+        until = self._clock() + self.receiver_wait
         with self._cond:
-            while True:
-                got = self._overlay.get(key)
-                if got is not None:
-                    return got
-                left = self._expected.get(key, 0.0) - self._clock()
-                if left <= 0:
-                    return None
-                self._cond.wait(min(left, 0.5))
+            got = self._overlay.get(key)
+            if got is not None or self._waiters >= self.max_waiters:
+                return got
+            self._waiters += 1
+            try:
+                while got is None:
+                    left = until - self._clock()
+                    if left <= 0:
+                        break
+                    self._cond.wait(min(left, 0.5))
+                    got = self._overlay.get(key)
+            finally:
+                self._waiters -= 1
+            return got
 
     # -- TrustStore / PeerDirectory ---------------------------------------------------------
     def pinned_hash(self, node_id: NodeId) -> bytes | None:

@@ -91,13 +91,11 @@ def load_deployment(path: Path) -> Deployment:
         raise ConfigError(f"cannot read the deployment file {path}") from None
 
 
-def tls_sessions(endpoint: Endpoint, trust: ChainTrust) -> SessionOpener:
+def tls_sessions(endpoint: Endpoint) -> SessionOpener:
     """A :data:`SessionOpener` over ``endpoint`` (session members are lowercased ids)."""
 
     def open_session(sid: bytes, members: Sequence[str]) -> Channel:
-        ids = [NodeId(to_checksum_address(m)) for m in members]
-        trust.expect(ids)
-        return endpoint.session(sid, ids)
+        return endpoint.session(sid, [NodeId(to_checksum_address(m)) for m in members])
 
     return open_session
 
@@ -133,7 +131,7 @@ def run_compute_node(cfg: ComputeNodeConfig, *, stop: threading.Event | None = N
     endpoint = Endpoint(ident, trust, EndpointConfig(host=cfg.host, port=cfg.port,
                                                      timeout=cfg.session_timeout_s))
     endpoint.start()
-    agent = ComputeAgent(contracts, tls_sessions(endpoint, trust),
+    agent = ComputeAgent(contracts, tls_sessions(endpoint),
                          spec_timeout=cfg.session_timeout_s,
                          on_spec=lambda task_id, spec: trust.pin_receivers(spec))
     restore = signal_stop(stop) if threading.current_thread() is threading.main_thread() \

@@ -70,6 +70,7 @@ from metisnet.types import Wei
 __all__ = [
     "DEFAULT_DIR",
     "DevnetError",
+    "DevnetNetwork",
     "DevnetRequester",
     "DevnetState",
     "NodeProc",
@@ -186,7 +187,10 @@ def _wait_chain(url: str, pid: int, deadline: float) -> None:
     body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
     while time.monotonic() < deadline:
         if not _alive(pid):
-            raise DevnetError("anvil exited during start")
+            code: object = "?"
+            with contextlib.suppress(ChildProcessError, OSError):
+                code = os.waitpid(pid, os.WNOHANG)[1]
+            raise DevnetError(f"anvil exited during start (wait status {code})")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.post(url, json=body, timeout=1.0).status_code == 200:
                 return
@@ -453,7 +457,7 @@ class DevnetRequester:
         return Decision(bool(doc["approve"]), doc.get("reason", ""), doc.get("rule", ""))
 
     def requester(self, **kw: Any) -> Requester:
-        return Requester(self.contracts, tls_sessions(self.endpoint, self.trust), self.deliver,
+        return Requester(self.contracts, tls_sessions(self.endpoint), self.deliver,
                          advance_time=self.chain.advance_time, now=self.chain.timestamp, **kw)
 
     def audit(self, rest_url: str, *, limit: int = 1000) -> list[dict[str, Any]]:
@@ -475,3 +479,49 @@ class DevnetRequester:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class _Member:
+    address: str
+
+
+class DevnetNetwork:
+    """The devnet seen the way ``metis demo`` sees a :class:`LocalNetwork`.
+
+    Starts the devnet in ``root`` if it is not running (and stops it on :meth:`close` only
+    then); the requester is one of anvil's funded accounts with its own TLS endpoint.
+    """
+
+    def __init__(self, root: Path = DEFAULT_DIR, *, rows: int = 10_000,
+                 account_index: int = 1) -> None:
+        self.root = Path(root)
+        self.state, self.started = devnet_up(self.root, rows=rows)
+        try:
+            self.client = DevnetRequester(self.state, account_index=account_index)
+        except BaseException:
+            if self.started:
+                devnet_down(self.root)
+            raise
+        self.data = [_Member(p.address) for p in self.state.by_role("data")]
+        self.compute = [_Member(p.address) for p in self.state.by_role("compute")]
+        self.requester_account = _Member(self.client.address)
+        self.columns = {d: synthetic_column(m["seed"], m["rows"])
+                        for d, m in self.state.datasets.items()}
+        self.rows = {int(m["rows"]) for m in self.state.datasets.values()}
+
+    @property
+    def dataset_ids(self) -> list[str]:
+        return list(self.columns)
+
+    def spec(self, program: str, inputs: list[tuple[str, list[str]]], fee_wei: int,
+             **kw: Any) -> TaskSpec:
+        return self.client.spec(program, inputs, fee_wei, **kw)
+
+    def requester(self, **kw: Any) -> Requester:
+        return self.client.requester(**kw)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.started:
+            devnet_down(self.root)
