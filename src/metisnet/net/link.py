@@ -15,6 +15,7 @@ more is read from the link until it fits (TCP flow control then slows the sender
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 import threading
 import time
@@ -41,6 +42,7 @@ _SMALL: Final = 64 << 10  # frames below this go out in one write
 _RAW_BUF: Final = 1 << 20  # socket reads of up to this many bytes
 _STAGE: Final = 64 << 10  # decrypted bytes of small frames are parsed from a buffer this big
 _CHUNK: Final = 1 << 20  # large payloads are encrypted and written in chunks of this size
+_LOWAT_MAX: Final = 256 << 10  # largest receive low-water mark while a payload streams in
 
 Deliver = Callable[["Connection", bytes, str, int, NDArray[Any]], bool]
 Fail = Callable[["Connection", BaseException], None]
@@ -89,6 +91,7 @@ class Connection:
         #: received bytes may wait in TLS or staging that a socket poll would not report
         #: (left over by the handshake, or behind a parked frame)
         self.dirty = True
+        self._lowat = 1  # the socket's SO_RCVLOWAT
         #: a decoded frame its session had no room for; nothing more is read until it fits
         self.parked: tuple[bytes, str, int, NDArray[Any]] | None = None
 
@@ -117,7 +120,7 @@ class Connection:
             try:
                 n = self.sock.recv_into(raw)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             if n == 0:
                 raise Eof
             with self.tls_lock:
@@ -126,7 +129,24 @@ class Connection:
                 self.dirty = True  # bytes wait behind the parked frame
                 return
             if n < len(raw):  # the socket is drained; poll reports more later
-                return
+                break
+        self._set_lowat()
+
+    def _set_lowat(self) -> None:
+        """In the middle of a large payload, let poll wake us only for a good-sized chunk.
+
+        The mark never exceeds what must still arrive (the rest of the payload minus what
+        TLS already holds), so a wait for it always ends.
+        """
+        want = 1
+        if self._target is not None:
+            with self.tls_lock:
+                held = self._inc.pending + self._tls.pending()
+            want = max(1, min(_LOWAT_MAX, len(self._target) - self._got - held))
+        if want != self._lowat:
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, want)
+            self._lowat = want
 
     def _tls_read(self, dest: memoryview) -> int:
         """Decrypt into ``dest``; -1 if TLS needs more bytes from the socket."""
