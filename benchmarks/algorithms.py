@@ -255,7 +255,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     job = 0
     n_psi = 2**16 if quick else 2**20
-    n_ecdh = 2**9 if quick else 2**12
+    n_ecdh = 2**10 if quick else 2**12
     lr_n, lr_d, lr_epochs, lr_batch = (2000, 20, 2, 128) if quick else (10_000, 20, 10, 128)
     mpyc_n, mpyc_epochs = (256, 1) if quick else (1024, 1)
 
