@@ -20,7 +20,8 @@ malicious mode (the context's default) is measured by its own benchmark rows els
 Rows: "mul" (secint64 / ring elements), "dot" (length n inner product; elements/s counts
 vector elements), "fxp mul" (16 fractional bits), "less-than" (shared 0/1 result), "sort".
 ``bytes_per_party`` is the most any party sent for the operation; ``rounds`` the most any
-party counted (ChannelStats). Usage: ``python benchmarks/mpc.py [--quick] [--json FILE]``.
+party counted (ChannelStats). Usage:
+``python benchmarks/mpc.py [--quick] [--json FILE] [--reps N] [--ops mul,less-than]``.
 """
 
 from __future__ import annotations
@@ -207,7 +208,11 @@ def main() -> None:
     from _report import emit, parser, row
     from metisnet.net.local_cluster import LocalCluster
 
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--ops", default="", metavar="OPS",
+                   help="comma-separated subset of rows to run, e.g. 'mul,less-than'")
+    args = p.parse_args()
+    only = {o.strip() for o in args.ops.split(",") if o.strip()}
     reps = max(3, args.reps)
     peer = mpyc_available()
     rows = []
@@ -215,6 +220,8 @@ def main() -> None:
     with LocalCluster(3, timeout=900.0) as cluster:
         cluster.run(metis_job, "mul", 1000, -1)  # warm-up
         for op, n, n_peer in plan(args.quick):
+            if only and op not in only:
+                continue
             ours: list[float] = []
             theirs: list[float] = []
             sent = rounds = 0
