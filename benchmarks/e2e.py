@@ -1,0 +1,126 @@
+"""End to end: the latency of one joint mean over 3 private datasets, task submitted to verdict.
+
+metisnet: the multi-process devnet (``metis devnet``: anvil, 3 data nodes, 5 compute
+nodes, each its own OS process, TLS between them, specs handed over REST), one ``mean``
+task at a time over the 3 datasets of ``N`` rows each (10^6; ``--quick``: 10^4), in
+malicious mode; the whole flow of DESIGN.md §7 is timed by the requester and split into its
+stages: consensus (escrow, votes, seed reveals, committee draw, acknowledgements), sharing
+and computing (inputs shared to the committee, the secure mean, outputs to the requester),
+verifying and settling (verdict and payouts on chain). Setting up the devnet is not timed.
+
+Peer, alternating in the same run: the plaintext mean of the same 3N values in DuckDB (one
+process, no privacy, no network): what the answer costs when one party may see all data.
+The ratio (peer / metisnet) is therefore tiny; it says what privacy and consensus cost.
+
+If the devnet cannot start (no anvil binary), the same flow runs on the embedded
+single-process network (``LocalNetwork``) and the note says so.
+
+Run: ``python benchmarks/e2e.py [--quick] [--json FILE] [--reps N]``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import emit, parser, peak_rss_mib, row
+from metisnet.errors import MetisError
+from metisnet.node.requester import TaskResult
+
+STAGES = ("consensus", "sharing+computing", "verifying", "settling")
+
+
+def _hwm_mib(pids: list[int]) -> float | None:
+    """Largest peak resident memory (VmHWM) among ``pids``, MiB."""
+    best = None
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    kib = int(line.split()[1])
+                    best = max(best or 0.0, kib / 1024.0)
+        except OSError:
+            continue
+    return best
+
+
+def _peer(columns: list[np.ndarray[Any, Any]]) -> tuple[float, float]:
+    import duckdb
+
+    con = duckdb.connect()
+    t0 = time.perf_counter()
+    con.register("a", {"age": columns[0]})
+    con.register("b", {"age": columns[1]})
+    con.register("c", {"age": columns[2]})
+    got = con.execute("SELECT avg(age) FROM (SELECT age FROM a UNION ALL SELECT age FROM b "
+                      "UNION ALL SELECT age FROM c)").fetchone()
+    dt = time.perf_counter() - t0
+    con.close()
+    return dt, float(got[0]) if got else float("nan")
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    import duckdb
+
+    from metisnet.node.devnet import DevnetNetwork
+    from metisnet.node.localnet import LocalNetwork
+    from metisnet.node.taskspec import TaskSpec
+
+    rows = 10_000 if args.quick else 1_000_000
+    tmp = tempfile.TemporaryDirectory(prefix="metis-bench-e2e-")
+    where = "devnet (separate processes, anvil, TLS)"
+    print(f"setting up: 3 data nodes x {rows} rows, 5 compute nodes ...", file=sys.stderr)
+    net: Any
+    try:
+        net = DevnetNetwork(Path(tmp.name) / "devnet", rows=rows, account_index=4)
+    except MetisError as exc:
+        print(f"devnet unavailable ({exc}); using the embedded network", file=sys.stderr)
+        where = f"EMBEDDED single-process network (devnet unavailable: {exc})"
+        net = LocalNetwork(Path(tmp.name) / "local", rows=rows)
+    results: list[TaskResult] = []
+    peer_times: list[float] = []
+    try:
+        columns = [net.columns[d] for d in net.dataset_ids]
+        want = float(np.concatenate(columns).mean())
+        for _ in range(args.reps):
+            inputs = [(d, ["age"]) for d in net.dataset_ids]
+            spec = (net.spec("mean", inputs, 10**16) if isinstance(net, DevnetNetwork)
+                    else TaskSpec.new("mean", inputs, [net.requester_account.address], 10**16))
+            res = net.requester().run(spec)
+            if not res.verified or res.values is None:
+                raise SystemExit(f"task {res.task_id} failed: {res.verdict}")
+            if abs(float(res.values[0]) - want) > 1e-3:
+                raise SystemExit(f"wrong mean {res.values[0]} (plaintext {want})")
+            results.append(res)
+            dt, got = _peer(columns)
+            if abs(got - want) > 1e-6:
+                raise SystemExit("the peer computed a different mean")
+            peer_times.append(dt)
+        peak = (_hwm_mib([p.pid for p in net.state.procs if p.role != "chain"])
+                if isinstance(net, DevnetNetwork) else peak_rss_mib(False))
+    finally:
+        net.close()
+        tmp.cleanup()
+    total = [r.timings["total"] for r in results]
+    split = ", ".join(f"{s} {statistics.median(r.timings[s] for r in results):.3f} s"
+                      for s in STAGES)
+    peer = f"DuckDB {duckdb.__version__} plaintext avg (one process, no privacy)"
+    out = [row("joint mean", 3 * rows, "s", total, peer=peer, peer_values=peer_times,
+               peak_rss=peak, note=f"{where}; 3 datasets x {rows} rows, malicious mode; "
+               f"median split: {split}; rows = values in all 3 datasets")]
+    for s in STAGES:
+        out.append(row(f"joint mean: {s}", 3 * rows, "s", [r.timings[s] for r in results],
+                       note=f"stage of the row above ({where})"))
+    emit(out, args.json)
+
+
+if __name__ == "__main__":
+    main()
