@@ -245,6 +245,8 @@ def main() -> None:
                 note += f"; MPyC at n={n_peer} (minutes at n={n}), its elements/s compared"
             if op == "sort":
                 note += "; sort rates depend on n (n log^2 n work)"
+            # both engines are CPU-bound here: say how busy the shared machine was
+            note += f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
             rows.append(row(op, n, "elements/s", ours, peer=peer, peer_values=theirs or None,
                             bytes_per_party=sent, rounds=rounds, peak_rss=rss, note=note))
             sys.stderr.write(f"{op} n={n}: metisnet {statistics.median(ours):.3g}/s"
