@@ -3,8 +3,9 @@
 ``metis devnet`` starts every node as its own OS process; a requester in this process hands
 the spec to the data nodes over REST and receives the result over its own TLS endpoint.
 Checked: the result against the plaintext, the on-chain state (task settled, fee split
-between committee and data owners, escrow empty) and the data nodes' audit logs (read from
-their SQLite files, read-only, after shutdown).
+between committee and data owners, escrow empty), a data owner's refusal (the task is
+rejected before any share leaves a node, the fee refunded) and the data nodes' audit logs
+(read from their SQLite files, read-only, after shutdown).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from metisnet.chain.tasks import TaskState
 from metisnet.errors import ChainError
 from metisnet.node.devnet import (
     DevnetRequester,
+    DevnetState,
+    NodeProc,
     devnet_down,
     devnet_status,
     devnet_up,
@@ -90,9 +93,25 @@ def test_joint_mean_over_the_devnet(tmp_path: Path) -> None:
                        for p in state.by_role("data")):
                     break
                 time.sleep(0.2)
+
+            # an owner who no longer admits this requester stops the next task before any
+            # share leaves any node; the fee comes back
+            refuser = state.by_role("data")[1]
+            _restrict_policy(root, refuser, state)
+            credit0 = int(tm.credits(dr.address))
+            spec = dr.spec("sum", [(d, ["age"]) for d in state.datasets], FEE)
+            refused = dr.requester(timeout=90).run(spec)
+            assert refused.verdict == "rejected" and refused.values is None
+            assert refused.state == TaskState.REJECTED
+            assert list(refused.refusals) == [refuser.address]
+            assert "requester" in refused.refusals[refuser.address]
+            assert int(tm.credits(dr.address)) - credit0 == FEE
+            assert tm.escrow_total() == 0
+            rejected_id = refused.task_id
     finally:
         stopped = devnet_down(root)
     assert len(stopped) == 9
+    assert rejected_id == res.task_id + 1
     assert load_state(root) is None and devnet_status(root) == []
 
     requester = dr.address
@@ -106,7 +125,12 @@ def test_joint_mean_over_the_devnet(tmp_path: Path) -> None:
             con.close()
         actions = [(a, o) for _, a, o, _ in rows]
         assert ("request", "ok") in actions
-        assert [r[0] for r in rows if r[1] == "request"] == [requester]
+        requests = [(r[0], r[2]) for r in rows if r[1] == "request"]
+        if p.name == "data-1":  # the refusal is recorded with its rule
+            assert requests == [(requester, "ok"), (requester, "refused")]
+        else:  # the others approved the second task too; it never ran
+            assert requests == [(requester, "ok"), (requester, "ok")]
+        assert sum(1 for r in rows if r[1] == "read_columns") == 1  # the first task only
         for action in ("read_columns", "task_running", "task_done"):
             assert (action, "ok") in actions, (p.name, action, actions)
         held = {d for d, meta in state.datasets.items() if meta["node"] == p.address}
@@ -123,3 +147,27 @@ def _local_states(dr: DevnetRequester, rest_url: str) -> set[str]:
                         headers=sign_request(dr._signing, "GET", target,
                                              hashlib.sha256(b"").hexdigest()))
     return {t["state"] for t in resp.json()} if resp.status_code == 200 else set()
+
+
+def _restrict_policy(root: Path, node: NodeProc, state: DevnetState) -> None:
+    """As the owner of ``node``'s dataset: admit one other requester only."""
+    import hashlib
+    import json
+
+    import httpx
+
+    from metisnet.net.identity import load_keystore
+    from metisnet.node.auth import sign_request
+    from metisnet.node.identity import NodeKey as SigningKey
+
+    password = (root / "password").read_text().strip()
+    owner = SigningKey(load_keystore(root / "keys" / f"{node.name}.keystore",
+                                     password).secret_bytes())
+    (dataset,) = [d for d, m in state.datasets.items() if m["node"] == node.address]
+    body = json.dumps({"allowed_programs": ["*"], "allowed_columns": ["*"],
+                       "allowed_requesters": ["0x" + "11" * 20]}).encode()
+    target = f"/datasets/{dataset}/policy"
+    headers = sign_request(owner, "PUT", target, hashlib.sha256(body).hexdigest())
+    resp = httpx.put(node.rest_url + target, content=body,
+                     headers={**headers, "content-type": "application/json"}, timeout=30)
+    assert resp.status_code == 200, resp.text
