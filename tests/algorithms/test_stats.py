@@ -6,6 +6,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from metisnet import mpc
 from metisnet.algorithms import stats
@@ -187,3 +190,27 @@ def test_a_tampered_dealt_share_is_caught_in_malicious_mode(cheating_threads: An
 
     with pytest.raises(CheatingDetected):
         cheating_threads.run(prog_tampered, split_rows(data(30)))
+
+
+def prog_selection(ctx: MpcContext, dealt: Any, qs: Any, edges: Any) -> Any:
+    x = table(ctx, dealt)
+    return (stats.quantiles(ctx, x, qs, bound_bits=12, radix=16), stats.variance(ctx, x),
+            stats.histogram(ctx, x, edges))
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    x=hnp.arrays(np.float64, st.tuples(st.integers(3, 40), st.integers(1, 2)),
+                 elements=st.floats(-2000, 2000, allow_nan=False).map(lambda v: round(v, 2))),
+    qs=st.lists(st.floats(0, 1), min_size=1, max_size=3),
+)
+def test_selection_and_moments_property(threads: Any, x: np.ndarray, qs: list[float]) -> None:
+    """Hypothesis: quantiles, variance and histogram against numpy on arbitrary tables
+    (ties, negative values, a single row per node)."""
+    edges = [-2000.0, -10.0, 0.0, 10.0, 2000.0]
+    got_q, got_v, got_h = threads.run(prog_selection, split_rows(x), qs, edges)[0]
+    np.testing.assert_allclose(got_q, np.quantile(x, qs, axis=0), atol=4 * RES)
+    np.testing.assert_allclose(got_v, x.var(0, ddof=1), rtol=1e-4, atol=1e-3)
+    want = np.stack([np.histogram(x[:, j], edges)[0] for j in range(x.shape[1])], axis=1)
+    np.testing.assert_array_equal(got_h, want)

@@ -13,14 +13,14 @@ Minimum group size ``k``: whole-table statistics check the public ``n`` and refu
 
 Error (f fractional bits, u = 2^-f): inputs are rounded to u/2 each. Sums are exact in the
 ring. A mean or a division by a public count ``m`` (:func:`div_public`) has error below
-``|result| 2^-(f+2) + 2u``. Sums of
+3u; an interpolated quantile below 4u (an order statistic itself is exact). Sums of
 squares and cross products (:func:`cross_products`) are within 2 ulps. Every truncation of
 a value whose raw magnitude is ``M`` fails with probability ``M / 2^64`` (the engine's
 probabilistic truncation, :func:`metisnet.mpc.trunc`); the functions here only truncate
 values of magnitude about ``n max|x| 2^(3f/2)`` or ``|result| 2^(2f+2)``, so for f = 16 a
 failure has probability about ``n max|x| 2^-40`` (below 2^-20 for 10^4 rows of |x| < 100).
 
-Costs (rounds): sum 0 (+1 to open); mean 2; variance / covariance 5; min / max
+Costs (rounds): sum 0 (+1 to open); mean 3; variance / covariance 9; min / max
 ``10 ceil(log2 n)``; quantiles ``18 ceil(bits / log2 radix)`` with no intermediate
 opening; histogram 9 (+10 with suppression); group statistics 1 (+10).
 """
@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from metisnet import mpc
 from metisnet.algorithms.common import Receivers, check_min_rows, output, suppress_small
+from metisnet.algorithms.numeric import mul_public_exact
 from metisnet.errors import ShapeError, ValidationError
 from metisnet.mpc import MpcContext, SharedArray
 from metisnet.mpc.shares import encode_public
@@ -89,11 +90,12 @@ def stack_columns(parts: Sequence[SharedArray]) -> SharedArray:
 def div_public(ctx: MpcContext, x: SharedArray, m: int) -> SharedArray:
     """``x / m`` for a public positive integer ``m`` (2 rounds; error in the module doc).
 
-    Two truncations keep every intermediate small: first by ``L = ceil(log2 m)`` bits (the
-    raw value is read at ``f + L`` fractional bits, so this divides by ``2^L``), then a
-    product with ``c = 2^L / m`` in (1/2, 1] encoded at ``f + 2`` bits. The larger raw
-    magnitude is about ``|x / m| 2^(2f+2)``, so a truncation failure has probability about
-    ``|x / m| 2^(2f+2-64)``, whatever ``m``.
+    Truncations keep every intermediate small: first by ``L = ceil(log2 m)`` bits (the
+    raw value is read at ``f + L`` fractional bits, so this divides by ``2^L``), then an
+    exact product with ``c = 2^L / m`` in (1/2, 1]
+    (:func:`~metisnet.algorithms.numeric.mul_public_exact`). Raw magnitudes stay about
+    ``|x / m| 2^(2f)``, so a truncation failure has probability about ``|x / m| 2^(2f-64)``,
+    whatever ``m``; the error is below 3 ulps. 3 rounds.
     """
     if m <= 0:
         raise ValidationError("division by a non-positive count")
@@ -104,9 +106,7 @@ def div_public(ctx: MpcContext, x: SharedArray, m: int) -> SharedArray:
     if f + big > 62:
         raise ValidationError(f"count {m} too large for division at {f} fractional bits")
     y = mpc.trunc(ctx, x.like(x.a, x.b, frac_bits=f + big), big) if big else x
-    cbits = f + 2
-    c = np.uint64(round(2.0 ** (big + cbits) / m))
-    return mpc.trunc(ctx, y.like(y.a * c, y.b * c, frac_bits=f + cbits), cbits)
+    return mul_public_exact(ctx, y, 2.0**big / m)
 
 
 def _rescale(ctx: MpcContext, x: SharedArray, f: int) -> SharedArray:
@@ -375,7 +375,7 @@ def quantiles(ctx: MpcContext, x: SharedArray, qs: ArrayLike, *, k: int = 1,
     a = mpc.stack([sel[pos[int(r) + 1]] for r in lo_idx])
     b = mpc.stack([sel[pos[int(r) + 1]] for r in hi_idx])
     g = np.broadcast_to(frac.reshape(-1, 1), a.shape)
-    res = a + mpc.mul_public(ctx, b - a, g)
+    res = a + mul_public_exact(ctx, b - a, g)
     return output(ctx, res, to)
 
 
