@@ -43,6 +43,13 @@ mean       ``sum``, divided by ``N``    ``2^-(f+1)``
 variance   ``colsum`` over [x, x^2]     ``(4 max|x| + 1) * 2^-(f+1)`` (population)
 =========  ===========================  ===========================================
 
+What the receiver learns beyond the aggregate: each owner's row count (in its commitment)
+and each owner's own partial sums, because :func:`~metisnet.verify.outsource.verify_result`
+decrypts and MAC-checks every owner's output separately before adding them. The MPC path
+reveals only the aggregate; a data node's policy that must hide its own partial sum from
+the requester should allow only ``mode: "mpc"`` (with one owner the partial sum is the aggregate, so
+nothing extra is revealed).
+
 Cost for ``N`` rows over ``J`` owners with a ``k``-bit modulus: each owner ``2 N_j``
 encryptions (``4 N_j`` for variance) and sends ``2 N_j * k/4`` bytes; the compute node
 ``2 N`` ciphertext multiplications; the requester ``2 J`` decryptions (``4 J`` for variance)
@@ -55,6 +62,7 @@ floor a data node accepts.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +81,7 @@ from metisnet.chain.tasks import TaskInfo
 from metisnet.errors import CheatingDetected, ProtocolError, ValidationError
 from metisnet.he.paillier import PaillierKeypair, PaillierPublicKey
 from metisnet.net.channel import Channel
+from metisnet.node.taskspec import TaskSpec
 from metisnet.verify.mac import SEED_BYTES, MacKey, TaskKeys
 from metisnet.verify.outsource import check_evidence, evaluate, prepare, verify_result
 from metisnet.verify.programs import LinearProgram
@@ -138,7 +147,7 @@ class HeTask:
         return np.array([verified.variance(ddof=0)])
 
 
-def he_task(spec: Any) -> HeTask:
+def he_task(spec: TaskSpec) -> HeTask:
     """Validate an ``he`` spec's program, params and receivers (raises ValidationError)."""
     if spec.mode != "he":
         raise ValidationError("not an he task")
@@ -202,6 +211,9 @@ class OutsourceLayout:
             raise ValidationError("an outsourcing session needs distinct data nodes")
         if self.compute in self.data_nodes or self.compute == self.receiver:
             raise ValidationError("the compute node may not be a data node or the receiver")
+        if self.receiver in self.data_nodes:
+            raise ValidationError("the receiver of an he task may not also be one of its "
+                                  "data nodes (it would send itself its own MAC key)")
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -267,7 +279,7 @@ def _signer(domain: bytes, body: Any, signature: Any) -> str | None:
 
 
 # -- data node --------------------------------------------------------------------------------
-def contribute(channel: Channel, layout: OutsourceLayout, me: str, spec: Any,
+def contribute(channel: Channel, layout: OutsourceLayout, me: str, spec: TaskSpec,
                columns: Sequence[NDArray[np.float64]], attempt: bytes,
                account: LocalAccount | None, *, timeout: float = 60.0) -> dict[str, Any]:
     """As a data node: take the MAC seed, encrypt and tag the rows, send batch and commitment.
@@ -297,14 +309,14 @@ def contribute(channel: Channel, layout: OutsourceLayout, me: str, spec: Any,
 # -- compute node -----------------------------------------------------------------------------
 def serve(channel: Channel, layout: OutsourceLayout, spec_hash: bytes,
           account: LocalAccount | None, *, evaluate_fn: Evaluate | None = None,
-          parse: Callable[[bytes], Any], timeout: float = 60.0,
-          on_spec: Callable[[Any], None] | None = None) -> dict[str, Any]:
+          parse: Callable[[bytes], TaskSpec], timeout: float = 60.0,
+          on_spec: Callable[[TaskSpec], None] | None = None) -> dict[str, Any]:
     """As the compute node: take spec and batch from every data node, evaluate, sign, send.
 
     ``parse`` turns canonical spec bytes into a spec (``taskspec.parse_spec``); ``on_spec``
     is called with it once its hash matched the chain.
     """
-    spec = None
+    spec: TaskSpec | None = None
     batches = []
     for node in layout.data_nodes:
         peer = layout.index(node)
@@ -316,6 +328,8 @@ def serve(channel: Channel, layout: OutsourceLayout, spec_hash: bytes,
             if on_spec is not None:
                 on_spec(spec)
         batches.append(_recv(channel, peer, "he:batch", timeout))
+    if spec is None:  # pragma: no cover - a layout always has a data node
+        raise ProtocolError("no spec received")
     task = he_task(spec)
     result = (evaluate_fn or evaluate)(task.program, batches)
     body = msgpack.packb(result, use_bin_type=True)
@@ -336,17 +350,19 @@ class OutsourceVerifier:
     mac_keys: TaskKeys = field(default_factory=TaskKeys)
     timeout: float = 60.0
     disputes: dict[bytes, bytes] = field(default_factory=dict)
+    #: seconds the last :func:`verify_result` took (decryptions and MAC checks)
+    last_verify_s: float = 0.0
 
     def __repr__(self) -> str:
         return f"OutsourceVerifier({self.keypair.public_key!r}, <secrets hidden>)"
 
-    def check_spec(self, spec: Any) -> HeTask:
+    def check_spec(self, spec: TaskSpec) -> HeTask:
         task = he_task(spec)
         if task.public_key != self.keypair.public_key:
             raise ValidationError("the spec names a Paillier key other than this requester's")
         return task
 
-    def receive(self, channel: Channel, layout: OutsourceLayout, spec: Any,
+    def receive(self, channel: Channel, layout: OutsourceLayout, spec: TaskSpec,
                 attempt: bytes) -> NDArray[np.float64]:
         """Hand out MAC keys, collect commitments and the result, verify, decode.
 
@@ -389,6 +405,7 @@ class OutsourceVerifier:
         if _signer(_RESULT_DOMAIN, body, sig) != layout.compute:
             raise CheatingDetected("the compute node's result is not signed by it")
         result = msgpack.unpackb(body, raw=False)
+        t0 = time.perf_counter()
         try:
             verified = verify_result(self.keypair.private_key, self.mac_keys, attempt,
                                      task.program, commitments, result)
@@ -402,6 +419,8 @@ class OutsourceVerifier:
             provable = check_dispute(dispute, pk, layout.compute, layout.data_nodes)
             raise CheatingDetected(str(exc), suspects=(0,) if provable else (),
                                    evidence=dispute) from None
+        finally:
+            self.last_verify_s = time.perf_counter() - t0
         return task.finish(verified)
 
 
