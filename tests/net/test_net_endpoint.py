@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -357,3 +358,23 @@ def test_async_face_over_tls_channels(make_endpoints) -> None:
 
     assert np.array_equal(asyncio.run(run()), np.arange(4) * 2)
     assert a.party == 0 and b.parties == 2 and a.stats.messages_sent == 1
+
+
+def test_garbage_and_silent_callers_do_not_disturb_the_node(make_endpoints, caplog) -> None:
+    import socket
+
+    eps, _ = make_endpoints(2, connect_timeout=1.0)
+    silent = socket.create_connection(eps[0].address)  # says nothing at all
+    noisy = socket.create_connection(eps[0].address)
+    noisy.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + bytes(range(256)) * 8)
+    chans = [e.session(SID, _ids(eps)) for e in eps]
+    chans[1].send(0, "ok", np.arange(3))  # the node keeps serving its real peers
+    assert np.array_equal(chans[0].recv(1, "ok", timeout=10), np.arange(3))
+    deadline = time.monotonic() + 5
+    while not any("hello" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "the garbage caller was not refused"
+        time.sleep(0.02)
+    with contextlib.suppress(ConnectionResetError):  # closed on it (or reset: unread bytes)
+        assert noisy.recv(10) == b""
+    silent.close()
+    noisy.close()
