@@ -6,7 +6,7 @@ only slower (see tests/verify for the soundness tests, benchmarks/he.py for the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -19,6 +19,7 @@ from web3 import Web3
 from metisnet.chain.tasks import TaskState
 from metisnet.errors import ValidationError
 from metisnet.he.paillier import PaillierKeypair, PaillierPublicKey, generate_keypair
+from metisnet.node.agents import ComputeAgent
 from metisnet.node.localnet import STAKE, LocalNetwork
 from metisnet.node.outsource_task import (
     OutsourceVerifier,
@@ -27,6 +28,7 @@ from metisnet.node.outsource_task import (
     he_params,
 )
 from metisnet.node.taskspec import TaskSpec
+from metisnet.types import TaskId
 from metisnet.verify import evaluate
 from metisnet.verify.programs import LinearProgram
 
@@ -89,6 +91,34 @@ def test_a_task_under_a_2048_bit_key(net: LocalNetwork) -> None:
     kp = generate_keypair(2048)
     res = net.requester(he=OutsourceVerifier(kp)).run(_spec(net, "mean", kp))
     assert res.verdict == "verified", res.verdict
+    union = np.concatenate(list(net.columns.values()))
+    assert res.values is not None
+    assert abs(res.values[0] - union.mean()) <= he_error_bound("mean", union)
+
+
+def test_a_silent_compute_node_is_redrawn_and_the_task_prepared_again(
+        net: LocalNetwork, keypair: PaillierKeypair) -> None:
+    _honest_evaluators(net)
+    first: dict[int, str] = {}
+
+    def refuse_if_first(agent: ComputeAgent) -> Callable[[int], bool]:
+        def accept(task_id: int) -> bool:
+            info = net.contracts.tasks.get_task(TaskId(task_id))
+            if info.round == 0:
+                first.setdefault(task_id, info.committee[0].lower())
+            return agent.me != first.get(task_id)
+        return accept
+
+    try:
+        for agent in net.compute:
+            agent.accept = refuse_if_first(agent)
+        res = net.requester(he=OutsourceVerifier(keypair), ack_wait=0.5).run(
+            _spec(net, "mean", keypair))
+    finally:
+        for agent in net.compute:
+            agent.accept = lambda task_id: True
+    assert res.verdict == "verified", res.verdict
+    assert res.redraws == 1 and first[res.task_id] not in {c.lower() for c in res.committee}
     union = np.concatenate(list(net.columns.values()))
     assert res.values is not None
     assert abs(res.values[0] - union.mean()) <= he_error_bound("mean", union)
