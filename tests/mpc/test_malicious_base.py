@@ -61,10 +61,10 @@ def channel() -> MaliciousThreadRunner:
 
 
 class TestArithmeticMalicious(_ArithmeticSuite):
-    def test_communication_costs(self, channel: Any) -> None:
-        pytest.skip("semi-honest costs; the malicious ones are in test_malicious.py")
+    # the semi-honest cost assertions do not apply; malicious costs: test_malicious.py
+    test_communication_costs = None  # type: ignore[assignment]
 
 
 class TestComparisonsMalicious(_ComparisonSuite):
-    def test_communication_costs(self, channel: Any) -> None:
-        pytest.skip("semi-honest costs; the malicious ones are in test_malicious.py")
+    # the semi-honest cost assertions do not apply; malicious costs: test_malicious.py
+    test_communication_costs = None  # type: ignore[assignment]
