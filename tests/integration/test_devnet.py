@@ -171,3 +171,35 @@ def _restrict_policy(root: Path, node: NodeProc, state: DevnetState) -> None:
     resp = httpx.put(node.rest_url + target, content=body,
                      headers={**headers, "content-type": "application/json"}, timeout=30)
     assert resp.status_code == 200, resp.text
+
+
+def test_a_no_show_is_redrawn_and_slashed(tmp_path: Path) -> None:
+    _anvil_or_skip()
+    root = tmp_path / "devnet"
+    state, _ = devnet_up(root, rows=500, no_shows=1)
+    no_show = state.by_role("compute")[0].address
+    try:
+        with DevnetRequester(state, account_index=5) as dr:
+            registry, tm = dr.contracts.registry, dr.contracts.tasks
+            stake0 = int(registry.stake_of(no_show))
+            penalty = 10**17  # ChainParams.no_show_penalty
+            union = np.concatenate([synthetic_column(d["seed"], d["rows"])
+                                    for d in state.datasets.values()])
+            for _ in range(6):  # the no-show is in a given draw with probability 3/5
+                credit0 = int(tm.credits(dr.address))
+                spec = dr.spec("mean", [(d, ["age"]) for d in state.datasets], FEE)
+                res = dr.requester(timeout=90, ack_wait=2.0).run(spec)
+                assert res.verdict == "verified", res.verdict
+                assert res.values is not None
+                assert abs(float(res.values[0]) - float(union.mean())) < 1e-3
+                assert no_show.lower() not in {c.lower() for c in res.committee}
+                if res.redraws:
+                    break
+            else:
+                pytest.fail("the no-show was never drawn")
+            assert res.redraws == 1
+            assert int(registry.stake_of(no_show)) == stake0 - penalty
+            # the penalty goes to the requester (beside the fee's rounding remainder)
+            assert int(tm.credits(dr.address)) - credit0 >= penalty
+    finally:
+        devnet_down(root)

@@ -25,7 +25,9 @@ def devnet() -> None:
 @click.option("--rows", default=10_000, show_default=True, help="rows per synthetic dataset")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def up(data_dir: Path, rows: int, log_level: str) -> None:
+@click.option("--no-shows", default=0, show_default=True,
+              help="fault injection: this many compute nodes never acknowledge a draw")
+def up(data_dir: Path, rows: int, log_level: str, no_shows: int) -> None:
     """Start anvil, deploy the contracts, start 3 data nodes and 5 compute nodes."""
     from rich.console import Console
 
@@ -34,7 +36,8 @@ def up(data_dir: Path, rows: int, log_level: str) -> None:
     console = Console()
     with console.status("starting the devnet: anvil, contracts, 3 data nodes, "
                         "5 compute nodes"):
-        state, started = devnet_up(data_dir, rows=rows, log_level=log_level)
+        state, started = devnet_up(data_dir, rows=rows, log_level=log_level,
+                                   no_shows=no_shows)
     console.print(("devnet started" if started else "devnet already running")
                   + f": chain {state.chain_url}, {len(state.procs)} processes, "
                   f"state in {Path(state.root) / 'state.json'}")
@@ -71,11 +74,12 @@ def _table(data_dir: Path) -> None:
     if not rows:
         console.print(f"no devnet in {data_dir}")
         return
-    table = Table(title=f"metisnet devnet ({data_dir})")
-    for col in ("name", "role", "pid", "state", "address", "REST", "TLS", "log"):
-        table.add_column(col)
+    table = Table(title=f"metisnet devnet ({data_dir})",
+                  caption=f"logs: {Path(rows[0]['log']).parent}")
+    for col in ("name", "pid", "state", "node id", "REST / RPC", "TLS"):
+        table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["name"], r["role"], str(r["pid"]),
+        table.add_row(r["name"], str(r["pid"]),
                       "[green]up[/green]" if r["alive"] else "[red]down[/red]",
-                      r["address"], r["rest"], r["tls"], r["log"])
+                      r["address"], r["rest"].removeprefix("http://"), r["tls"])
     console.print(table)

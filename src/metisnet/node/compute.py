@@ -69,6 +69,8 @@ class ComputeNodeConfig:
     session_timeout_s: float = 60.0
     shutdown_timeout_s: float = 10.0
     log_level: str = "info"
+    #: fault injection (devnets, tests): false makes the node a no-show in every draw
+    acknowledge: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -133,6 +135,7 @@ def run_compute_node(cfg: ComputeNodeConfig, *, stop: threading.Event | None = N
     endpoint.start()
     agent = ComputeAgent(contracts, tls_sessions(endpoint),
                          spec_timeout=cfg.session_timeout_s,
+                         accept=lambda task_id: cfg.acknowledge,
                          on_spec=lambda task_id, spec: trust.pin_receivers(spec))
     restore = signal_stop(stop) if threading.current_thread() is threading.main_thread() \
         else (lambda: None)

@@ -241,9 +241,15 @@ def load_state(root: Path = DEFAULT_DIR) -> DevnetState | None:
 
 
 def devnet_up(root: Path = DEFAULT_DIR, *, rows: int = 10_000, data_nodes: int = 3,
-              compute_nodes: int = 5, timeout: float = 90.0,
-              log_level: str = "info") -> tuple[DevnetState, bool]:
-    """Start the devnet in ``root`` unless it runs; returns (state, whether it was started)."""
+              compute_nodes: int = 5, timeout: float = 90.0, log_level: str = "info",
+              no_shows: int = 0) -> tuple[DevnetState, bool]:
+    """Start the devnet in ``root`` unless it runs; returns (state, whether it was started).
+
+    ``no_shows`` compute nodes (the first ones) are configured never to acknowledge a draw
+    (fault injection: the requester redraws and the contract slashes them).
+    """
+    if not 0 <= no_shows <= compute_nodes:
+        raise ConfigError("no_shows must be between 0 and the number of compute nodes")
     root = Path(root).resolve()
     state = load_state(root)
     if state is not None:
@@ -279,7 +285,8 @@ def devnet_up(root: Path = DEFAULT_DIR, *, rows: int = 10_000, data_nodes: int =
                 state.procs.append(_setup_data(root, i, chain, contracts, state, rows,
                                                log_level))
             for i in range(compute_nodes):
-                state.procs.append(_setup_compute(root, i, chain, contracts, state, log_level))
+                state.procs.append(_setup_compute(root, i, chain, contracts, state, log_level,
+                                                  acknowledge=i >= no_shows))
         for p in state.procs[1:]:
             args = (_metis("data", "start", "--config", p.config) if p.role == "data"
                     else _metis("compute", "start", "--config", p.config))
@@ -346,7 +353,7 @@ def _setup_data(root: Path, i: int, chain: Chain, contracts: Contracts, state: D
 
 
 def _setup_compute(root: Path, i: int, chain: Chain, contracts: Contracts,
-                   state: DevnetState, log_level: str) -> NodeProc:
+                   state: DevnetState, log_level: str, *, acknowledge: bool = True) -> NodeProc:
     name = f"compute-{i}"
     keystore = root / "keys" / f"{name}.keystore"
     ident, account = _identity(keystore)
@@ -356,7 +363,7 @@ def _setup_compute(root: Path, i: int, chain: Chain, contracts: Contracts,
     cfg_path.write_text(_toml({"compute": {
         "name": name, "keystore": str(keystore), "chain_url": state.chain_url,
         "chain_deployment": state.deployment, "host": "127.0.0.1", "port": tls,
-        "log_level": log_level}}), encoding="utf-8")
+        "log_level": log_level, "acknowledge": acknowledge}}), encoding="utf-8")
     return NodeProc(name, "compute", 0, str(root / "logs" / f"{name}.log"),
                     address=account.address, tls=f"127.0.0.1:{tls}", config=str(cfg_path))
 
