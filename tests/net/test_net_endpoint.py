@@ -378,3 +378,17 @@ def test_garbage_and_silent_callers_do_not_disturb_the_node(make_endpoints, capl
         assert noisy.recv(10) == b""
     silent.close()
     noisy.close()
+
+
+def test_revalidate_drops_a_peer_that_lost_its_pin(make_endpoints) -> None:
+    eps, trust = make_endpoints(2)
+    chans = [e.session(SID, _ids(eps)) for e in eps]
+    chans[0].send(1, "x", np.ones(1))
+    chans[1].recv(0, "x", timeout=5)
+    assert eps[0].revalidate() == []
+    trust.unpin(eps[1].node_id)  # e.g. deregistered on chain
+    assert eps[0].revalidate() == [eps[1].node_id]
+    with pytest.raises(PeerRefused, match="no longer pinned"):
+        chans[0].recv(1, "y", timeout=5)
+    with pytest.raises(PeerRefused):
+        chans[0].send(1, "y", np.ones(1))

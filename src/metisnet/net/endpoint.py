@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import select
 import socket
 import ssl
@@ -413,6 +414,21 @@ class Endpoint:
         """Tell the endpoint where ``node_id`` listens (overrides the directory)."""
         with self._lock:
             self._addresses[node_id] = (host, port)
+
+    def revalidate(self) -> list[NodeId]:
+        """Drop connections whose peer is no longer pinned to the certificate it showed.
+
+        Call it when the trust store changes (a node deregistered or was slashed); the
+        sessions with a dropped peer fail with :class:`PeerRefused`. Returns the dropped
+        peers.
+        """
+        dropped = []
+        for c in self._readable():
+            pin = self._trust.pinned_hash(c.peer)
+            if pin is None or not secrets.compare_digest(pin, c.cert_hash):
+                self._fail(c, PeerRefused(f"{c.peer} is no longer pinned to its certificate"))
+                dropped.append(c.peer)
+        return dropped
 
     def connected_peers(self) -> list[NodeId]:
         with self._lock:

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from metisnet.errors import NetworkError, PeerTimeout
+from metisnet.net.identity import cert_hash
 from metisnet.net.tls import TlsLink
 from metisnet.net.wire import (
     KIND_DATA,
@@ -67,6 +68,7 @@ class Connection:
         self._fail = fail
         self._wait_io = wait_io
         self.peer = link.peer
+        self.cert_hash = cert_hash(link.tls.getpeercert(binary_form=True) or b"")
         self.sock = link.sock
         self.sock.setblocking(False)
         self.fd = self.sock.fileno()
