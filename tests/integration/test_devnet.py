@@ -86,6 +86,12 @@ def test_joint_mean_over_the_devnet(tmp_path: Path) -> None:
             assert paid == FEE  # the whole fee, nothing more, nothing less
             assert balance0 - dr.chain.balance(dr.address) >= FEE
 
+            # only the task's requester may hand its spec to a data node
+            with DevnetRequester(state, account_index=6) as other:
+                owner = state.by_role("data")[0].address
+                decision = other.deliver(owner, res.task_id, spec)
+                assert not decision.approve and decision.rule == "requester"
+
             # the data nodes close their local tasks once they see the settlement
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:

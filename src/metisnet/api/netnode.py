@@ -39,7 +39,7 @@ from metisnet.api.app import authenticate, create_app
 from metisnet.chain.backend import connect
 from metisnet.chain.deploy import Contracts
 from metisnet.config import load_config
-from metisnet.errors import ConfigError, PolicyViolation
+from metisnet.errors import ConfigError, PolicyViolation, ValidationError
 from metisnet.net.endpoint import Endpoint, EndpointConfig
 from metisnet.net.identity import load_node_identity
 from metisnet.node.agents import DataNodeAgent
@@ -48,7 +48,7 @@ from metisnet.node.compute import load_deployment, signal_stop, tls_sessions
 from metisnet.node.config import DataNodeConfig
 from metisnet.node.datanode import DataNode
 from metisnet.node.registrar import ChainRegistrar
-from metisnet.node.taskspec import parse_spec
+from metisnet.node.taskspec import MAX_SPEC_BYTES, parse_spec
 from metisnet.types import TaskId
 
 __all__ = ["AgentConfig", "ChainTaskOut", "chain_task_router", "load_network_config",
@@ -112,6 +112,9 @@ def chain_task_router(agent: DataNodeAgent, trust: ChainTrust,
     @router.post("/v1/chain-tasks/{task_id}", response_model=ChainTaskOut)
     async def deliver_spec(request: Request, task_id: TaskIdPath) -> ChainTaskOut:
         """The task's requester only: the spec of on-chain task ``task_id``; the node's vote."""
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_SPEC_BYTES:
+            raise ValidationError(f"a task spec is at most {MAX_SPEC_BYTES} bytes")
         caller, _ = await authenticate(request)
         body = await request.body()
         return await run_in_threadpool(submit, caller, task_id, body)
