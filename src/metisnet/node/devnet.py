@@ -144,7 +144,7 @@ def _alive(pid: int) -> bool:
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # a zombie has exited
         return False
     if not cmd:  # just forked, not yet exec'd: judge by the command name
-        return stat.partition("(")[2].rpartition(")")[0] in ("python", "python3", "anvil")
+        return stat.partition("(")[2].rpartition(")")[0].startswith(("python", "anvil"))
     return b"metisnet" in cmd or b"anvil" in cmd
 
 
