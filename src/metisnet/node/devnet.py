@@ -256,7 +256,9 @@ def devnet_up(root: Path = DEFAULT_DIR, *, rows: int = 10_000, data_nodes: int =
         if all(_alive(p.pid) for p in state.procs):
             return state, False
         devnet_down(root)  # a partial devnet: clear it and start afresh
-    for sub in ("keys", "nodes", "logs"):
+    if root.is_dir() and any(root.iterdir()) and not (root / "password").is_file():
+        raise DevnetError(f"{root} is not empty and holds no devnet; pick a new directory")
+    for sub in ("keys", "nodes", "logs"):  # a previous devnet's, whose chain is gone
         d = root / sub
         if d.exists():
             shutil.rmtree(d)
