@@ -417,6 +417,9 @@ class OutsourceVerifier:
             self.disputes[attempt] = dispute
             # name the compute node only when a third party can check the dispute
             provable = check_dispute(dispute, pk, layout.compute, layout.data_nodes)
+            log.warning("he task %s: the compute node's result failed verification (%s); "
+                        "dispute %s", attempt.hex(), "provable" if provable else
+                        "not provable to a third party", keccak(dispute).hex())
             raise CheatingDetected(str(exc), suspects=(0,) if provable else (),
                                    evidence=dispute) from None
         finally:
