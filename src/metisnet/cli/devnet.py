@@ -74,12 +74,19 @@ def _table(data_dir: Path) -> None:
     if not rows:
         console.print(f"no devnet in {data_dir}")
         return
-    table = Table(title=f"metisnet devnet ({data_dir})",
+    table = Table(title=f"metisnet devnet ({data_dir}), all on 127.0.0.1",
                   caption=f"logs: {Path(rows[0]['log']).parent}")
-    for col in ("name", "pid", "state", "node id", "REST / RPC", "TLS"):
-        table.add_column(col, overflow="fold")
+    for col in ("name", "pid", "state", "node id", "REST/RPC port", "TLS port"):
+        table.add_column(col, no_wrap=True)
+
+    def port(url: str) -> str:
+        return url.rpartition(":")[2] if url else ""
+
+    def short(addr: str) -> str:
+        return f"{addr[:8]}…{addr[-4:]}" if addr else ""
+
     for r in rows:
         table.add_row(r["name"], str(r["pid"]),
                       "[green]up[/green]" if r["alive"] else "[red]down[/red]",
-                      r["address"], r["rest"].removeprefix("http://"), r["tls"])
+                      short(r["address"]), port(r["rest"]), port(r["tls"]))
     console.print(table)
