@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.metisnet-installed
 
-.PHONY: demo test lint types layers unit install lock clean bench anvil
+.PHONY: demo test lint types layers unit install lock clean bench anvil fuzz
 
 ## demo: the main job, the local demo network
 demo: $(STAMP)
@@ -41,6 +41,10 @@ unit: $(STAMP) anvil
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+## fuzz: the long wire-format fuzz run (the suite runs a bounded one)
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz_wire.py --cases 1000000
 
 ## lock: regenerate requirements.lock from the current .venv (after changing pins)
 lock:
