@@ -112,3 +112,21 @@ def test_waiting_lookups_are_bounded() -> None:
     t0 = time.monotonic()
     assert trust.pinned_hash(NodeId(RECV)) is None
     assert time.monotonic() - t0 < 1
+
+
+def test_revalidate_drops_unpinned_peers_without_waiting() -> None:
+    reg = FakeRegistry()
+    reg.add(NODE, b"\x07" * 32, "127.0.0.1:7001")
+    trust = ChainTrust(reg, receiver_wait=5.0, ttl=0)  # type: ignore[arg-type]
+
+    class FakeEndpoint:
+        def revalidate(self) -> list[NodeId]:
+            peers = {NODE: b"\x07" * 32, NodeId(RECV): b"\xee" * 32}
+            return [p for p, cert in peers.items() if trust.pinned_hash(p) != cert]
+
+    t0 = time.monotonic()
+    assert trust.revalidate(FakeEndpoint()) == [NodeId(RECV)]  # type: ignore[arg-type]
+    assert time.monotonic() - t0 < 1
+    reg.add(NODE, b"\x08" * 32, "127.0.0.1:7001")  # re-registered with another cert
+    trust.pin_receivers(_spec())
+    assert trust.revalidate(FakeEndpoint()) == [NODE]  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,11 +131,15 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _poll_loop(agent: DataNodeAgent, lock: threading.Lock, stop: threading.Event,
-               interval: float) -> None:
+               interval: float, trust: ChainTrust, endpoint: Endpoint) -> None:
+    checked = time.monotonic()
     while not stop.is_set():
         try:
             with lock:
                 agent.poll()
+            if time.monotonic() - checked > trust.ttl:
+                checked = time.monotonic()
+                trust.revalidate(endpoint)
         except Exception as exc:  # a chain hiccup must not end the node
             log.warning("agent poll failed: %s: %s", type(exc).__name__, exc)
         stop.wait(interval)
@@ -172,7 +177,8 @@ def serve_network_data_node(config: DataNodeConfig, agent_cfg: AgentConfig, *,
             timeout_graceful_shutdown=int(config.shutdown_timeout_s), lifespan="off",
             server_header=False))
         poller = threading.Thread(target=_poll_loop, name="metis-agent", daemon=True,
-                                  args=(agent, lock, stop, agent_cfg.poll_interval_s))
+                                  args=(agent, lock, stop, agent_cfg.poll_interval_s,
+                                        trust, endpoint))
         poller.start()
         if announce is not None:
             announce(url, node)

@@ -14,19 +14,25 @@ A receiver may dial a node before that node has the spec (or even its session), 
 lookup that misses both the chain and the overlay waits up to ``receiver_wait`` seconds for
 a pin to arrive (at most ``max_waiters`` lookups at once; the rest are refused at once): the
 handshake or dial thread of the network layer waits, the session does not fail.
+
+:meth:`ChainTrust.revalidate` has an endpoint drop connections to peers that lost their
+pin on chain (deregistered, or re-registered with another certificate); node processes
+call it every ``ttl`` seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from eth_utils.address import to_checksum_address
 
 from metisnet.chain.registry import NodeInfo, NodeRegistry
 from metisnet.errors import ChainError, ConfigError
+from metisnet.net.endpoint import Endpoint
 from metisnet.net.trust import parse_address
 from metisnet.node.taskspec import TaskSpec
 from metisnet.types import NodeId
@@ -54,6 +60,7 @@ class ChainTrust:
         self._cond = threading.Condition()
         self._cache: dict[str, tuple[float, _Entry | None]] = {}
         self._overlay: dict[str, _Entry] = {}
+        self._local = threading.local()
 
     # -- chain --------------------------------------------------------------------------
     def _registered(self, node_id: str) -> _Entry | None:
@@ -97,7 +104,8 @@ class ChainTrust:
         until = self._clock() + self.receiver_wait
         with self._cond:
             got = self._overlay.get(key)
-            if got is not None or self._waiters >= self.max_waiters:
+            if (got is not None or self._waiters >= self.max_waiters
+                    or getattr(self._local, "no_wait", False)):
                 return got
             self._waiters += 1
             try:
@@ -110,6 +118,23 @@ class ChainTrust:
             finally:
                 self._waiters -= 1
             return got
+
+    @contextlib.contextmanager
+    def _no_wait(self) -> Iterator[None]:
+        self._local.no_wait = True
+        try:
+            yield
+        finally:
+            self._local.no_wait = False
+
+    def revalidate(self, endpoint: Endpoint) -> list[NodeId]:
+        """Have ``endpoint`` drop peers no longer pinned to the certificate they showed."""
+        with self._no_wait():
+            dropped = endpoint.revalidate()
+        for peer in dropped:
+            log.warning("dropped %s: no longer pinned on chain to the certificate it showed",
+                        peer)
+        return dropped
 
     # -- TrustStore / PeerDirectory ---------------------------------------------------------
     def pinned_hash(self, node_id: NodeId) -> bytes | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,9 +144,13 @@ def run_compute_node(cfg: ComputeNodeConfig, *, stop: threading.Event | None = N
         if announce is not None:
             announce(str(ident.node_id), endpoint.address)
         log.info("compute node %s (%s) on %s:%d", cfg.name, ident.node_id, *endpoint.address)
+        checked = time.monotonic()
         while not stop.is_set():
             try:
                 agent.poll()
+                if time.monotonic() - checked > trust.ttl:
+                    checked = time.monotonic()
+                    trust.revalidate(endpoint)
             except Exception as exc:  # a chain hiccup must not end the node
                 log.warning("poll failed: %s: %s", type(exc).__name__, exc)
             stop.wait(cfg.poll_interval_s)
