@@ -258,7 +258,7 @@ def devnet_up(root: Path = DEFAULT_DIR, *, rows: int = 10_000, data_nodes: int =
         devnet_down(root)  # a partial devnet: clear it and start afresh
     if root.is_dir() and any(root.iterdir()) and not (root / "password").is_file():
         raise DevnetError(f"{root} is not empty and holds no devnet; pick a new directory")
-    for sub in ("keys", "nodes", "logs"):  # a previous devnet's, whose chain is gone
+    for sub in ("keys", "nodes", "logs", "requesters"):  # a previous devnet's, whose chain is gone
         d = root / sub
         if d.exists():
             shutil.rmtree(d)
@@ -409,12 +409,28 @@ def devnet_status(root: Path = DEFAULT_DIR) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------- requester
+def _requester_tls(root: Path, key: NodeKey) -> TlsIdentity:
+    """A requester's TLS identity, kept in the devnet directory so that its pin is stable:
+    nodes keep the latest pin of each receiver, and a new certificate for the same account
+    would be refused by a node that has not seen the new spec yet."""
+    path = root / "requesters" / f"{key.node_id}.tls"
+    password = (root / "password").read_text(encoding="utf-8").strip()
+    if path.exists():
+        tls = TlsIdentity.load(path, password)
+        if tls.node_id == key.node_id:
+            return tls
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tls = TlsIdentity.create(key)
+    tls.save(path, password)
+    return tls
+
+
 class DevnetRequester:
     """A requester on a running devnet, with its own TLS endpoint (close it when done).
 
     ``account_index`` picks one of anvil's funded accounts (0 is the devnet's deployer and
-    faucet); the receiver's TLS certificate is fresh for each instance and travels in the
-    spec's ``receiver_tls``.
+    faucet); the receiver's TLS certificate is kept per account in the devnet directory and
+    travels in the spec's ``receiver_tls``.
     """
 
     def __init__(self, state: DevnetState, *, account_index: int = 1,
@@ -427,7 +443,7 @@ class DevnetRequester:
         self.contracts = Contracts.attach(self.chain, load_deployment(Path(state.deployment)),
                                           self.account)
         key = NodeKey(bytes(self.account.key))
-        self.identity = NodeIdentity(key, TlsIdentity.create(key))
+        self.identity = NodeIdentity(key, _requester_tls(Path(state.root), key))
         self._signing = SigningKey(bytes(self.account.key))
         self.trust = ChainTrust(self.contracts.registry)
         self.endpoint = Endpoint(self.identity, self.trust,
