@@ -21,7 +21,10 @@ chain): fewer than ``k`` rows is refused with :class:`~metisnet.errors.PolicyVio
 before anything is computed. Per-bin and per-group counts are secret: the committee compares
 them with ``k`` **obliviously** (:func:`suppress_small`) and releases ``count * [count >= k]``
 (and the same mask times every per-group value), so a suppressed group and an empty one look
-alike and nothing about a small group is released.
+alike and nothing about a small group is released by that output itself. Not done:
+complementary suppression - when ``n`` is public and a single group of a partition is
+suppressed, its count is ``n`` minus the others; a caller releasing a full partition should
+also ask for a second group to be withheld (or add noise) where that matters.
 """
 
 from __future__ import annotations
