@@ -113,3 +113,21 @@ def test_small_intersections_obey_k(threads: Any) -> None:
     assert threads.run(prog_join_k, inputs, 5) == [5, 5, 5]
     with pytest.raises(PolicyViolation):
         threads.run(prog_join_k, inputs, 6)
+
+
+def test_matching_fast_and_fallback_paths_agree() -> None:
+    gen = np.random.default_rng(5)
+    pool = gen.integers(0, 2**63, size=(5000, 2), dtype=np.int64).view(np.uint64)
+    ta, tb, tc = pool[:3000], pool[2000:], pool[np.r_[0:100, 2500:2600, 4000:4100]]
+    want = {tuple(r) for r in ta} & {tuple(r) for r in tb} & {tuple(r) for r in tc}
+    pos = psi._match([ta, tb, tc])
+    assert len(pos[0]) == len(want) == 100
+    for p, t in zip(pos, (ta, tb, tc), strict=True):
+        assert {tuple(r) for r in t[p]} == want
+    np.testing.assert_array_equal(ta[pos[0]], tc[pos[2]])
+    # equal high words with different low words: the exact (slow) path
+    tb2 = tb.copy()
+    tb2[-1, 0] = tb2[-2, 0]
+    i, j = psi._match_two(ta, tb2)
+    np.testing.assert_array_equal(ta[i], tb2[j])
+    assert len(i) == 1000

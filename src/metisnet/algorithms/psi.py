@@ -183,17 +183,19 @@ def _unique_hi(t: U64) -> bool:
 def _match_two(ta: U64, tb: U64) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Positions of equal 128-bit tags in two tables, ordered by tag.
 
-    Fast path: one stable argsort of the high words of both tables; equal neighbours are
+    Fast path: one argsort of the high words of both tables; equal neighbours are
     candidate pairs, confirmed on the low words. Needs unique high words within each table
     (fails with probability about n^2 2^-65); otherwise a slower exact path on all 128 bits.
     """
     if _unique_hi(ta) and _unique_hi(tb):
         na = ta.shape[0]
         allh = np.concatenate([ta[:, 0], tb[:, 0]])
-        order = np.argsort(allh, kind="stable")
+        order = np.argsort(allh)
         srt = allh[order]
         eq = np.nonzero(srt[1:] == srt[:-1])[0]
-        i, j = order[eq], order[eq + 1] - na
+        # an equal pair is one row of each table (high words are unique within a table)
+        first, second = order[eq], order[eq + 1]
+        i, j = np.minimum(first, second), np.maximum(first, second) - na
         keep = ta[i, 1] == tb[j, 1]
         return i[keep].astype(np.int64), j[keep].astype(np.int64)
     ka = np.ascontiguousarray(ta).view(np.dtype((np.void, 16))).reshape(-1)
