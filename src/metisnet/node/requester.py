@@ -160,7 +160,7 @@ class Requester:
             t1 = time.perf_counter()
             self._tick()  # let the nodes see the task running
             self.progress(task_id, "computing")
-            values = self._receive(task_id, info, spec, integer)
+            values = self._receive(task_id, info, spec, integer, result.timings)
             result.timings["sharing+computing"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             commitment = keccak(np.ascontiguousarray(values).tobytes() + spec.hash)
@@ -180,7 +180,7 @@ class Requester:
         return self._finish(task_id, result, t0)
 
     def _receive(self, task_id: int, info: TaskInfo, spec: TaskSpec,
-                 integer: bool) -> NDArray[np.float64]:
+                 integer: bool, timings: dict[str, float]) -> NDArray[np.float64]:
         """The task's output from its session (mpc: output shares; he: verified result)."""
         def owner_of(d: bytes) -> str:
             return str(self.contracts.datasets.owner_of(DatasetId(d)))
@@ -195,7 +195,8 @@ class Requester:
         layout = layout_for(info, owner_of)
         channel = self.sessions(session_id(task_id, info.round), layout.members)
         try:
-            return collect_output(channel, layout, frac_bits=16, integer=integer)
+            return collect_output(channel, layout, frac_bits=16, integer=integer,
+                                  timings=timings)
         finally:
             channel.close()
 

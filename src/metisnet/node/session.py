@@ -19,14 +19,16 @@ in one process):
    then reconstructs.
 
 Message tags: ``in:<k>:a``, ``in:<k>:b``, ``in:<k>:n`` (input ``k`` of a data node),
-``out:a``, ``out:b``. Session ids are derived from the task id and the draw round, so a
-redraw never mixes with an earlier committee's messages.
+``out:a``, ``out:b``, ``out:t`` (the member's own timings). Session ids are derived from
+the task id and the draw round, so a redraw never mixes with an earlier committee's
+messages.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -166,6 +168,7 @@ def run_committee(channel: Channel, layout: SessionLayout, program: Program, *,
                   label: str = "task") -> ChannelStats:
     """As committee member ``channel.party``: take inputs, compute, release to receivers."""
     fxp = fxp or FixedPoint()
+    t_start = time.perf_counter()
     ctx = MpcContext.setup(SubChannel(channel), fxp=fxp, rng=rng, session=label,
                            security=security, signer=signer)
     columns: list[SharedArray] = []
@@ -189,21 +192,38 @@ def run_committee(channel: Channel, layout: SessionLayout, program: Program, *,
             columns.append(col)
             counts.append(cnt)
     rows = int(sum(c.shape[0] for c in columns))
+    t_inputs = time.perf_counter()
     out = program.secure(ctx, columns, counts, rows)
     verify(ctx)  # nothing leaves the committee before every check has passed
+    t_done = time.perf_counter()
+    times = np.array([t_inputs - t_start, t_done - t_inputs], dtype=np.float64)
     for r in layout.receivers:
         peer = layout.index(r)
         channel.send(peer, "out:a", out.a)
         channel.send(peer, "out:b", out.b)
+        channel.send(peer, "out:t", times)
     return ctx.stats.snapshot()
 
 
 def collect_output(channel: Channel, layout: SessionLayout, *, frac_bits: int,
-                   integer: bool = False) -> NDArray[np.float64]:
-    """As a receiver: gather the three output pairs, check their copies agree, open."""
+                   integer: bool = False,
+                   timings: dict[str, float] | None = None) -> NDArray[np.float64]:
+    """As a receiver: gather the three output pairs, check their copies agree, open.
+
+    With ``timings``, also records the committee's own report of how long it waited for
+    the data nodes' shares (``sharing``) and computed and checked (``computing``): the
+    slowest member's figures. They are informational and never affect the result.
+    """
     pairs = []
+    reports = []
     for i in range(COMMITTEE):
         pairs.append((_recv_u64(channel, i, "out:a"), _recv_u64(channel, i, "out:b")))
+        t = channel.recv(i, "out:t")
+        if t.dtype == np.float64 and t.shape == (2,) and bool(np.all(np.isfinite(t))):
+            reports.append(np.clip(t, 0.0, 1e6))
+    if timings is not None and reports:
+        worst = np.max(np.stack(reports), axis=0)
+        timings["sharing"], timings["computing"] = float(worst[0]), float(worst[1])
     shapes = {p[0].shape for p in pairs} | {p[1].shape for p in pairs}
     if len(shapes) != 1:
         raise CheatingDetected("committee members sent output shares of different shapes",
