@@ -10,14 +10,17 @@ rejected before any share leaves a node, the fee refunded) and the data nodes' a
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from metisnet.chain.tasks import TaskState
+from metisnet.cli import main
 from metisnet.errors import ChainError
 from metisnet.node.devnet import (
     DevnetRequester,
@@ -37,17 +40,18 @@ ROWS = 2000
 FEE = 10**16
 
 
-def _anvil_or_skip() -> None:
+def _require_anvil() -> None:
+    """The devnet needs anvil (``make test`` installs it); its absence is a failure."""
     from metisnet.chain.anvil import find_anvil
 
     try:
         find_anvil()
     except ChainError as exc:
-        pytest.skip(str(exc))
+        pytest.fail(f"{exc} (run scripts/install-anvil.sh)")
 
 
 def test_joint_mean_over_the_devnet(tmp_path: Path) -> None:
-    _anvil_or_skip()
+    _require_anvil()
     root = tmp_path / "devnet"
     state, started = devnet_up(root, rows=ROWS)
     try:
@@ -180,7 +184,7 @@ def _restrict_policy(root: Path, node: NodeProc, state: DevnetState) -> None:
 
 
 def test_a_no_show_is_redrawn_and_slashed(tmp_path: Path) -> None:
-    _anvil_or_skip()
+    _require_anvil()
     root = tmp_path / "devnet"
     state, _ = devnet_up(root, rows=500, no_shows=1)
     no_show = state.by_role("compute")[0].address
@@ -207,5 +211,12 @@ def test_a_no_show_is_redrawn_and_slashed(tmp_path: Path) -> None:
             assert int(registry.stake_of(no_show)) == stake0 - penalty
             # the penalty goes to the requester (beside the fee's rounding remainder)
             assert int(tm.credits(dr.address)) - credit0 >= penalty
+        # the same network through the CLI: `metis task submit`
+        out = CliRunner().invoke(main, ["task", "submit", "--data-dir", str(root),
+                                        "--program", "count", "--account", "6", "--json"])
+        assert out.exit_code == 0, out.output
+        doc = json.loads(out.stdout)
+        assert doc["verdict"] == "verified" and doc["state"] == "settled"
+        assert doc["values"] == [float(union.size)]
     finally:
         devnet_down(root)

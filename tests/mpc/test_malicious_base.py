@@ -3,7 +3,7 @@
 Same programs and properties as ``test_arith.py`` and ``test_compare.py`` (subclassed, one
 base suite per protocol), with the context in its default ``"malicious"`` mode on the
 in-memory channel: every product is checked before each reveal, and the results must be
-unchanged. The communication tests are the semi-honest protocol's and are skipped here
+unchanged. The communication tests are the semi-honest protocol's and are left out here
 (malicious costs: ``test_malicious.py``).
 """
 
