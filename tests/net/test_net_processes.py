@@ -77,11 +77,13 @@ def test_a_killed_peer_fails_the_session_well_within_its_timeout(two_processes) 
     proc.kill()
     proc.wait(timeout=10)
     t0 = time.monotonic()
-    chan.send(1, "in1", np.zeros(3))  # may still succeed: the kernel takes it
     with pytest.raises(NetworkError) as info:
+        # the send may still succeed (the kernel takes it) or fail at once if the session
+        # already saw the connection close; either way the receive cannot wait it out
+        chan.send(1, "in1", np.zeros(3))
         chan.recv(1, "out1", timeout=20)
     assert not isinstance(info.value, PeerTimeout)
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 15  # well within the 20 s timeout, even on a busy machine
 
 
 def test_a_frozen_peer_times_out_within_the_timeout(two_processes) -> None:
