@@ -111,7 +111,7 @@ def test_waiting_lookups_are_bounded() -> None:
     trust = ChainTrust(FakeRegistry(), receiver_wait=5.0, max_waiters=0)  # type: ignore[arg-type]
     t0 = time.monotonic()
     assert trust.pinned_hash(NodeId(RECV)) is None
-    assert time.monotonic() - t0 < 1
+    assert time.monotonic() - t0 < 3  # not the 5 s wait
 
 
 def test_revalidate_drops_unpinned_peers_without_waiting() -> None:
@@ -126,7 +126,7 @@ def test_revalidate_drops_unpinned_peers_without_waiting() -> None:
 
     t0 = time.monotonic()
     assert trust.revalidate(FakeEndpoint()) == [NodeId(RECV)]  # type: ignore[arg-type]
-    assert time.monotonic() - t0 < 1
+    assert time.monotonic() - t0 < 3  # not the 5 s wait
     reg.add(NODE, b"\x08" * 32, "127.0.0.1:7001")  # re-registered with another cert
     trust.pin_receivers(_spec())
     assert trust.revalidate(FakeEndpoint()) == [NODE]  # type: ignore[arg-type]
