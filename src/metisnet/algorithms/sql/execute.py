@@ -1,0 +1,609 @@
+"""Execute a checked SQL plan: data nodes deal, the 3-member committee computes, the
+receiver post-processes the released per-group results.
+
+Committee program (every member runs :func:`committee` on its shares; SPMD):
+
+1. Each data node's columns arrive as replicated shares (fixed point, f = 16); the rows of
+   the nodes are stacked (the union of the table).
+2. Row expressions (``+ -`` local; ``*`` by a secret one product, by a constant local or
+   one truncation; ``/`` by a constant).
+3. One batch of comparisons for every WHERE atom and one batch of equalities for every WHERE
+   equality, the one-hot of the GROUP BY key against its public domain, and the indicator
+   columns of ``COUNT(DISTINCT)``; the masks are combined (AND a product, OR ``a+b-ab``,
+   NOT ``1-a``) and folded into the one-hot ``H`` (n x groups).
+4. Per-group counts (local column sums of ``H``), sums ``H^T X`` (one product), MIN/MAX by a
+   tournament over ``H*(x - B) + B`` (B a large public bound), COUNT(DISTINCT) as the number
+   of domain values whose per-group count is positive.
+5. The k policy: every group's count is compared with ``k`` obliviously and a small group's
+   results are zeroed (:func:`~metisnet.algorithms.common.suppress_small`); then the results
+   are opened to the receiver (member 0 here) only.
+
+Fixed-point error (u = 2^-16): each input is rounded to u/2; sums are exact in the ring over
+the rounded inputs (error below n u/2); a product of two secrets or by a non-integral constant
+adds under 1 ulp per row; MIN/MAX are exact on the rounded inputs; COUNT and COUNT(DISTINCT)
+are exact. Comparisons see the rounded values: two values closer than u may compare equal.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from metisnet import mpc
+from metisnet.algorithms.common import deal, output, receive, suppress_small
+from metisnet.algorithms.sql.plan import Agg, Plan, Schema, plan_query
+from metisnet.crypto.prg import Csprng
+from metisnet.errors import ValidationError
+from metisnet.mpc import MpcContext, SharedArray
+from metisnet.net.channel import InMemoryNetwork
+
+__all__ = ["FRAC_BITS", "committee", "deal_tables", "finish", "run_sql", "schemas_of"]
+
+FRAC_BITS = 16
+#: values must satisfy |x| < 2^VALUE_BITS (the MIN/MAX bound B sits above it)
+VALUE_BITS = 30
+_BIG = float(2**VALUE_BITS)
+F64 = NDArray[np.float64]
+Part = Any  # a pandas DataFrame or a mapping of column name -> 1-D array
+
+
+# -- data nodes ------------------------------------------------------------------------------
+def _columns(part: Part) -> dict[str, NDArray[Any]]:
+    if hasattr(part, "columns") and hasattr(part, "__getitem__") and not isinstance(part, Mapping):
+        return {str(c): np.asarray(part[c]) for c in part.columns}
+    if isinstance(part, Mapping):
+        return {str(c): np.asarray(v) for c, v in part.items()}
+    raise ValidationError("a data node's table must be a pandas DataFrame or a dict of columns")
+
+
+def _declared_domain(part: Part, col: str) -> tuple[Any, ...] | None:
+    if hasattr(part, "dtypes") and col in getattr(part, "columns", ()):
+        dtype = part[col].dtype
+        if str(dtype) == "category":
+            return tuple(dtype.categories.tolist())
+    return None
+
+
+def schemas_of(tables: Mapping[str, Sequence[Part]],
+               domains: Mapping[str, Sequence[Any]] | None = None) -> tuple[dict[str, dict[str, tuple[Any, ...] | None]], dict[str, int]]:
+    """Public metadata of the data nodes' tables: column domains and row counts.
+
+    A column's domain is declared by ``domains`` (``"table.column"`` or ``"column"``) or by a
+    pandas categorical dtype; numeric columns may have none. Row counts are public (they are
+    registered on chain with a dataset).
+    """
+    schemas: dict[str, dict[str, tuple[Any, ...] | None]] = {}
+    rows: dict[str, int] = {}
+    doms = dict(domains or {})
+    for name, parts in tables.items():
+        if len(parts) < 1:
+            raise ValidationError(f"table `{name}` has no data node parts")
+        cols0 = _columns(parts[0])
+        cols: dict[str, tuple[Any, ...] | None] = {}
+        for c in cols0:
+            d = doms.get(f"{name}.{c}", doms.get(c))
+            cols[c] = tuple(d) if d is not None else _declared_domain(parts[0], c)
+        total = 0
+        for p in parts:
+            cp = _columns(p)
+            if set(cp) != set(cols0):
+                raise ValidationError(f"the data nodes of table `{name}` have different columns")
+            lens = {len(v) for v in cp.values()}
+            if len(lens) > 1:
+                raise ValidationError(f"a part of table `{name}` has columns of unequal length")
+            total += lens.pop() if lens else 0
+        schemas[name] = cols
+        rows[name] = total
+    return schemas, rows
+
+
+def _encode(values: NDArray[Any], domain: tuple[Any, ...] | None, col: str) -> F64:
+    """What a data node deals for a column: numbers, or a category's index in the domain."""
+    if domain is not None and any(isinstance(v, str) for v in domain):
+        index = {v: i for i, v in enumerate(domain)}
+        try:
+            return np.array([index[v] for v in values.tolist()], dtype=np.float64)
+        except KeyError as exc:
+            raise ValidationError(f"a value of column `{col}` is outside its declared domain") from exc
+    if values.dtype.kind not in "iufb":
+        raise ValidationError(f"column `{col}` is not numeric; declare its domain of values")
+    out = values.astype(np.float64)
+    if not np.all(np.isfinite(out)):
+        raise ValidationError(f"column `{col}` holds NULL/NaN values, which are not supported")
+    if np.any(np.abs(out) >= 2.0**VALUE_BITS):
+        raise ValidationError(f"column `{col}` has values beyond +-2^{VALUE_BITS}")
+    if domain is not None and not np.all(np.isin(out, np.asarray(domain, dtype=np.float64))):
+        raise ValidationError(f"a value of column `{col}` is outside its declared domain")
+    return out
+
+
+def deal_tables(plan: Plan, parts: Sequence[Part]) -> dict[str, list[list[tuple[Any, Any]]]]:
+    """Each data node deals the plan's columns of its part: column -> node -> 3 pairs."""
+    dealt: dict[str, list[list[tuple[Any, Any]]]] = {}
+    encoded = [_columns(p) for p in parts]
+    for col in plan.columns:
+        dom = plan.domains.get(col)
+        vals = [_encode(cols[col], dom, col) for cols in encoded]
+        dealt[col] = [deal(v, Csprng(), frac_bits=FRAC_BITS) for v in vals]
+    return dealt
+
+
+# -- committee -------------------------------------------------------------------------------
+Val = SharedArray | float
+Mask = SharedArray | int
+
+
+class _Program:
+    def __init__(self, ctx: MpcContext, plan: Plan, cols: dict[str, SharedArray], n: int) -> None:
+        self.ctx, self.plan, self.cols, self.n = ctx, plan, cols, n
+        self.lt: list[SharedArray] = []
+        self.eq: list[SharedArray] = []
+
+    # values
+    def value(self, node: Any) -> Val:
+        from sqlglot import exp
+        ctx = self.ctx
+        if isinstance(node, exp.Paren):
+            return self.value(node.this)
+        if isinstance(node, exp.Column):
+            return self.cols[str(node.name)]
+        if isinstance(node, exp.Literal):
+            return float(str(node.this))
+        if isinstance(node, exp.Neg):
+            v = self.value(node.this)
+            return -v
+        a, b = self.value(node.this), self.value(node.expression)
+        if isinstance(node, exp.Add):
+            return a + b
+        if isinstance(node, exp.Sub):
+            return a - b
+        if isinstance(node, exp.Mul):
+            if isinstance(a, SharedArray) and isinstance(b, SharedArray):
+                return mpc.mul(ctx, a, b)
+            if isinstance(a, SharedArray) or isinstance(b, SharedArray):
+                x, c = (a, b) if isinstance(a, SharedArray) else (b, a)
+                if isinstance(x, SharedArray) and isinstance(c, float):
+                    return x * int(c) if c.is_integer() else mpc.mul_public(ctx, x, c)
+            return float(a) * float(b)  # type: ignore[arg-type]
+        if isinstance(node, exp.Div):
+            if isinstance(b, SharedArray):
+                raise ValidationError("division by a secret value is not supported")
+            if b == 0:
+                raise ValidationError("division by zero in a row expression")
+            if isinstance(a, SharedArray):
+                inv = 1.0 / b
+                return a * int(inv) if inv.is_integer() else mpc.mul_public(ctx, a, inv)
+            return a / b
+        raise ValidationError(f"unsupported expression {type(node).__name__}")
+
+    def row_values(self, node: Any) -> SharedArray:
+        v = self.value(node)
+        if isinstance(v, SharedArray):
+            return v
+        return mpc.public(self.ctx, np.full(self.n, v), frac_bits=FRAC_BITS)
+
+    # masks: pass 1 queues comparisons, pass 2 combines their results
+    def _queue(self, kind: str, diff: Val) -> Any:
+        if not isinstance(diff, SharedArray):
+            return ("const", int(diff < 0) if kind == "lt" else int(diff == 0))
+        lst = self.lt if kind == "lt" else self.eq
+        lst.append(diff)
+        return (kind, len(lst) - 1)
+
+    def _category(self, col: Any, lit: Any) -> Val:
+        dom = self.plan.domains[str(col.name)]
+        text = str(lit.this)
+        if text not in dom:
+            return 1.0  # never equal: a non-zero constant difference
+        return self.cols[str(col.name)] - float(dom.index(text))
+
+    def _cmp_diff(self, a: Any, b: Any) -> Val:
+        from sqlglot import exp
+        for col, lit in ((a, b), (b, a)):
+            if isinstance(col, exp.Column) and isinstance(lit, exp.Literal) and lit.is_string:
+                return self._category(col, lit)
+        return self.value(a) - self.value(b)
+
+    def queue_mask(self, node: Any) -> Any:
+        """A tree of ('and'|'or'|'not'|'sum', ...) over queued atoms."""
+        from sqlglot import exp
+        if isinstance(node, exp.Paren):
+            return self.queue_mask(node.this)
+        if isinstance(node, exp.And):
+            return ("and", self.queue_mask(node.this), self.queue_mask(node.expression))
+        if isinstance(node, exp.Or):
+            return ("or", self.queue_mask(node.this), self.queue_mask(node.expression))
+        if isinstance(node, exp.Not):
+            return ("not", self.queue_mask(node.this))
+        if isinstance(node, exp.EQ):
+            return self._queue("eq", self._cmp_diff(node.this, node.expression))
+        if isinstance(node, exp.NEQ):
+            return ("not", self._queue("eq", self._cmp_diff(node.this, node.expression)))
+        x = node.this
+        if isinstance(node, exp.LT):
+            return self._queue("lt", self.value(x) - self.value(node.expression))
+        if isinstance(node, exp.GT):
+            return self._queue("lt", self.value(node.expression) - self.value(x))
+        if isinstance(node, exp.LTE):
+            return ("not", self._queue("lt", self.value(node.expression) - self.value(x)))
+        if isinstance(node, exp.GTE):
+            return ("not", self._queue("lt", self.value(x) - self.value(node.expression)))
+        if isinstance(node, exp.Between):
+            v = self.value(x)
+            lo = ("not", self._queue("lt", v - self.value(node.args["low"])))
+            hi = ("not", self._queue("lt", self.value(node.args["high"]) - v))
+            return ("and", lo, hi)
+        if isinstance(node, exp.In):
+            seen: list[Any] = []
+            for e in node.expressions:
+                key = e.sql()
+                if key not in [s.sql() for s in seen]:
+                    seen.append(e)
+            return ("sum", *[self._queue("eq", self._cmp_diff(x, e)) for e in seen])
+        raise ValidationError(f"unsupported condition {type(node).__name__}")
+
+    def run_batches(self) -> tuple[list[SharedArray], list[SharedArray]]:
+        def batch(diffs: list[SharedArray], fn: Any) -> list[SharedArray]:
+            if not diffs:
+                return []
+            flat = mpc.concat([d.reshape(-1) for d in diffs])
+            res = fn(self.ctx, flat, 0)
+            out, pos = [], 0
+            for d in diffs:
+                out.append(res[pos:pos + d.size].reshape(d.shape))
+                pos += d.size
+            return out
+        return batch(self.lt, mpc.less_than), batch(self.eq, mpc.equal)
+
+    def combine(self, tree: Any, lt: list[SharedArray], eq: list[SharedArray]) -> Mask:
+        op = tree[0]
+        if op == "const":
+            return int(tree[1])
+        if op == "lt":
+            return lt[tree[1]]
+        if op == "eq":
+            return eq[tree[1]]
+        if op == "not":
+            a = self.combine(tree[1], lt, eq)
+            return 1 - a
+        if op == "sum":
+            parts = [self.combine(t, lt, eq) for t in tree[1:]]
+            total: Mask = 0
+            for p in parts:
+                total = p + total if isinstance(p, SharedArray) else total + p
+            return total
+        a, b = self.combine(tree[1], lt, eq), self.combine(tree[2], lt, eq)
+        if op == "and":
+            if isinstance(a, int) or isinstance(b, int):
+                c, other = (a, b) if isinstance(a, int) else (b, a)
+                return other if c else 0
+            return mpc.mul_raw(self.ctx, a, b)
+        if isinstance(a, int) or isinstance(b, int):  # or
+            c, other = (a, b) if isinstance(a, int) else (b, a)
+            return 1 if c else other
+        return a + b - mpc.mul_raw(self.ctx, a, b)
+
+
+def _tournament_min(ctx: MpcContext, t: SharedArray) -> SharedArray:
+    """Column minima of a (n, m) table: ceil(log2 n) layers of comparisons (10 rounds each)."""
+    vals = t
+    while vals.shape[0] > 1:
+        m = vals.shape[0]
+        half = m // 2
+        a, b = vals[0:2 * half:2], vals[1:2 * half:2]
+        win = mpc.select(ctx, mpc.less_than(ctx, a, b), a, b)
+        vals = mpc.concat([win, vals[m - 1:]]) if m % 2 else win
+    return vals[0]
+
+
+def _tile_cols(x: SharedArray, reps: int) -> SharedArray:
+    return x.like(np.tile(x.a, (1, reps)), np.tile(x.b, (1, reps)))
+
+
+def _bcast(x: SharedArray, shape: tuple[int, int]) -> SharedArray:
+    """A (n,) column repeated into (n, g)."""
+    return x.like(np.ascontiguousarray(np.broadcast_to(x.a[:, None], shape)),
+                  np.ascontiguousarray(np.broadcast_to(x.b[:, None], shape)))
+
+
+def _ints(x: SharedArray) -> SharedArray:
+    return x.like(x.a, x.b, frac_bits=0)
+
+
+def committee(ctx: MpcContext, plan: Plan, dealt: Mapping[str, Sequence[Sequence[Any]]], *,
+              k: int = 1, to: int = 0) -> dict[str, F64] | None:
+    """One member's part of the query; the receiver ``to`` gets the released arrays."""
+    cols = {c: mpc.concat([receive(ctx, node[ctx.party], frac_bits=FRAC_BITS) for node in parts])
+            for c, parts in dealt.items()}
+    n = plan.rows
+    prog = _Program(ctx, plan, cols, n)
+    g = plan.groups
+    tree = prog.queue_mask(plan.where) if plan.where is not None else ("const", 1)
+    group_slot = None
+    if plan.group_by:
+        key = cols[plan.group_by]
+        dom = plan.domains[plan.group_by]
+        codes = np.arange(g, dtype=np.float64) if any(isinstance(v, str) for v in dom) \
+            else np.asarray(dom, dtype=np.float64)
+        diff = _bcast(key, (n, g)) - np.broadcast_to(codes, (n, g))
+        prog.eq.append(diff)
+        group_slot = len(prog.eq) - 1
+    distinct_slots: list[int] = []
+    for agg in plan.aggs:
+        if agg.func == "count_distinct":
+            col = str(agg.arg.name)
+            dom = plan.domains[col]
+            codes = np.arange(len(dom), dtype=np.float64) if any(isinstance(v, str) for v in dom) \
+                else np.asarray(dom, dtype=np.float64)
+            prog.eq.append(_bcast(cols[col], (n, len(dom))) - np.broadcast_to(codes, (n, len(dom))))
+            distinct_slots.append(len(prog.eq) - 1)
+    lt, eq = prog.run_batches()
+    mask = prog.combine(tree, lt, eq)
+
+    # H: (n, g) shared 0/1 with the WHERE mask folded in
+    if group_slot is not None:
+        onehot = eq[group_slot]
+        if isinstance(mask, SharedArray):
+            h = mpc.mul_raw(ctx, onehot, _bcast(mask, (n, g)))
+        else:
+            h = onehot if mask else onehot * 0
+    elif isinstance(mask, SharedArray):
+        h = mask.reshape(n, 1)
+    else:
+        h = mpc.public(ctx, np.full((n, 1), int(mask), dtype=np.int64), frac_bits=0)
+    h = _ints(h)
+    counts = mpc.arith.sum(h, axis=0)
+
+    # sums of row expressions (and of squares for VARIANCE / STDDEV)
+    sum_cols: list[SharedArray] = []
+    for agg in plan.aggs:
+        if agg.func in ("sum", "avg", "var_samp", "var_pop", "std_samp", "std_pop"):
+            v = prog.row_values(agg.arg)
+            sum_cols.append(v)
+            if agg.func not in ("sum", "avg"):
+                sum_cols.append(mpc.mul(ctx, v, v))
+    values: list[SharedArray] = []
+    if sum_cols:
+        x = mpc.stack(sum_cols, axis=1)
+        s = mpc.matmul(ctx, h.T, x, truncate=False)
+        values.append(s.like(s.a, s.b, frac_bits=FRAC_BITS))
+    # MIN / MAX: min over rows of H*(v - B) + B (max as -min(-v))
+    ext = [a for a in plan.aggs if a.func in ("min", "max")]
+    if ext:
+        vs = []
+        for a in ext:
+            v = prog.row_values(a.arg)
+            v = -v if a.func == "max" else v
+            vs.append(_bcast(v - _BIG, (n, g)))
+        table = mpc.mul_raw(ctx, _tile_cols(h, len(ext)), mpc.concat(vs, axis=1))
+        table = table.like(table.a, table.b, frac_bits=FRAC_BITS) + _BIG
+        mins = _tournament_min(ctx, table)  # (len(ext) * g,) ordered [agg][group]
+        values.append(mins.reshape(len(ext), g).T)
+    if distinct_slots:
+        present = []
+        for slot in distinct_slots:
+            c = mpc.matmul(ctx, h.T, _ints(eq[slot]), truncate=False)
+            present.append(_ints(c))
+        flat = mpc.concat([p.reshape(-1) for p in present])
+        pos_flags = mpc.greater_than(ctx, flat, 0)
+        outs, pos = [], 0
+        for p in present:
+            part = pos_flags[pos:pos + p.size].reshape(p.shape)
+            pos += p.size
+            outs.append(mpc.arith.sum(part, axis=1).reshape(g, 1))
+        values.append(_ints(mpc.concat(outs, axis=1)))
+    counts, values = suppress_small(ctx, _ints(counts), k, values)
+    ints = [counts.reshape(g, 1)] + [v for v in values if v.frac_bits == 0]
+    fx = [v for v in values if v.frac_bits != 0]
+    got_i = output(ctx, mpc.concat(ints, axis=1), to)
+    got_f = output(ctx, mpc.concat(fx, axis=1), to) if fx else None
+    if got_i is None:
+        return None
+    res: dict[str, F64] = {"counts": got_i[:, 0]}
+    if distinct_slots:
+        res["distinct"] = got_i[:, 1:]
+    col = 0
+    if sum_cols and got_f is not None:
+        res["sums"] = got_f[:, :len(sum_cols)]
+        col = len(sum_cols)
+    if ext and got_f is not None:
+        res["ext"] = got_f[:, col:col + len(ext)]
+    return res
+
+
+# -- receiver --------------------------------------------------------------------------------
+def _agg_values(plan: Plan, res: Mapping[str, F64], gi: int) -> dict[str, Any]:
+    c = int(round(float(res["counts"][gi])))
+    out: dict[str, Any] = {}
+    si = ei = di = 0
+    for a in plan.aggs:
+        if a.func == "count":
+            out[a.key] = c
+        elif a.func == "count_distinct":
+            out[a.key] = int(round(float(res["distinct"][gi, di])))
+            di += 1
+        elif a.func in ("sum", "avg"):
+            s = float(res["sums"][gi, si])
+            si += 1
+            out[a.key] = None if c == 0 else (s if a.func == "sum" else s / c)
+        elif a.func in ("var_samp", "var_pop", "std_samp", "std_pop"):
+            s, ss = float(res["sums"][gi, si]), float(res["sums"][gi, si + 1])
+            si += 2
+            dof = c - 1 if a.func.endswith("samp") else c
+            if dof <= 0 or c == 0:
+                out[a.key] = None
+            else:
+                var = max((ss - s * s / c) / dof, 0.0)
+                out[a.key] = var if a.func.startswith("var") else math.sqrt(var)
+        else:
+            v = float(res["ext"][gi, ei])
+            ei += 1
+            out[a.key] = None if c == 0 else (-v if a.func == "max" else v)
+    return out
+
+
+def _post_eval(node: Any, aggs: Mapping[str, Any], key: Any, plan: Plan) -> Any:
+    from sqlglot import exp
+
+    from metisnet.algorithms.sql.plan import _agg_func
+    if isinstance(node, exp.Paren):
+        return _post_eval(node.this, aggs, key, plan)
+    if _agg_func(node) is not None:
+        for a in plan.aggs:
+            if _same_agg(a, node):
+                return aggs[a.key]
+        raise ValidationError(f"aggregate {node.sql()} was not planned")
+    if isinstance(node, exp.Column):
+        return key
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return str(node.this)
+        v = float(str(node.this))
+        return int(v) if v.is_integer() and "." not in str(node.this) else v
+    if isinstance(node, exp.Neg):
+        v = _post_eval(node.this, aggs, key, plan)
+        return None if v is None else -v
+    if isinstance(node, exp.Not):
+        v = _post_eval(node.this, aggs, key, plan)
+        return None if v is None else not v
+    a = _post_eval(node.this, aggs, key, plan)
+    b = _post_eval(node.expression, aggs, key, plan)
+    if isinstance(node, exp.And):
+        if a is False or b is False:
+            return False
+        return None if a is None or b is None else True
+    if isinstance(node, exp.Or):
+        if a is True or b is True:
+            return True
+        return None if a is None or b is None else False
+    if a is None or b is None:
+        return None
+    ops = {exp.Add: lambda: a + b, exp.Sub: lambda: a - b, exp.Mul: lambda: a * b,
+           exp.Div: lambda: None if b == 0 else a / b,
+           exp.EQ: lambda: a == b, exp.NEQ: lambda: a != b, exp.GT: lambda: a > b,
+           exp.GTE: lambda: a >= b, exp.LT: lambda: a < b, exp.LTE: lambda: a <= b}
+    fn = ops.get(type(node))
+    if fn is None:
+        raise ValidationError(f"unsupported expression {type(node).__name__}")
+    return fn()
+
+
+def _same_agg(a: Agg, node: Any) -> bool:
+    from sqlglot import exp
+
+    from metisnet.algorithms.sql.plan import _agg_func
+    fn = _agg_func(node)
+    arg = node.this
+    if fn == "count":
+        if isinstance(arg, exp.Distinct):
+            return a.func == "count_distinct" and a.key == f"count(distinct {arg.expressions[0].name})"
+        return a.func == "count"
+    return a.func == fn and a.arg is not None and a.arg.sql(dialect="duckdb") == arg.sql(dialect="duckdb")
+
+
+def finish(plan: Plan, res: Mapping[str, F64]) -> Any:
+    """The receiver's part: rows from the released arrays, then HAVING, ORDER BY, LIMIT."""
+    import pandas as pd
+    from sqlglot import exp
+
+    g = plan.groups
+    rows: list[tuple[list[Any], dict[str, Any], Any]] = []
+    for gi in range(g):
+        c = int(round(float(res["counts"][gi])))
+        if plan.group_by and c == 0:
+            continue  # empty or suppressed group
+        key = plan.domains[plan.group_by][gi] if plan.group_by else None
+        aggs = _agg_values(plan, res, gi)
+        if plan.having is not None and _post_eval(plan.having, aggs, key, plan) is not True:
+            continue
+        vals = [_post_eval(e, aggs, key, plan) for _, e in plan.outputs]
+        rows.append((vals, aggs, key))
+    names = [nm for nm, _ in plan.outputs]
+    for body, desc in reversed(plan.order):
+        if isinstance(body, exp.Column) and str(body.name) in names and not body.table:
+            idx = names.index(str(body.name))
+            keyf: Any = (lambda r, i=idx: r[0][i])
+        elif isinstance(body, exp.Literal):
+            idx = int(str(body.this)) - 1
+            keyf = (lambda r, i=idx: r[0][i])
+        else:
+            keyf = (lambda r, b=body: _post_eval(b, r[1], r[2], plan))
+        present = [r for r in rows if keyf(r) is not None]
+        nulls = [r for r in rows if keyf(r) is None]
+        present.sort(key=keyf, reverse=desc)
+        rows = present + nulls
+    if plan.limit is not None:
+        rows = rows[:plan.limit]
+    return pd.DataFrame([r[0] for r in rows], columns=names)
+
+
+# -- in-process run --------------------------------------------------------------------------
+def run_sql(query: str, tables: Mapping[str, Sequence[Part]], *, k: int = 1,
+            security: str = "semi-honest", domains: Mapping[str, Sequence[Any]] | None = None,
+            timeout: float = 300.0) -> Any:
+    """Run ``query`` over the union of the data nodes' parts of each table; a DataFrame.
+
+    ``tables`` maps a table name to one part per data node (a pandas DataFrame or a dict of
+    numpy columns). The query is parsed and checked against the public schema first; a
+    refused query raises :class:`~metisnet.errors.ValidationError` before any share moves.
+    The committee is three threads over the in-memory channel; the result's ``attrs`` hold
+    the measured ``rounds`` and ``bytes_per_party`` (the busiest member) and the plan.
+    """
+    if k < 1:
+        raise ValidationError("the minimum group size k must be at least 1")
+    schemas, rows = schemas_of(tables, domains)
+    plan = plan_query(query, schemas, rows=rows)
+    for col in plan.columns:  # text without a domain cannot be dealt: refuse before dealing
+        for part in tables[plan.table]:
+            v = _columns(part)[col]
+            if v.dtype.kind not in "iufb" and col not in plan.domains:
+                raise ValidationError(f"column `{col}` is not numeric; declare its domain of values")
+    if plan.rows == 0:
+        raise ValidationError(f"table `{plan.table}` has no rows")
+    dealt = deal_tables(plan, tables[plan.table])
+    net = InMemoryNetwork(3, timeout=timeout)
+    out: list[Any] = [None] * 3
+    stats: list[Any] = [None] * 3
+    errors: list[BaseException] = []
+    session = Csprng().key().hex()[:16]
+
+    def member(i: int) -> None:
+        try:
+            ch = net.channel(i)
+            ctx = MpcContext.setup(ch, session=f"sql-{session}", security=security)
+            out[i] = committee(ctx, plan, dealt, k=k, to=0)
+            if ctx.verifier is not None:
+                from metisnet.mpc import malicious
+                malicious.verify(ctx)
+            stats[i] = ctx.stats.snapshot()
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=member, args=(i,), daemon=True) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    df = finish(plan, out[0])
+    df.attrs["rounds"] = max(s.rounds for s in stats)
+    df.attrs["bytes_per_party"] = max(s.bytes_sent for s in stats)
+    df.attrs["estimated_rounds"] = plan.rounds
+    df.attrs["estimated_bytes_per_party"] = plan.bytes_per_party
+    return df
+
+
+def explain_tables(query: str, tables: Mapping[str, Sequence[Part]],
+                   domains: Mapping[str, Sequence[Any]] | None = None) -> str:
+    """``EXPLAIN`` against real parts (their public schema and row counts only)."""
+    from metisnet.algorithms.sql.plan import explain
+    schemas, rows = schemas_of(tables, domains)
+    return explain(query, schemas, rows=rows)
+
+

@@ -1,0 +1,494 @@
+"""Parse a SQL query (sqlglot) and plan it as secure operations, before any data moves.
+
+The supported subset (everything else is refused with a
+:class:`~metisnet.errors.ValidationError` naming the construct):
+
+* ``SELECT`` of aggregates ``COUNT(*)``, ``COUNT(e)``, ``COUNT(DISTINCT key)``, ``SUM``,
+  ``AVG``, ``MIN``, ``MAX``, ``VARIANCE``/``VAR_SAMP``, ``VAR_POP``, ``STDDEV``/
+  ``STDDEV_SAMP``, ``STDDEV_POP`` over arithmetic (``+ - * /``) of numeric columns and
+  constants, and arithmetic over those aggregates, from one table (the union of the rows of
+  every data node).
+* ``WHERE`` with ``= <> < <= > >=``, ``BETWEEN``, ``IN (constants)``, ``AND``, ``OR``,
+  ``NOT`` on secret columns: each comparison is a secret 0/1 mask, ``AND`` a product,
+  ``OR`` ``a + b - ab``, ``NOT`` ``1 - a``.
+* ``GROUP BY`` one key column whose domain is public (declared in the schema): the key is
+  one-hot encoded in MPC against the domain, the mask folded in.
+* ``HAVING``, ``ORDER BY`` and ``LIMIT`` on the released per-group results.
+
+Output policy: groups with fewer than ``k`` rows are suppressed obliviously (released as
+empty, so they vanish from the result). Row-level output (a ``SELECT`` of plain columns
+without ``GROUP BY``) is never released.
+
+Leaks to the receiver beyond the selected values (stated in ``EXPLAIN``): the row count of
+every released group (it decides which groups exist), and the sums behind an ``AVG``,
+``VARIANCE`` or ``STDDEV`` (the receiver divides).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from metisnet.errors import ValidationError
+
+__all__ = ["Agg", "Plan", "Schema", "Step", "explain", "plan_query"]
+
+#: table name -> column name -> public domain (a sequence of values), or None (numeric, no domain)
+Schema = Mapping[str, Mapping[str, Sequence[Any] | None]]
+
+_SAMPLE_VAR = ("variance", "var_samp", "stddev", "stddev_samp")
+
+
+def _sqlglot() -> Any:
+    try:
+        import sqlglot
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        from metisnet.errors import DependencyMissing
+        raise DependencyMissing("SQL needs sqlglot (pip install sqlglot==30.30.0)") from exc
+    return sqlglot
+
+
+@dataclass(frozen=True)
+class Agg:
+    """One aggregate of the query; ``key`` is its canonical SQL text."""
+
+    func: str  # count, count_distinct, sum, avg, min, max, var_samp, var_pop, std_samp, std_pop
+    arg: Any  # a sqlglot expression over columns, or None for COUNT(*)
+    key: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One secure step of the plan, with its estimated cost per party."""
+
+    what: str
+    rounds: int
+    bytes_per_party: int
+
+
+@dataclass
+class Plan:
+    """A checked query: what the committee computes and what the receiver does after."""
+
+    sql: str
+    table: str
+    rows: int
+    columns: tuple[str, ...]  # columns the data nodes deal
+    domains: dict[str, tuple[Any, ...]]  # public domains of the columns read
+    where: Any  # sqlglot condition or None
+    group_by: str | None
+    aggs: tuple[Agg, ...]
+    outputs: tuple[tuple[str, Any], ...]  # (name, expression over aggregates / group key)
+    having: Any
+    order: tuple[tuple[Any, bool], ...]  # (expression, descending)
+    limit: int | None
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def groups(self) -> int:
+        return len(self.domains[self.group_by]) if self.group_by else 1
+
+    @property
+    def rounds(self) -> int:
+        return sum(s.rounds for s in self.steps)
+
+    @property
+    def bytes_per_party(self) -> int:
+        return sum(s.bytes_per_party for s in self.steps)
+
+
+# -- validation helpers ----------------------------------------------------------------------
+def _refuse(node: Any, why: str = "") -> ValidationError:
+    name = type(node).__name__.upper()
+    try:
+        text = node.sql(dialect="duckdb")
+    except Exception:  # noqa: BLE001 - only used to describe the node
+        text = str(node)
+    text = text if len(text) < 60 else text[:57] + "..."
+    return ValidationError(f"unsupported SQL construct {name} in `{text}`" + (f": {why}" if why else ""))
+
+
+def _agg_func(node: Any) -> str | None:
+    from sqlglot import exp
+    table = [(exp.Count, "count"), (exp.Sum, "sum"), (exp.Avg, "avg"), (exp.Min, "min"),
+             (exp.Max, "max"), (exp.VariancePop, "var_pop"), (exp.Variance, "var_samp"),
+             (exp.StddevPop, "std_pop"), (exp.StddevSamp, "std_samp"), (exp.Stddev, "std_samp")]
+    for cls, name in table:
+        if type(node) is cls:
+            return name
+    return None
+
+
+class _Checker:
+    def __init__(self, table: str, cols: Mapping[str, Sequence[Any] | None]) -> None:
+        self.table = table
+        self.cols = cols
+        self.used: dict[str, None] = {}
+
+    def column(self, node: Any) -> str:
+        if node.table and node.table != self.table:
+            raise ValidationError(f"unknown table `{node.table}` (only `{self.table}` is read)")
+        name = str(node.name)
+        if name not in self.cols:
+            raise ValidationError(f"unknown column `{name}` of table `{self.table}`")
+        self.used[name] = None
+        return name
+
+    def is_categorical(self, name: str) -> bool:
+        dom = self.cols[name]
+        return dom is not None and any(isinstance(v, str) for v in dom)
+
+    def value(self, node: Any) -> None:
+        """A row-level numeric expression: columns, numbers, + - * /, unary minus."""
+        from sqlglot import exp
+        if isinstance(node, exp.Paren):
+            return self.value(node.this)
+        if isinstance(node, exp.Column):
+            name = self.column(node)
+            if self.is_categorical(name):
+                raise ValidationError(f"column `{name}` holds categories; only = <> IN apply")
+            return None
+        if isinstance(node, exp.Literal):
+            if node.is_string:
+                raise _refuse(node, "a string is not a number")
+            return None
+        if isinstance(node, exp.Neg):
+            return self.value(node.this)
+        if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div)):
+            if isinstance(node, exp.Div) and _has_column(node.expression):
+                raise _refuse(node, "division by a secret value is not supported; divide by a constant")
+            self.value(node.this)
+            self.value(node.expression)
+            return None
+        raise _refuse(node)
+
+    def condition(self, node: Any) -> None:
+        from sqlglot import exp
+        if isinstance(node, exp.Paren):
+            return self.condition(node.this)
+        if isinstance(node, (exp.And, exp.Or)):
+            self.condition(node.this)
+            self.condition(node.expression)
+            return None
+        if isinstance(node, exp.Not):
+            return self.condition(node.this)
+        if isinstance(node, (exp.EQ, exp.NEQ)):
+            if self._categorical_side(node.this, node.expression):
+                return None
+            self.value(node.this)
+            self.value(node.expression)
+            return None
+        if isinstance(node, (exp.GT, exp.GTE, exp.LT, exp.LTE)):
+            self.value(node.this)
+            self.value(node.expression)
+            return None
+        if isinstance(node, exp.Between):
+            for part in (node.this, node.args["low"], node.args["high"]):
+                self.value(part)
+            return None
+        if isinstance(node, exp.In):
+            if node.args.get("query") is not None or not node.expressions:
+                raise _refuse(node, "IN takes a list of constants")
+            if not all(isinstance(e, exp.Literal) or isinstance(e, exp.Neg) for e in node.expressions):
+                raise _refuse(node, "IN takes a list of constants")
+            if isinstance(node.this, exp.Column) and self.is_categorical(self.column(node.this)):
+                return None
+            self.value(node.this)
+            return None
+        raise _refuse(node)
+
+    def _categorical_side(self, a: Any, b: Any) -> bool:
+        from sqlglot import exp
+        for col, lit in ((a, b), (b, a)):
+            if isinstance(col, exp.Column) and self.is_categorical(self.column(col)):
+                if not isinstance(lit, exp.Literal):
+                    raise _refuse(col, "a category column compares only with a constant")
+                return True
+        return False
+
+
+def _has_column(node: Any) -> bool:
+    from sqlglot import exp
+    return any(True for _ in node.find_all(exp.Column))
+
+
+def _literal_int(node: Any, what: str) -> int:
+    from sqlglot import exp
+    if not isinstance(node, exp.Literal) or node.is_string:
+        raise _refuse(node, f"{what} takes a constant")
+    try:
+        return int(str(node.this))
+    except ValueError:
+        raise _refuse(node, f"{what} takes an integer") from None
+
+
+# -- planning --------------------------------------------------------------------------------
+def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = None) -> Plan:
+    """Parse and check ``sql`` against the public ``schemas``; the plan with its cost."""
+    sqlglot = _sqlglot()
+    from sqlglot import exp
+    try:
+        tree = sqlglot.parse(sql, read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        raise ValidationError(f"cannot parse the SQL: {str(exc).splitlines()[0]}") from None
+    if len(tree) != 1 or tree[0] is None:
+        raise ValidationError("exactly one SQL statement is expected")
+    root = tree[0]
+    if not isinstance(root, exp.Select):
+        raise _refuse(root, "only SELECT is supported")
+    for key in ("with_", "with", "joins", "windows", "qualify", "distinct", "laterals",
+                "pivots", "offset", "into", "locks", "sample", "settings", "format"):
+        if root.args.get(key):
+            node = root.args[key]
+            shown = node[0] if isinstance(node, list) else node
+            raise _refuse(shown if isinstance(shown, exp.Expression) else root,
+                          f"{key.rstrip('_').upper()} is not supported")
+    from_ = root.args.get("from_") or root.args.get("from")
+    if from_ is None:
+        raise ValidationError("the query must read a table (FROM)")
+    src = from_.this
+    if not isinstance(src, exp.Table) or not isinstance(src.this, exp.Identifier):
+        raise _refuse(src, "FROM takes one table name")
+    table = str(src.name)
+    if table not in schemas:
+        raise ValidationError(f"unknown table `{table}`; known: {', '.join(sorted(schemas))}")
+    if any(isinstance(n, exp.Window) for n in root.find_all(exp.Window)):
+        raise ValidationError("unsupported SQL construct WINDOW (OVER)")
+    for sub in root.find_all(exp.Subquery, exp.Select):
+        if sub is not root:
+            raise _refuse(sub, "subqueries are not supported")
+    chk = _Checker(table, schemas[table])
+
+    group_by: str | None = None
+    group = root.args.get("group")
+    if group is not None:
+        keys = group.expressions
+        if len(keys) != 1 or not isinstance(keys[0], exp.Column):
+            raise _refuse(group, "GROUP BY takes one key column")
+        group_by = chk.column(keys[0])
+        if schemas[table][group_by] is None:
+            raise ValidationError(f"GROUP BY `{group_by}` needs a public domain for the column "
+                              "(declare its values in the schema)")
+
+    where = root.args.get("where")
+    cond = where.this if where is not None else None
+    if cond is not None:
+        if any(_agg_func(n) for n in cond.walk()):
+            raise _refuse(cond, "aggregates are not allowed in WHERE (use HAVING)")
+        chk.condition(cond)
+
+    aggs: dict[str, Agg] = {}
+
+    def post(node: Any) -> None:
+        """Expressions over aggregates and the group key (released values)."""
+        if isinstance(node, exp.Paren):
+            return post(node.this)
+        fn = _agg_func(node)
+        if fn is not None:
+            agg = _aggregate(node, fn)
+            aggs.setdefault(agg.key, agg)
+            return None
+        if isinstance(node, exp.Column):
+            name = chk.column(node)
+            if name != group_by:
+                raise ValidationError(
+                    f"column `{name}` must appear in GROUP BY or inside an aggregate "
+                    "(row-level values are never released)")
+            return None
+        if isinstance(node, exp.Literal):
+            return None
+        if isinstance(node, exp.Neg):
+            return post(node.this)
+        if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div)):
+            post(node.this)
+            post(node.expression)
+            return None
+        if isinstance(node, (exp.And, exp.Or)):
+            post(node.this)
+            post(node.expression)
+            return None
+        if isinstance(node, exp.Not):
+            return post(node.this)
+        if isinstance(node, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
+            post(node.this)
+            post(node.expression)
+            return None
+        raise _refuse(node)
+
+    def _aggregate(node: Any, fn: str) -> Agg:
+        arg = node.this
+        if fn == "count" and isinstance(arg, exp.Star):
+            return Agg("count", None, "count(*)")
+        if isinstance(arg, exp.Distinct):
+            if fn != "count" or len(arg.expressions) != 1 or \
+                    not isinstance(arg.expressions[0], exp.Column):
+                raise _refuse(node, "DISTINCT only in COUNT(DISTINCT column)")
+            name = chk.column(arg.expressions[0])
+            if schemas[table][name] is None:
+                raise ValidationError(f"COUNT(DISTINCT {name}) needs a public domain for `{name}`")
+            return Agg("count_distinct", arg.expressions[0], f"count(distinct {name})")
+        if arg is None or isinstance(arg, exp.Star):
+            raise _refuse(node, "an aggregate needs an argument")
+        if any(_agg_func(n) for n in arg.walk()):
+            raise _refuse(node, "nested aggregates")
+        chk.value(arg)
+        if fn == "count":  # no NULLs in secret columns: COUNT(e) is COUNT(*)
+            return Agg("count", None, "count(*)")
+        return Agg(fn, arg, f"{fn}({arg.sql(dialect='duckdb')})")
+
+    outputs: list[tuple[str, Any]] = []
+    for item in root.expressions:
+        if isinstance(item, exp.Star):
+            raise _refuse(item, "SELECT * would release rows")
+        name = item.alias_or_name if isinstance(item, exp.Alias) else item.sql(dialect="duckdb")
+        body = item.this if isinstance(item, exp.Alias) else item
+        post(body)
+        outputs.append((str(name), body))
+    if not aggs and group_by is None:
+        raise ValidationError("a query must aggregate (row-level values are never released)")
+
+    having = root.args.get("having")
+    hcond = having.this if having is not None else None
+    if hcond is not None:
+        post(hcond)
+    aliases = {n for n, _ in outputs}
+    order: list[tuple[Any, bool]] = []
+    ord_node = root.args.get("order")
+    if ord_node is not None:
+        for o in ord_node.expressions:
+            body = o.this
+            if isinstance(body, exp.Column) and not body.table and str(body.name) in aliases:
+                pass
+            elif isinstance(body, exp.Literal) and not body.is_string:
+                pos = int(str(body.this))
+                if not 1 <= pos <= len(outputs):
+                    raise _refuse(o, "ORDER BY position out of range")
+            else:
+                post(body)
+            order.append((body, bool(o.args.get("desc"))))
+    limit = None
+    lim = root.args.get("limit")
+    if lim is not None:
+        limit = _literal_int(lim.expression, "LIMIT")
+        if limit < 0:
+            raise _refuse(lim, "LIMIT must not be negative")
+
+    domains = {c: tuple(d) for c, d in schemas[table].items() if d is not None and c in chk.used}
+    n = (rows or {}).get(table, 1000)
+    plan = Plan(sql=sql, table=table, rows=n, columns=tuple(chk.used), domains=domains,
+                where=cond, group_by=group_by, aggs=tuple(aggs.values()), outputs=tuple(outputs),
+                having=hcond, order=tuple(order), limit=limit)
+    plan.steps = _cost(plan)
+    return plan
+
+
+# -- cost model ------------------------------------------------------------------------------
+#: per element, per party (mpc module doc): comparison 9 rounds ~ 120 B (a2b 88.25 + b2a),
+#: equality 8 rounds ~ 40 B, product 1 round 8 B, fixed-point product 2 rounds 16 B.
+LT_ROUNDS, LT_BYTES = 9, 120
+EQ_ROUNDS, EQ_BYTES = 8, 40
+
+
+def _count_atoms(node: Any, plan: Plan) -> tuple[int, int, int]:
+    """(less-than atoms, equality atoms, mask products) of a WHERE condition."""
+    from sqlglot import exp
+    if node is None:
+        return 0, 0, 0
+    if isinstance(node, exp.Paren):
+        return _count_atoms(node.this, plan)
+    if isinstance(node, (exp.And, exp.Or)):
+        a = _count_atoms(node.this, plan)
+        b = _count_atoms(node.expression, plan)
+        return a[0] + b[0], a[1] + b[1], a[2] + b[2] + 1
+    if isinstance(node, exp.Not):
+        return _count_atoms(node.this, plan)
+    if isinstance(node, (exp.EQ, exp.NEQ)):
+        return 0, 1, 0
+    if isinstance(node, exp.In):
+        return 0, len(node.expressions), 0
+    if isinstance(node, exp.Between):
+        return 2, 0, 1
+    return 1, 0, 0
+
+
+def _mul_count(node: Any) -> int:
+    from sqlglot import exp
+    if node is None:
+        return 0
+    return sum(1 for m in node.find_all(exp.Mul, exp.Div)
+               if _has_column(m.this) or _has_column(m.expression))
+
+
+def _cost(plan: Plan) -> list[Step]:
+    n, g = plan.rows, plan.groups
+    steps = [Step(f"deal {len(plan.columns)} column(s) of {n} rows from the data nodes "
+                  "(replicated shares)", 0, 0)]
+    muls = _mul_count(plan.where) + sum(_mul_count(a.arg) for a in plan.aggs)
+    if muls:
+        steps.append(Step(f"{muls} secret product(s) per row in expressions", 2 * muls, 16 * muls * n))
+    lt, eq, prods = _count_atoms(plan.where, plan)
+    if plan.group_by:
+        eq += g
+    for a in plan.aggs:
+        if a.func == "count_distinct":
+            eq += len(plan.domains[str(a.arg.name)])
+    if lt or eq:
+        rounds = max(LT_ROUNDS if lt else 0, EQ_ROUNDS if eq else 0)
+        steps.append(Step(f"one batch of comparisons: {lt} less-than and {eq} equality per row "
+                          "(secret 0/1 masks, one-hot of the group key)",
+                          rounds, n * (lt * LT_BYTES + eq * EQ_BYTES)))
+    if prods:
+        steps.append(Step(f"combine the WHERE masks (AND/OR: {prods} products per row)",
+                          prods, 8 * prods * n))
+    if plan.where is not None and plan.group_by:
+        steps.append(Step("fold the mask into the one-hot (1 product per row and group)", 1, 8 * n * g))
+    sums = [a for a in plan.aggs if a.func in ("sum", "avg", "var_samp", "var_pop",
+                                                 "std_samp", "std_pop")]
+    squares = [a for a in sums if a.func.startswith(("var", "std"))]
+    if squares:
+        steps.append(Step(f"square {len(squares)} value(s) per row", 2, 16 * n * len(squares)))
+    m = len(sums) + len(squares)
+    if m:
+        steps.append(Step(f"per-group sums: one-hot^T x ({g} x {m})", 1, 8 * g * m))
+    extremes = [a for a in plan.aggs if a.func in ("min", "max")]
+    if extremes:
+        e = len(extremes)
+        depth = math.ceil(math.log2(max(n, 2)))
+        steps.append(Step(f"MIN/MAX: mask into {e} x {g} columns, tournament of depth {depth}",
+                          1 + 10 * depth, 8 * n * g * e + (n * g * e) * (LT_BYTES + 8)))
+    distinct = [a for a in plan.aggs if a.func == "count_distinct"]
+    for a in distinct:
+        dn = len(plan.domains[str(a.arg.name)])
+        steps.append(Step(f"COUNT(DISTINCT {a.arg.name}): per-group value counts ({g} x {dn}), "
+                          "presence by comparison", 1 + LT_ROUNDS, 8 * g * dn + LT_BYTES * g * dn))
+    steps.append(Step("k policy: compare group counts with k, zero small groups (oblivious)",
+                      LT_ROUNDS + 1, LT_BYTES * g + 8 * g * (1 + m + len(extremes) + len(distinct))))
+    steps.append(Step("open the per-group results to the receiver", 1,
+                      8 * g * (1 + m + len(extremes) + len(distinct))))
+    return steps
+
+
+def explain(query: str | Plan, schemas: Schema | None = None, *,
+            rows: Mapping[str, int] | None = None) -> str:
+    """The secure plan of ``query`` with estimated rounds and bytes per party (``EXPLAIN``)."""
+    plan = query if isinstance(query, Plan) else plan_query(query, schemas or {}, rows=rows)
+    lines = [f"secure plan for: {' '.join(plan.sql.split())}",
+             f"table {plan.table}: ~{plan.rows} rows (union of the data nodes), "
+             f"{plan.groups} group(s)" + (f" by {plan.group_by}" if plan.group_by else "")]
+    for i, s in enumerate(plan.steps, 1):
+        lines.append(f"  {i}. {s.what}  [{s.rounds} rounds, {s.bytes_per_party:,} B]")
+    post = []
+    if plan.having is not None:
+        post.append("HAVING")
+    if plan.order:
+        post.append("ORDER BY")
+    if plan.limit is not None:
+        post.append("LIMIT")
+    lines.append("receiver, on released results: aggregates arithmetic"
+                 + (", " + ", ".join(post) if post else ""))
+    lines.append("released beyond the SELECT: per-group row counts; the sums behind "
+                 "AVG/VARIANCE/STDDEV")
+    lines.append(f"estimated total: {plan.rounds} rounds, {plan.bytes_per_party:,} bytes per party")
+    return "\n".join(lines)
