@@ -6,10 +6,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.metisnet-installed
 
-.PHONY: demo test lint types layers unit install lock clean bench anvil fuzz
+.PHONY: demo test lint types layers unit install lock clean bench anvil fuzz devnet devnet-down
 
 ## demo: the main job, the local demo network
-demo: $(STAMP)
+demo: $(STAMP) anvil
 	$(BIN)/metis demo
 
 ## test: the whole suite (lint, types, layering, pytest)
@@ -41,6 +41,13 @@ unit: $(STAMP) anvil
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+## devnet: the local multi-process network (anvil, 3 data nodes, 5 compute nodes) in .devnet/
+devnet: $(STAMP) anvil
+	$(BIN)/metis devnet up
+
+devnet-down: $(STAMP)
+	$(BIN)/metis devnet down
 
 ## fuzz: the long wire-format fuzz run (the suite runs a bounded one)
 fuzz: $(STAMP)

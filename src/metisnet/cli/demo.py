@@ -19,8 +19,9 @@ PROGRAMS = ("count", "sum", "mean", "variance")
 
 @main.command()
 @click.option("--rows", default=20_000, show_default=True, help="rows per synthetic dataset")
-@click.option("--embedded/--devnet", default=True, show_default=True,
-              help="one process on the embedded chain, or the multi-process devnet")
+@click.option("--embedded/--devnet", default=False, show_default=True,
+              help="one process on the embedded chain, or (default) the multi-process "
+                   "devnet: anvil and one OS process per node, TLS between them")
 @click.option("--security", type=click.Choice(["malicious", "semi-honest"]),
               default="malicious", show_default=True)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
