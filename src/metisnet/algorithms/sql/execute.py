@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from metisnet import mpc
 from metisnet.algorithms.common import deal, output, receive, suppress_small
-from metisnet.algorithms.sql.plan import Agg, Plan, Schema, plan_query
+from metisnet.algorithms.sql.plan import Agg, Plan, plan_query
 from metisnet.crypto.prg import Csprng
 from metisnet.errors import ValidationError
 from metisnet.mpc import MpcContext, SharedArray
@@ -69,8 +69,12 @@ def _declared_domain(part: Part, col: str) -> tuple[Any, ...] | None:
     return None
 
 
+Schemas = dict[str, dict[str, tuple[Any, ...] | None]]
+
+
 def schemas_of(tables: Mapping[str, Sequence[Part]],
-               domains: Mapping[str, Sequence[Any]] | None = None) -> tuple[dict[str, dict[str, tuple[Any, ...] | None]], dict[str, int]]:
+               domains: Mapping[str, Sequence[Any]] | None = None,
+               ) -> tuple[Schemas, dict[str, int]]:
     """Public metadata of the data nodes' tables: column domains and row counts.
 
     A column's domain is declared by ``domains`` (``"table.column"`` or ``"column"``) or by a
@@ -109,7 +113,8 @@ def _encode(values: NDArray[Any], domain: tuple[Any, ...] | None, col: str) -> F
         try:
             return np.array([index[v] for v in values.tolist()], dtype=np.float64)
         except KeyError as exc:
-            raise ValidationError(f"a value of column `{col}` is outside its declared domain") from exc
+            raise ValidationError(
+                f"a value of column `{col}` is outside its declared domain") from exc
     if values.dtype.kind not in "iufb":
         raise ValidationError(f"column `{col}` is not numeric; declare its domain of values")
     out = values.astype(np.float64)
@@ -265,9 +270,11 @@ class _Program:
         if op == "const":
             return int(tree[1])
         if op == "lt":
-            return lt[tree[1]]
+            got: SharedArray = lt[tree[1]]
+            return got
         if op == "eq":
-            return eq[tree[1]]
+            got = eq[tree[1]]
+            return got
         if op == "not":
             a = self.combine(tree[1], lt, eq)
             return 1 - a
@@ -407,25 +414,25 @@ def committee(ctx: MpcContext, plan: Plan, dealt: Mapping[str, Sequence[Sequence
     res: dict[str, F64] = {"counts": got_i[:, 0]}
     if distinct_slots:
         res["distinct"] = got_i[:, 1:]
-    col = 0
+    at = 0
     if sum_cols and got_f is not None:
         res["sums"] = got_f[:, :len(sum_cols)]
-        col = len(sum_cols)
+        at = len(sum_cols)
     if ext and got_f is not None:
-        res["ext"] = got_f[:, col:col + len(ext)]
+        res["ext"] = got_f[:, at:at + len(ext)]
     return res
 
 
 # -- receiver --------------------------------------------------------------------------------
 def _agg_values(plan: Plan, res: Mapping[str, F64], gi: int) -> dict[str, Any]:
-    c = int(round(float(res["counts"][gi])))
+    c = round(float(res["counts"][gi]))
     out: dict[str, Any] = {}
     si = ei = di = 0
     for a in plan.aggs:
         if a.func == "count":
             out[a.key] = c
         elif a.func == "count_distinct":
-            out[a.key] = int(round(float(res["distinct"][gi, di])))
+            out[a.key] = round(float(res["distinct"][gi, di]))
             di += 1
         elif a.func in ("sum", "avg"):
             s = float(res["sums"][gi, si])
@@ -487,7 +494,7 @@ def _post_eval(node: Any, aggs: Mapping[str, Any], key: Any, plan: Plan) -> Any:
            exp.Div: lambda: None if b == 0 else a / b,
            exp.EQ: lambda: a == b, exp.NEQ: lambda: a != b, exp.GT: lambda: a > b,
            exp.GTE: lambda: a >= b, exp.LT: lambda: a < b, exp.LTE: lambda: a <= b}
-    fn = ops.get(type(node))
+    fn: Any = ops.get(type(node))
     if fn is None:
         raise ValidationError(f"unsupported expression {type(node).__name__}")
     return fn()
@@ -501,20 +508,32 @@ def _same_agg(a: Agg, node: Any) -> bool:
     arg = node.this
     if fn == "count":
         if isinstance(arg, exp.Distinct):
-            return a.func == "count_distinct" and a.key == f"count(distinct {arg.expressions[0].name})"
+            name = arg.expressions[0].name
+            return a.func == "count_distinct" and a.key == f"count(distinct {name})"
         return a.func == "count"
-    return a.func == fn and a.arg is not None and a.arg.sql(dialect="duckdb") == arg.sql(dialect="duckdb")
+    return (a.func == fn and a.arg is not None
+            and a.arg.sql(dialect="duckdb") == arg.sql(dialect="duckdb"))
+
+
+def _order_key(body: Any, names: list[str], plan: Plan) -> Any:
+    from sqlglot import exp
+    if isinstance(body, exp.Column) and str(body.name) in names and not body.table:
+        idx = names.index(str(body.name))
+        return lambda r: r[0][idx]
+    if isinstance(body, exp.Literal):
+        pos = int(str(body.this)) - 1
+        return lambda r: r[0][pos]
+    return lambda r: _post_eval(body, r[1], r[2], plan)
 
 
 def finish(plan: Plan, res: Mapping[str, F64]) -> Any:
     """The receiver's part: rows from the released arrays, then HAVING, ORDER BY, LIMIT."""
     import pandas as pd
-    from sqlglot import exp
 
     g = plan.groups
     rows: list[tuple[list[Any], dict[str, Any], Any]] = []
     for gi in range(g):
-        c = int(round(float(res["counts"][gi])))
+        c = round(float(res["counts"][gi]))
         if plan.group_by and c == 0:
             continue  # empty or suppressed group
         key = plan.domains[plan.group_by][gi] if plan.group_by else None
@@ -525,14 +544,7 @@ def finish(plan: Plan, res: Mapping[str, F64]) -> Any:
         rows.append((vals, aggs, key))
     names = [nm for nm, _ in plan.outputs]
     for body, desc in reversed(plan.order):
-        if isinstance(body, exp.Column) and str(body.name) in names and not body.table:
-            idx = names.index(str(body.name))
-            keyf: Any = (lambda r, i=idx: r[0][i])
-        elif isinstance(body, exp.Literal):
-            idx = int(str(body.this)) - 1
-            keyf = (lambda r, i=idx: r[0][i])
-        else:
-            keyf = (lambda r, b=body: _post_eval(b, r[1], r[2], plan))
+        keyf = _order_key(body, names, plan)
         present = [r for r in rows if keyf(r) is not None]
         nulls = [r for r in rows if keyf(r) is None]
         present.sort(key=keyf, reverse=desc)
@@ -562,7 +574,8 @@ def run_sql(query: str, tables: Mapping[str, Sequence[Part]], *, k: int = 1,
         for part in tables[plan.table]:
             v = _columns(part)[col]
             if v.dtype.kind not in "iufb" and col not in plan.domains:
-                raise ValidationError(f"column `{col}` is not numeric; declare its domain of values")
+                raise ValidationError(
+                    f"column `{col}` is not numeric; declare its domain of values")
     if plan.rows == 0:
         raise ValidationError(f"table `{plan.table}` has no rows")
     dealt = deal_tables(plan, tables[plan.table])

@@ -46,7 +46,7 @@ def _sqlglot() -> Any:
         import sqlglot
     except ImportError as exc:  # pragma: no cover - depends on the environment
         from metisnet.errors import DependencyMissing
-        raise DependencyMissing("SQL needs sqlglot (pip install sqlglot==30.30.0)") from exc
+        raise DependencyMissing("sqlglot==30.30.0", "sql") from exc
     return sqlglot
 
 
@@ -104,10 +104,11 @@ def _refuse(node: Any, why: str = "") -> ValidationError:
     name = type(node).__name__.upper()
     try:
         text = node.sql(dialect="duckdb")
-    except Exception:  # noqa: BLE001 - only used to describe the node
+    except Exception:
         text = str(node)
     text = text if len(text) < 60 else text[:57] + "..."
-    return ValidationError(f"unsupported SQL construct {name} in `{text}`" + (f": {why}" if why else ""))
+    tail = f": {why}" if why else ""
+    return ValidationError(f"unsupported SQL construct {name} in `{text}`{tail}")
 
 
 def _agg_func(node: Any) -> str | None:
@@ -152,13 +153,15 @@ class _Checker:
             return None
         if isinstance(node, exp.Literal):
             if node.is_string:
-                raise _refuse(node, "a string is not a number")
+                raise _refuse(node, "a string is not a number (a text column needs a declared "
+                              "domain of values to be compared with text)")
             return None
         if isinstance(node, exp.Neg):
             return self.value(node.this)
         if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div)):
             if isinstance(node, exp.Div) and _has_column(node.expression):
-                raise _refuse(node, "division by a secret value is not supported; divide by a constant")
+                raise _refuse(node, "division by a secret value is not supported; "
+                                    "divide by a constant")
             self.value(node.this)
             self.value(node.expression)
             return None
@@ -191,7 +194,7 @@ class _Checker:
         if isinstance(node, exp.In):
             if node.args.get("query") is not None or not node.expressions:
                 raise _refuse(node, "IN takes a list of constants")
-            if not all(isinstance(e, exp.Literal) or isinstance(e, exp.Neg) for e in node.expressions):
+            if not all(isinstance(e, (exp.Literal, exp.Neg)) for e in node.expressions):
                 raise _refuse(node, "IN takes a list of constants")
             if isinstance(node.this, exp.Column) and self.is_categorical(self.column(node.this)):
                 return None
@@ -427,7 +430,8 @@ def _cost(plan: Plan) -> list[Step]:
                   "(replicated shares)", 0, 0)]
     muls = _mul_count(plan.where) + sum(_mul_count(a.arg) for a in plan.aggs)
     if muls:
-        steps.append(Step(f"{muls} secret product(s) per row in expressions", 2 * muls, 16 * muls * n))
+        steps.append(Step(f"{muls} secret product(s) per row in expressions", 2 * muls,
+                          16 * muls * n))
     lt, eq, prods = _count_atoms(plan.where, plan)
     if plan.group_by:
         eq += g
@@ -443,7 +447,8 @@ def _cost(plan: Plan) -> list[Step]:
         steps.append(Step(f"combine the WHERE masks (AND/OR: {prods} products per row)",
                           prods, 8 * prods * n))
     if plan.where is not None and plan.group_by:
-        steps.append(Step("fold the mask into the one-hot (1 product per row and group)", 1, 8 * n * g))
+        steps.append(Step("fold the mask into the one-hot (1 product per row and group)", 1,
+                          8 * n * g))
     sums = [a for a in plan.aggs if a.func in ("sum", "avg", "var_samp", "var_pop",
                                                  "std_samp", "std_pop")]
     squares = [a for a in sums if a.func.startswith(("var", "std"))]
@@ -463,8 +468,9 @@ def _cost(plan: Plan) -> list[Step]:
         dn = len(plan.domains[str(a.arg.name)])
         steps.append(Step(f"COUNT(DISTINCT {a.arg.name}): per-group value counts ({g} x {dn}), "
                           "presence by comparison", 1 + LT_ROUNDS, 8 * g * dn + LT_BYTES * g * dn))
+    released = 1 + m + len(extremes) + len(distinct)
     steps.append(Step("k policy: compare group counts with k, zero small groups (oblivious)",
-                      LT_ROUNDS + 1, LT_BYTES * g + 8 * g * (1 + m + len(extremes) + len(distinct))))
+                      LT_ROUNDS + 1, LT_BYTES * g + 8 * g * released))
     steps.append(Step("open the per-group results to the receiver", 1,
                       8 * g * (1 + m + len(extremes) + len(distinct))))
     return steps
