@@ -32,7 +32,9 @@ from metisnet.chain.tasks import TaskInfo, TaskState
 from metisnet.errors import (
     CheatingDetected,
     MetisError,
+    NetworkError,
     PeerTimeout,
+    ProtocolError,
     TransactionReverted,
     ValidationError,
 )
@@ -174,7 +176,8 @@ class Requester:
             result.verdict = f"failed verification: {exc}"
             result.evidence = exc.evidence
             self._fail(task_id, exc)
-        except (PeerTimeout, TransactionReverted) as exc:
+        except (NetworkError, ProtocolError, TransactionReverted) as exc:
+            # a lost peer (PeerTimeout is a NetworkError) or a malformed output message
             result.verdict = f"failed: {exc}"
             self._fail(task_id, exc)
         return self._finish(task_id, result, t0)
