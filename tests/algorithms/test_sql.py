@@ -39,7 +39,18 @@ def _part(n: int) -> pd.DataFrame:
 
 
 PARTS = [_part(30), _part(35), _part(25)]
+_IDS = GEN.permutation(1000)[:90]
+for _i, _p in enumerate(PARTS):  # a unique id per row of t, for key joins
+    _p["id"] = _IDS[sum(len(q) for q in PARTS[:_i]):][:len(_p)]
 UNION = pd.concat(PARTS, ignore_index=True)
+# a second table u on other data nodes: 60 of its 80 ids are in t
+_UIDS = np.concatenate([GEN.choice(_IDS, 60, replace=False), 1000 + np.arange(20)])
+GEN.shuffle(_UIDS)
+U_PARTS = [pd.DataFrame({"id": ix, "level": GEN.integers(1, 4, len(ix)),
+                         "spend": np.round(GEN.uniform(0, 100, len(ix)), 2)})
+           for ix in np.array_split(_UIDS, 3)]
+U_UNION = pd.concat(U_PARTS, ignore_index=True)
+JOIN_DOMAINS = {**DOMAINS, "level": [1, 2, 3]}
 
 CORPUS = [
     # whole-table aggregates
@@ -103,6 +114,7 @@ CORPUS = [
 def _duck(query: str) -> pd.DataFrame:
     con = duckdb.connect()
     con.register("t", UNION)
+    con.register("u", U_UNION)
     return con.execute(query).df()
 
 
@@ -146,8 +158,34 @@ def test_query_matches_duckdb(query: str) -> None:
     check(query, got, _duck(query))
 
 
+JOINS = [
+    "SELECT COUNT(*) FROM t JOIN u ON t.id = u.id",
+    "SELECT SUM(spend), AVG(income) FROM t JOIN u ON t.id = u.id",
+    "SELECT region, COUNT(*), SUM(u.spend) FROM t JOIN u ON t.id = u.id GROUP BY region",
+    "SELECT level, AVG(income * 2 + spend), MAX(age) FROM t INNER JOIN u ON u.id = t.id "
+    "GROUP BY level ORDER BY level",
+    "SELECT a.dept, COUNT(*) AS n FROM t AS a JOIN u AS b ON a.id = b.id "
+    "WHERE b.spend > 50.005 AND a.age < 60 GROUP BY a.dept HAVING COUNT(*) >= 2 "
+    "ORDER BY n DESC, a.dept",
+    "SELECT MIN(spend - income), COUNT(DISTINCT level) FROM t JOIN u ON t.id = u.id "
+    "WHERE region = 'north'",
+]
+
+
+@pytest.mark.parametrize("query", JOINS)
+def test_join_matches_duckdb(query: str) -> None:
+    got = sql.run_sql(query, {"t": PARTS, "u": U_PARTS}, domains=JOIN_DOMAINS)
+    check(query, got, _duck(query))
+
+
+def test_join_refuses_malicious_mode_before_dealing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(execute, "deal_join", None)
+    with pytest.raises(ValidationError, match="semi-honest"):
+        sql.run_sql(JOINS[0], {"t": PARTS, "u": U_PARTS}, security="malicious")
+
+
 def test_corpus_size() -> None:
-    assert len(CORPUS) >= 40
+    assert len(CORPUS) + len(JOINS) >= 40
 
 
 def test_dict_parts_and_measured_costs() -> None:
@@ -197,7 +235,11 @@ REFUSED = [
     ("SELECT age FROM t", "never released"),
     ("SELECT age, COUNT(*) FROM t GROUP BY region", "GROUP BY"),
     ("SELECT income, COUNT(*) FROM t GROUP BY income", "public domain"),
-    ("SELECT COUNT(*) FROM t JOIN u ON t.dept = u.dept", "JOIN"),
+    ("SELECT COUNT(*) FROM t LEFT JOIN u ON t.id = u.id", "inner JOIN"),
+    ("SELECT COUNT(*) FROM t JOIN u ON t.age > u.level", "JOIN needs ON"),
+    ("SELECT COUNT(*) FROM t JOIN u ON t.id = u.id JOIN u AS v ON v.id = t.id", "one JOIN"),
+    ("SELECT SUM(id) FROM t JOIN u ON t.id = u.id", "ambiguous"),
+    ("SELECT COUNT(*) FROM t, u", "JOIN"),
     ("SELECT COUNT(*) FROM (SELECT * FROM t)", "FROM"),
     ("SELECT COUNT(*) FROM t WHERE age IN (SELECT age FROM t)", "IN"),
     ("SELECT SUM(age) OVER () FROM t", "WINDOW"),
@@ -228,8 +270,9 @@ def test_unsupported_sql_is_refused_before_any_share_moves(
         raise AssertionError("data moved for a refused query")
 
     monkeypatch.setattr(execute, "deal_tables", no_dealing)
+    monkeypatch.setattr(execute, "deal_join", no_dealing)
     with pytest.raises(ValidationError) as err:
-        sql.run_sql(query, {"t": PARTS}, domains=DOMAINS)
+        sql.run_sql(query, {"t": PARTS, "u": U_PARTS}, domains=DOMAINS)
     assert needle.lower() in str(err.value).lower(), str(err.value)
 
 

@@ -35,7 +35,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from metisnet import mpc
+from metisnet.algorithms import psi
 from metisnet.algorithms.common import deal, output, receive, suppress_small
+from metisnet.algorithms.psi import PsiShares
 from metisnet.algorithms.sql.plan import Agg, Plan, plan_query
 from metisnet.crypto.prg import Csprng
 from metisnet.errors import ValidationError
@@ -125,6 +127,49 @@ def _encode(values: NDArray[Any], domain: tuple[Any, ...] | None, col: str) -> F
     if domain is not None and not np.all(np.isin(out, np.asarray(domain, dtype=np.float64))):
         raise ValidationError(f"a value of column `{col}` is outside its declared domain")
     return out
+
+
+def deal_join(plan: Plan, tables: Mapping[str, Sequence[Part]], tag_key: bytes
+              ) -> list[list[list[PsiShares]]]:
+    """Each data node of both join sides: keyed tags of its ids and its payload columns
+    (:func:`metisnet.algorithms.psi.prepare`): side -> node -> one input per member."""
+    if plan.join is None:
+        raise ValidationError("not a join")
+    out = []
+    for side in plan.join:
+        nodes = []
+        for part in tables[side.table]:
+            cols = _columns(part)
+            ids = cols[side.key]
+            if ids.dtype.kind not in "iu":
+                raise ValidationError(f"join key `{side.table}.{side.key}` must hold integers")
+            payload = None
+            if side.columns:
+                payload = np.stack([_encode(cols[raw], plan.domains.get(name), name)
+                                    for name, raw in side.columns], axis=1)
+            nodes.append(psi.prepare(ids, tag_key, Csprng(), payload=payload,
+                                     frac_bits=FRAC_BITS))
+        out.append(nodes)
+    return out
+
+
+def _joined_columns(ctx: MpcContext, plan: Plan, dealt: Sequence[Sequence[Sequence[PsiShares]]],
+                    k: int) -> tuple[dict[str, SharedArray], int]:
+    if plan.join is None:
+        raise ValidationError("not a join")
+    inputs = []
+    for nodes in dealt:
+        mine = [node[ctx.party] for node in nodes]
+        a = np.concatenate([m.pair[0] for m in mine])
+        b = np.concatenate([m.pair[1] for m in mine])
+        inputs.append(PsiShares((a, b), mine[0].payload_cols, mine[0].frac_bits))
+    joined = psi.private_join(ctx, inputs, k=k)
+    names = [name for side in plan.join for name, _ in side.columns]
+    cols = {}
+    for j, name in enumerate(names):
+        c = joined.rows[:, j]
+        cols[name] = c.like(np.ascontiguousarray(c.a), np.ascontiguousarray(c.b))
+    return cols, joined.size
 
 
 def deal_tables(plan: Plan, parts: Sequence[Part]) -> dict[str, list[list[tuple[Any, Any]]]]:
@@ -322,12 +367,21 @@ def _ints(x: SharedArray) -> SharedArray:
     return x.like(x.a, x.b, frac_bits=0)
 
 
-def committee(ctx: MpcContext, plan: Plan, dealt: Mapping[str, Sequence[Sequence[Any]]], *,
+def committee(ctx: MpcContext, plan: Plan, dealt: Any, *,
               k: int = 1, to: int = 0) -> dict[str, F64] | None:
-    """One member's part of the query; the receiver ``to`` gets the released arrays."""
-    cols = {c: mpc.concat([receive(ctx, node[ctx.party], frac_bits=FRAC_BITS) for node in parts])
-            for c, parts in dealt.items()}
-    n = plan.rows
+    """One member's part of the query; the receiver ``to`` gets the released arrays.
+
+    ``dealt`` is :func:`deal_tables`' output (column -> node -> pairs), or for a join
+    :func:`deal_join`'s (side -> node -> PSI inputs).
+    """
+    if plan.join is not None:
+        cols, n = _joined_columns(ctx, plan, dealt, k)
+    else:
+        cols = {c: mpc.concat([receive(ctx, node[ctx.party], frac_bits=FRAC_BITS)
+                               for node in parts]) for c, parts in dealt.items()}
+        n = plan.rows
+    if n == 0:  # an empty join: nothing to compute, every group is empty
+        return _empty(plan) if ctx.party == to else None
     prog = _Program(ctx, plan, cols, n)
     g = plan.groups
     tree = prog.queue_mask(plan.where) if plan.where is not None else ("const", 1)
@@ -421,6 +475,12 @@ def committee(ctx: MpcContext, plan: Plan, dealt: Mapping[str, Sequence[Sequence
     if ext and got_f is not None:
         res["ext"] = got_f[:, at:at + len(ext)]
     return res
+
+
+def _empty(plan: Plan) -> dict[str, F64]:
+    g = plan.groups
+    zeros = np.zeros((g, 64))
+    return {"counts": np.zeros(g), "sums": zeros, "ext": zeros, "distinct": zeros}
 
 
 # -- receiver --------------------------------------------------------------------------------
@@ -570,15 +630,22 @@ def run_sql(query: str, tables: Mapping[str, Sequence[Part]], *, k: int = 1,
         raise ValidationError("the minimum group size k must be at least 1")
     schemas, rows = schemas_of(tables, domains)
     plan = plan_query(query, schemas, rows=rows)
-    for col in plan.columns:  # text without a domain cannot be dealt: refuse before dealing
-        for part in tables[plan.table]:
-            v = _columns(part)[col]
+    for col, table, raw in _raw_columns(plan):  # text without a domain: refuse before dealing
+        for part in tables[table]:
+            v = _columns(part)[raw]
             if v.dtype.kind not in "iufb" and col not in plan.domains:
                 raise ValidationError(
                     f"column `{col}` is not numeric; declare its domain of values")
     if plan.rows == 0:
         raise ValidationError(f"table `{plan.table}` has no rows")
-    dealt = deal_tables(plan, tables[plan.table])
+    if plan.join is not None:
+        if security != "semi-honest":
+            raise ValidationError("JOIN runs the committee's private join, which is semi-honest "
+                                  "only; pass security='semi-honest'")
+        # the data nodes agree a fresh tag key among themselves (the committee never sees it)
+        dealt: Any = deal_join(plan, tables, Csprng().key())
+    else:
+        dealt = deal_tables(plan, tables[plan.table])
     net = InMemoryNetwork(3, timeout=timeout)
     out: list[Any] = [None] * 3
     stats: list[Any] = [None] * 3
@@ -610,6 +677,13 @@ def run_sql(query: str, tables: Mapping[str, Sequence[Part]], *, k: int = 1,
     df.attrs["estimated_rounds"] = plan.rounds
     df.attrs["estimated_bytes_per_party"] = plan.bytes_per_party
     return df
+
+
+def _raw_columns(plan: Plan) -> list[tuple[str, str, str]]:
+    """(name in the plan, table, raw column) of every column the plan reads."""
+    if plan.join is None:
+        return [(c, plan.table, c) for c in plan.columns]
+    return [(name, side.table, raw) for side in plan.join for name, raw in side.columns]
 
 
 def explain_tables(query: str, tables: Mapping[str, Sequence[Part]],

@@ -33,7 +33,7 @@ from typing import Any
 
 from metisnet.errors import ValidationError
 
-__all__ = ["Agg", "Plan", "Schema", "Step", "explain", "plan_query"]
+__all__ = ["Agg", "JoinSide", "Plan", "Schema", "Step", "explain", "plan_query"]
 
 #: table name -> column name -> public domain (a sequence of values), or None (numeric, no domain)
 Schema = Mapping[str, Mapping[str, Sequence[Any] | None]]
@@ -68,6 +68,16 @@ class Step:
     bytes_per_party: int
 
 
+@dataclass(frozen=True)
+class JoinSide:
+    """One table of an inner key join: its columns are named ``alias.column`` in the plan."""
+
+    alias: str
+    table: str
+    key: str  # the join key column (raw name)
+    columns: tuple[tuple[str, str], ...]  # (name in the plan, raw column) dealt as payload
+
+
 @dataclass
 class Plan:
     """A checked query: what the committee computes and what the receiver does after."""
@@ -84,6 +94,7 @@ class Plan:
     having: Any
     order: tuple[tuple[Any, bool], ...]  # (expression, descending)
     limit: int | None
+    join: tuple[JoinSide, JoinSide] | None = None
     steps: list[Step] = field(default_factory=list)
 
     @property
@@ -241,7 +252,8 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
     root = tree[0]
     if not isinstance(root, exp.Select):
         raise _refuse(root, "only SELECT is supported")
-    for key in ("with_", "with", "joins", "windows", "qualify", "distinct", "laterals",
+    joins = root.args.get("joins") or []
+    for key in ("with_", "with", "windows", "qualify", "distinct", "laterals",
                 "pivots", "offset", "into", "locks", "sample", "settings", "format"):
         if root.args.get(key):
             node = root.args[key]
@@ -257,12 +269,18 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
     table = str(src.name)
     if table not in schemas:
         raise ValidationError(f"unknown table `{table}`; known: {', '.join(sorted(schemas))}")
+    schema: Mapping[str, Sequence[Any] | None] = schemas[table]
+    join_keys: tuple[str, str, str, str] | None = None
+    names = [str(item.alias_or_name) if isinstance(item, exp.Alias)
+             else item.sql(dialect="duckdb") for item in root.expressions]
+    if joins:
+        root, schema, join_keys = _rewrite_join(root, src, joins, schemas)
     if any(isinstance(n, exp.Window) for n in root.find_all(exp.Window)):
         raise ValidationError("unsupported SQL construct WINDOW (OVER)")
     for sub in root.find_all(exp.Subquery, exp.Select):
         if sub is not root:
             raise _refuse(sub, "subqueries are not supported")
-    chk = _Checker(table, schemas[table])
+    chk = _Checker(table, schema)
 
     group_by: str | None = None
     group = root.args.get("group")
@@ -271,7 +289,7 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
         if len(keys) != 1 or not isinstance(keys[0], exp.Column):
             raise _refuse(group, "GROUP BY takes one key column")
         group_by = chk.column(keys[0])
-        if schemas[table][group_by] is None:
+        if schema[group_by] is None:
             raise ValidationError(f"GROUP BY `{group_by}` needs a public domain for the column "
                               "(declare its values in the schema)")
 
@@ -329,7 +347,7 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
                     not isinstance(arg.expressions[0], exp.Column):
                 raise _refuse(node, "DISTINCT only in COUNT(DISTINCT column)")
             name = chk.column(arg.expressions[0])
-            if schemas[table][name] is None:
+            if schema[name] is None:
                 raise ValidationError(f"COUNT(DISTINCT {name}) needs a public domain for `{name}`")
             return Agg("count_distinct", arg.expressions[0], f"count(distinct {name})")
         if arg is None or isinstance(arg, exp.Star):
@@ -342,10 +360,9 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
         return Agg(fn, arg, f"{fn}({arg.sql(dialect='duckdb')})")
 
     outputs: list[tuple[str, Any]] = []
-    for item in root.expressions:
+    for item, name in zip(root.expressions, names, strict=True):
         if isinstance(item, exp.Star):
             raise _refuse(item, "SELECT * would release rows")
-        name = item.alias_or_name if isinstance(item, exp.Alias) else item.sql(dialect="duckdb")
         body = item.this if isinstance(item, exp.Alias) else item
         post(body)
         outputs.append((str(name), body))
@@ -378,13 +395,92 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
         if limit < 0:
             raise _refuse(lim, "LIMIT must not be negative")
 
-    domains = {c: tuple(d) for c, d in schemas[table].items() if d is not None and c in chk.used}
+    domains = {c: tuple(d) for c, d in schema.items() if d is not None and c in chk.used}
     n = (rows or {}).get(table, 1000)
+    join = None
+    if join_keys is not None:
+        la, lt, ra, rt = join_keys[0].split(".", 1) + join_keys[1].split(".", 1)
+        sides = []
+        for alias, tname, key in ((la, src.name, lt), (ra, _alias_table(joins[0]), rt)):
+            cols = tuple((c, c.split(".", 1)[1]) for c in chk.used if c.split(".", 1)[0] == alias)
+            sides.append(JoinSide(alias, str(tname), key, cols))
+        join = (sides[0], sides[1])
+        n = min(n, (rows or {}).get(sides[1].table, 1000))
     plan = Plan(sql=sql, table=table, rows=n, columns=tuple(chk.used), domains=domains,
                 where=cond, group_by=group_by, aggs=tuple(aggs.values()), outputs=tuple(outputs),
-                having=hcond, order=tuple(order), limit=limit)
+                having=hcond, order=tuple(order), limit=limit, join=join)
     plan.steps = _cost(plan)
     return plan
+
+
+def _alias_table(join: Any) -> str:
+    return str(join.this.name)
+
+
+def _rewrite_join(root: Any, src: Any, joins: list[Any], schemas: Schema
+                  ) -> tuple[Any, dict[str, Sequence[Any] | None], tuple[str, str, str, str]]:
+    """Check an inner key join and name every column ``alias.column``.
+
+    Returns the rewritten query, the joined schema and the join keys. One ``JOIN`` of two
+    tables ``ON a.key = b.key`` (inner; the keys unique within each table: a key join).
+    """
+    from sqlglot import exp
+    if len(joins) != 1:
+        raise _refuse(joins[1], "only one JOIN is supported")
+    j = joins[0]
+    kind = (j.args.get("kind") or "").upper()
+    if (j.args.get("side") or kind not in ("", "INNER") or j.args.get("using")
+            or j.args.get("method")):
+        raise _refuse(j, "only an inner JOIN ... ON a.key = b.key is supported")
+    right = j.this
+    if not isinstance(right, exp.Table) or not isinstance(right.this, exp.Identifier):
+        raise _refuse(right, "JOIN takes one table name")
+    if str(right.name) not in schemas:
+        raise ValidationError(f"unknown table `{right.name}`")
+    on = j.args.get("on")
+    if (not isinstance(on, exp.EQ) or not isinstance(on.this, exp.Column)
+            or not isinstance(on.expression, exp.Column)):
+        raise _refuse(on if on is not None else j, "JOIN needs ON a.key = b.key")
+    aliases = {str(src.alias_or_name): str(src.name), str(right.alias_or_name): str(right.name)}
+    if len(aliases) != 2:
+        raise ValidationError("a self-join needs two different aliases")
+
+    def resolve(node: Any) -> Any:
+        if not isinstance(node, exp.Column):
+            return node
+        col = str(node.name)
+        if node.table:
+            alias = str(node.table)
+            if alias not in aliases:
+                raise ValidationError(f"unknown table `{alias}`")
+            if col not in schemas[aliases[alias]]:
+                raise ValidationError(f"unknown column `{col}` of table `{aliases[alias]}`")
+        else:
+            found = [a for a, t in aliases.items() if col in schemas[t]]
+            if not found:
+                return node  # an output alias (ORDER BY) or an unknown column
+            if len(found) > 1:
+                raise ValidationError(f"column `{col}` is ambiguous; qualify it with a table")
+            alias = found[0]
+        return exp.Column(this=exp.to_identifier(f"{alias}.{col}", quoted=True))
+
+    root = root.transform(resolve)
+    on = root.args["joins"][0].args["on"]
+    keys = (str(on.this.name), str(on.expression.name))
+    first = str(src.alias_or_name)
+    if keys[0].split(".", 1)[0] != first:
+        keys = (keys[1], keys[0])
+    if keys[0].split(".", 1)[0] != first or keys[1].split(".", 1)[0] == first:
+        raise _refuse(on, "the JOIN keys must be one column of each table")
+    for key in keys:
+        alias, col = key.split(".", 1)
+        if schemas[aliases[alias]][col] is not None and any(
+                isinstance(v, str) for v in schemas[aliases[alias]][col] or ()):
+            raise ValidationError(f"join key `{key}` must be an integer id column")
+    root.set("joins", None)
+    schema: dict[str, Sequence[Any] | None] = {
+        f"{a}.{c}": d for a, t in aliases.items() for c, d in schemas[t].items()}
+    return root, schema, (keys[0], keys[1], "", "")
 
 
 # -- cost model ------------------------------------------------------------------------------
@@ -428,6 +524,12 @@ def _cost(plan: Plan) -> list[Step]:
     n, g = plan.rows, plan.groups
     steps = [Step(f"deal {len(plan.columns)} column(s) of {n} rows from the data nodes "
                   "(replicated shares)", 0, 0)]
+    if plan.join is not None:
+        w = 3 + max(len(plan.join[0].columns), len(plan.join[1].columns))
+        steps.append(Step(f"private key join {plan.join[0].table} x {plan.join[1].table} "
+                          "(keyed tags, committee shuffle, matcher; semi-honest; join size "
+                          f"public to the committee, here at most {n})", 5,
+                          16 * n * w * 2 + 16 * n))
     muls = _mul_count(plan.where) + sum(_mul_count(a.arg) for a in plan.aggs)
     if muls:
         steps.append(Step(f"{muls} secret product(s) per row in expressions", 2 * muls,
