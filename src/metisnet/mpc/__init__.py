@@ -68,8 +68,8 @@ Comparisons (:mod:`metisnet.mpc.compare`; results are shared integers 0/1; y may
 
 Fixed-point functions (:mod:`metisnet.mpc.nonlinear`; domains and error bounds there)::
 
-    reciprocal(ctx, x), divide(ctx, x, y), sqrt(ctx, x), exp(ctx, x), log(ctx, x),
-    sigmoid(ctx, x)      about 16-34 rounds each, ~2 KB per element
+    reciprocal(ctx, x), divide(ctx, x, y), sqrt(ctx, x), rsqrt(ctx, x), exp(ctx, x),
+    log(ctx, x), sigmoid(ctx, x)      about 16-34 rounds each, ~2 KB per element
 
 Sorting (:mod:`metisnet.mpc.sort`; bitonic network, 10 rounds per layer)::
 
@@ -119,7 +119,7 @@ from metisnet.mpc.compare import (
     sign,
 )
 from metisnet.mpc.context import PARTIES, MpcContext
-from metisnet.mpc.nonlinear import divide, exp, log, reciprocal, sigmoid, sqrt
+from metisnet.mpc.nonlinear import divide, exp, log, reciprocal, rsqrt, sigmoid, sqrt
 from metisnet.mpc.shares import RING_BITS, SharedArray, SharedBits
 from metisnet.mpc.shuffling import shuffle, shuffle_sort
 
@@ -160,6 +160,7 @@ __all__ = [
     "reveal_bits",
     "reveal_raw",
     "reveal_to",
+    "rsqrt",
     "select",
     "select_many",
     "share",

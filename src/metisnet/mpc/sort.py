@@ -4,9 +4,11 @@ Batcher's bitonic sorting network (Batcher, AFIPS 1968), the usual data-obliviou
 MPC (e.g. Hamada et al., ICISC 2012 compare it with shuffle-based sorts): its sequence of
 compare-exchange positions is public and independent of the data, so running it on shares
 reveals nothing. The column is padded to a power of two ``N`` with a public sentinel above
-every admissible key.
+every admissible key; where the sentinels are is public, so a comparator that meets one
+has a public outcome and is done by a local exchange (no message): for n = 10^4
+(N = 2^14) only 60% of the comparators are evaluated.
 
-Each of the ``log2 N (log2 N + 1) / 2`` layers compares ``N/2`` disjoint pairs at once:
+Each of the ``log2 N (log2 N + 1) / 2`` layers compares up to ``N/2`` disjoint pairs at once:
 ``c = [b < a]`` (:func:`~metisnet.mpc.compare.less_than`, 9 rounds) and one batched
 selection for the key and every payload column (1 round): ``min = a + c (b - a)`` and
 ``max = a + b - min`` (local). Cost: 10 rounds per layer (105 layers for N = 2^14);
@@ -86,7 +88,18 @@ def sort(
         return -ks, ps
     size = 1 << (n - 1).bit_length()
     cols = [_pad(ctx, keys, size, True)] + [_pad(ctx, p, size, False) for p in payload]
+    pad = np.arange(size) >= n  # public: where the +inf sentinels are
     for first, second in bitonic_layers(size):
+        pad_first, pad_second = pad[first], pad[second]
+        # a comparator with a sentinel has a public outcome: the sentinel goes to ``second``
+        move = pad_first & ~pad_second
+        if move.any():
+            cols = [_swap(c, first[move], second[move]) for c in cols]
+            pad[first[move]], pad[second[move]] = False, True
+        real = ~pad_first & ~pad_second
+        if not real.any():
+            continue
+        first, second = first[real], second[real]
         a = [c[first] for c in cols]
         b = [c[second] for c in cols]
         swap = less_than(ctx, b[0], a[0])
@@ -100,6 +113,14 @@ def sort(
             new_cols.append(c.like(na, nb))
         cols = new_cols
     return cols[0][:n], [c[:n] for c in cols[1:]]
+
+
+def _swap(c: SharedArray, i: NDArray[np.int64], j: NDArray[np.int64]) -> SharedArray:
+    """Exchange positions ``i`` and ``j`` (public; local)."""
+    na, nb = c.a.copy(), c.b.copy()
+    na[i], na[j] = c.a[j], c.a[i]
+    nb[i], nb[j] = c.b[j], c.b[i]
+    return c.like(na, nb)
 
 
 def argsort(ctx: MpcContext, keys: SharedArray) -> SharedArray:
