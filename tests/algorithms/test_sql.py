@@ -285,3 +285,19 @@ def test_values_outside_the_declared_domain_are_refused() -> None:
 def test_text_column_without_domain_is_refused() -> None:
     with pytest.raises(ValidationError, match="domain"):
         sql.run_sql("SELECT COUNT(*) FROM t WHERE region = 'north'", {"t": PARTS})
+
+
+def test_cli_runs_explains_and_refuses() -> None:
+    from click.testing import CliRunner
+
+    from metisnet.cli import main
+
+    runner = CliRunner()
+    q = "SELECT dept, COUNT(*), MAX(score) FROM people WHERE age >= 30 GROUP BY dept ORDER BY dept"
+    got = runner.invoke(main, ["sql", q, "--rows", "60", "--check"])
+    assert got.exit_code == 0, got.output
+    assert "DuckDB" in got.output and "rounds" in got.output
+    got = runner.invoke(main, ["sql", "--explain", q])
+    assert got.exit_code == 0 and "estimated total" in got.output
+    got = runner.invoke(main, ["sql", "SELECT age FROM people"])
+    assert got.exit_code != 0 and isinstance(got.exception, ValidationError)
