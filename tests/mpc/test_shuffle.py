@@ -253,3 +253,15 @@ def test_malicious_mode_is_refused() -> None:
     for t in threads:
         t.join()
     assert errors == ["refused"] * 3
+
+
+def test_permutation_with_tied_keys_is_the_stable_order() -> None:
+    """Regression: tied PRG words must give every holder the same order."""
+    from metisnet.mpc.shuffling import _permutation
+
+    class TiedPrg:
+        def uint64(self, n: int) -> np.ndarray:
+            return np.array([5, 3, 5, 1, 3, 5], dtype=np.uint64)[:n]
+
+    got = _permutation(TiedPrg(), 6)  # type: ignore[arg-type]
+    assert got.tolist() == [3, 1, 4, 0, 2, 5]  # stable: equal keys keep their positions
