@@ -47,7 +47,7 @@ from metisnet.node.agents import DataNodeAgent
 from metisnet.node.chaintrust import ChainTrust
 from metisnet.node.compute import load_deployment, signal_stop, tls_sessions
 from metisnet.node.config import DataNodeConfig
-from metisnet.node.datanode import DataNode
+from metisnet.node.datanode import DataNode, NotFound
 from metisnet.node.registrar import ChainRegistrar
 from metisnet.node.taskspec import MAX_SPEC_BYTES, parse_spec
 from metisnet.types import TaskId
@@ -101,6 +101,8 @@ def chain_task_router(agent: DataNodeAgent, trust: ChainTrust,
     def submit(caller: str, task_id: int, body: bytes) -> ChainTaskOut:
         spec = parse_spec(body)
         with lock:
+            if task_id > agent.contracts.tasks.task_count():  # not a chain failure: a 404
+                raise NotFound(f"no task {task_id} on chain")
             info = agent.contracts.tasks.get_task(TaskId(task_id))
             if info.requester.lower() != caller.lower():
                 raise PolicyViolation("only the task's requester may hand over its spec",
