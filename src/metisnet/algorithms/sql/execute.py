@@ -26,6 +26,7 @@ are exact. Comparisons see the rounded values: two values closer than u may comp
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -129,16 +130,24 @@ def _encode(values: NDArray[Any], domain: tuple[Any, ...] | None, col: str) -> F
     return out
 
 
-def deal_join(plan: Plan, tables: Mapping[str, Sequence[Part]], tag_key: bytes
-              ) -> list[list[list[PsiShares]]]:
+def _node_rng(seed: bytes | None, *labels: object) -> Csprng:
+    """A data node's CSPRNG: fresh from the OS, or derived from ``seed`` (reproducible runs,
+    e.g. benchmarks whose members each recompute the same dealing)."""
+    if seed is None:
+        return Csprng()
+    return Csprng(hashlib.sha256(seed + repr(labels).encode()).digest()[:16])
+
+
+def deal_join(plan: Plan, tables: Mapping[str, Sequence[Part]], tag_key: bytes, *,
+              seed: bytes | None = None) -> list[list[list[PsiShares]]]:
     """Each data node of both join sides: keyed tags of its ids and its payload columns
     (:func:`metisnet.algorithms.psi.prepare`): side -> node -> one input per member."""
     if plan.join is None:
         raise ValidationError("not a join")
     out = []
-    for side in plan.join:
+    for si, side in enumerate(plan.join):
         nodes = []
-        for part in tables[side.table]:
+        for ni, part in enumerate(tables[side.table]):
             cols = _columns(part)
             ids = cols[side.key]
             if ids.dtype.kind not in "iu":
@@ -147,7 +156,7 @@ def deal_join(plan: Plan, tables: Mapping[str, Sequence[Part]], tag_key: bytes
             if side.columns:
                 payload = np.stack([_encode(cols[raw], plan.domains.get(name), name)
                                     for name, raw in side.columns], axis=1)
-            nodes.append(psi.prepare(ids, tag_key, Csprng(), payload=payload,
+            nodes.append(psi.prepare(ids, tag_key, _node_rng(seed, "join", si, ni), payload=payload,
                                      frac_bits=FRAC_BITS))
         out.append(nodes)
     return out
@@ -172,14 +181,16 @@ def _joined_columns(ctx: MpcContext, plan: Plan, dealt: Sequence[Sequence[Sequen
     return cols, joined.size
 
 
-def deal_tables(plan: Plan, parts: Sequence[Part]) -> dict[str, list[list[tuple[Any, Any]]]]:
+def deal_tables(plan: Plan, parts: Sequence[Part], *, seed: bytes | None = None
+                ) -> dict[str, list[list[tuple[Any, Any]]]]:
     """Each data node deals the plan's columns of its part: column -> node -> 3 pairs."""
     dealt: dict[str, list[list[tuple[Any, Any]]]] = {}
     encoded = [_columns(p) for p in parts]
     for col in plan.columns:
         dom = plan.domains.get(col)
         vals = [_encode(cols[col], dom, col) for cols in encoded]
-        dealt[col] = [deal(v, Csprng(), frac_bits=FRAC_BITS) for v in vals]
+        dealt[col] = [deal(v, _node_rng(seed, col, i), frac_bits=FRAC_BITS)
+                      for i, v in enumerate(vals)]
     return dealt
 
 
