@@ -301,3 +301,34 @@ def test_cli_runs_explains_and_refuses() -> None:
     assert got.exit_code == 0 and "estimated total" in got.output
     got = runner.invoke(main, ["sql", "SELECT age FROM people"])
     assert got.exit_code != 0 and isinstance(got.exception, ValidationError)
+
+
+POLICY_REFUSED = [
+    ("SELECT SUM(income) FROM t", {"t": sql.TablePolicy(columns=frozenset({"age", "region"}))},
+     "columns"),
+    ("SELECT COUNT(*) FROM t JOIN u ON t.id = u.id",
+     {"u": sql.TablePolicy(columns=frozenset({"spend"}))}, "columns"),
+    ("SELECT MAX(income) FROM t", {"t": sql.TablePolicy(aggregates=frozenset({"count", "sum"}))},
+     "aggregates"),
+    ("SELECT COUNT(*) FROM t JOIN u ON t.id = u.id", {"t": sql.TablePolicy(allow_join=False)},
+     "join"),
+]
+
+
+@pytest.mark.parametrize(("query", "policies", "rule"), POLICY_REFUSED)
+def test_policy_breaking_queries_are_refused_before_any_share_moves(
+        query: str, policies: Any, rule: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from metisnet.errors import PolicyViolation
+
+    monkeypatch.setattr(execute, "deal_tables", None)
+    monkeypatch.setattr(execute, "deal_join", None)
+    with pytest.raises(PolicyViolation) as err:
+        sql.run_sql(query, {"t": PARTS, "u": U_PARTS}, domains=DOMAINS, policies=policies)
+    assert err.value.rule == rule and "nothing computed" in str(err.value)
+
+
+def test_policy_minimum_group_size_overrides_the_requester() -> None:
+    q = "SELECT dept, COUNT(*) FROM t GROUP BY dept"
+    pol = {"t": sql.TablePolicy(min_group_size=20)}
+    got = sql.run_sql(q, {"t": PARTS}, domains=DOMAINS, k=1, policies=pol)
+    check(q, got, _duck(q + " HAVING COUNT(*) >= 20"))

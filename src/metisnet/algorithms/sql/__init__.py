@@ -3,7 +3,8 @@
 API::
 
     run_sql(query, tables: {name: [part per data node]}, k=1, security="semi-honest",
-            domains=None) -> pandas.DataFrame      # attrs: rounds, bytes_per_party
+            domains=None, policies={table: TablePolicy(...)}) -> pandas.DataFrame
+                                                   # attrs: rounds, bytes_per_party
     explain(query, schemas, rows=None) -> str      # the secure plan, estimated rounds/bytes
     plan_query(query, schemas, rows=None) -> Plan  # checks; raises ValidationError
 
@@ -13,6 +14,7 @@ See :mod:`metisnet.algorithms.sql.plan` for the supported SQL and
 """
 
 from metisnet.algorithms.sql.execute import explain_tables, run_sql, schemas_of
-from metisnet.algorithms.sql.plan import Plan, explain, plan_query
+from metisnet.algorithms.sql.plan import Plan, TablePolicy, check_policies, explain, plan_query
 
-__all__ = ["Plan", "explain", "explain_tables", "plan_query", "run_sql", "schemas_of"]
+__all__ = ["Plan", "TablePolicy", "check_policies", "explain", "explain_tables", "plan_query",
+           "run_sql", "schemas_of"]

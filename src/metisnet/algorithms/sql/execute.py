@@ -39,7 +39,7 @@ from metisnet import mpc
 from metisnet.algorithms import psi
 from metisnet.algorithms.common import deal, output, receive, suppress_small
 from metisnet.algorithms.psi import PsiShares
-from metisnet.algorithms.sql.plan import Agg, Plan, plan_query
+from metisnet.algorithms.sql.plan import Agg, Plan, TablePolicy, check_policies, plan_query
 from metisnet.crypto.prg import Csprng
 from metisnet.errors import ValidationError
 from metisnet.mpc import MpcContext, SharedArray
@@ -628,12 +628,14 @@ def finish(plan: Plan, res: Mapping[str, F64]) -> Any:
 # -- in-process run --------------------------------------------------------------------------
 def run_sql(query: str, tables: Mapping[str, Sequence[Part]], *, k: int = 1,
             security: str = "semi-honest", domains: Mapping[str, Sequence[Any]] | None = None,
-            timeout: float = 300.0) -> Any:
+            policies: Mapping[str, TablePolicy] | None = None, timeout: float = 300.0) -> Any:
     """Run ``query`` over the union of the data nodes' parts of each table; a DataFrame.
 
     ``tables`` maps a table name to one part per data node (a pandas DataFrame or a dict of
     numpy columns). The query is parsed and checked against the public schema first; a
-    refused query raises :class:`~metisnet.errors.ValidationError` before any share moves.
+    refused query raises :class:`~metisnet.errors.ValidationError` before any share moves;
+    so does a query that breaks a table's ``policies`` entry (PolicyViolation), whose
+    minimum group size also raises ``k``.
     The committee is three threads over the in-memory channel; the result's ``attrs`` hold
     the measured ``rounds`` and ``bytes_per_party`` (the busiest member) and the plan.
     """
@@ -641,6 +643,7 @@ def run_sql(query: str, tables: Mapping[str, Sequence[Part]], *, k: int = 1,
         raise ValidationError("the minimum group size k must be at least 1")
     schemas, rows = schemas_of(tables, domains)
     plan = plan_query(query, schemas, rows=rows)
+    k = check_policies(plan, policies, k)
     for col, table, raw in _raw_columns(plan):  # text without a domain: refuse before dealing
         for part in tables[table]:
             v = _columns(part)[raw]

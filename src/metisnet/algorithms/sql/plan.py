@@ -31,9 +31,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from metisnet.errors import ValidationError
+from metisnet.errors import PolicyViolation, ValidationError
 
-__all__ = ["Agg", "JoinSide", "Plan", "Schema", "Step", "explain", "plan_query"]
+__all__ = ["Agg", "JoinSide", "Plan", "Schema", "Step", "TablePolicy", "check_policies",
+           "explain", "plan_query"]
 
 #: table name -> column name -> public domain (a sequence of values), or None (numeric, no domain)
 Schema = Mapping[str, Mapping[str, Sequence[Any] | None]]
@@ -481,6 +482,63 @@ def _rewrite_join(root: Any, src: Any, joins: list[Any], schemas: Schema
     schema: dict[str, Sequence[Any] | None] = {
         f"{a}.{c}": d for a, t in aliases.items() for c, d in schemas[t].items()}
     return root, schema, (keys[0], keys[1], "", "")
+
+
+# -- data owners' policies ------------------------------------------------------------------
+@dataclass(frozen=True)
+class TablePolicy:
+    """A data owner's usage policy for one table, checked before any share moves.
+
+    ``columns``: the columns a query may read (join keys included; None: all);
+    ``aggregates``: the aggregate functions allowed (names as in :class:`Agg`, e.g.
+    ``{"count", "sum", "avg"}``; MIN/MAX release single rows' values; None: all);
+    ``min_group_size``: groups smaller than this are suppressed whatever the requester asks;
+    ``allow_join``: whether the table may be joined with another.
+    """
+
+    columns: frozenset[str] | None = None
+    aggregates: frozenset[str] | None = None
+    min_group_size: int = 1
+    allow_join: bool = True
+
+
+def _read_columns(plan: Plan) -> dict[str, set[str]]:
+    """Table -> raw columns a plan reads (join keys included)."""
+    if plan.join is None:
+        return {plan.table: set(plan.columns)}
+    out: dict[str, set[str]] = {}
+    for side in plan.join:
+        out.setdefault(side.table, set()).update({side.key, *(raw for _, raw in side.columns)})
+    return out
+
+
+def check_policies(plan: Plan, policies: Mapping[str, TablePolicy] | None, k: int) -> int:
+    """Refuse a plan that breaks a policy (PolicyViolation naming the rule); the k to apply."""
+    if k < 1:
+        raise ValidationError("the minimum group size k must be at least 1")
+    if not policies:
+        return k
+    for table, cols in _read_columns(plan).items():
+        pol = policies.get(table)
+        if pol is None:
+            continue
+        if pol.columns is not None:
+            bad = sorted(cols - set(pol.columns))
+            if bad:
+                raise PolicyViolation(f"the policy of table `{table}` does not allow reading "
+                                      f"column(s) {', '.join(bad)}; nothing computed",
+                                      rule="columns")
+        if pol.aggregates is not None:
+            bad = sorted({a.func for a in plan.aggs} - set(pol.aggregates))
+            if bad:
+                raise PolicyViolation(f"the policy of table `{table}` does not allow "
+                                      f"{', '.join(b.upper() for b in bad)}; nothing computed",
+                                      rule="aggregates")
+        if plan.join is not None and not pol.allow_join:
+            raise PolicyViolation(f"the policy of table `{table}` does not allow joins; "
+                                  "nothing computed", rule="join")
+        k = max(k, pol.min_group_size)
+    return k
 
 
 # -- cost model ------------------------------------------------------------------------------
