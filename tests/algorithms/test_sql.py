@@ -94,6 +94,9 @@ CORPUS = [
     "SELECT region, SUM(income) / SUM(qty) FROM t GROUP BY region",
     "SELECT dept, MAX(age) - MIN(age) AS span FROM t WHERE score >= 2.5 GROUP BY dept",
     "SELECT COUNT(*), region FROM t GROUP BY region",
+    "SELECT region, dept, COUNT(*), SUM(income) FROM t GROUP BY region, dept",
+    "SELECT dept, region, AVG(score) AS a FROM t WHERE age > 30 GROUP BY dept, region "
+    "HAVING COUNT(*) >= 2 ORDER BY dept, region",
     # HAVING, ORDER BY, LIMIT
     "SELECT region, COUNT(*) FROM t GROUP BY region HAVING COUNT(*) > 20",
     "SELECT dept, AVG(income) AS a FROM t GROUP BY dept HAVING AVG(age) > 30 AND COUNT(*) >= 3",
@@ -234,6 +237,8 @@ REFUSED = [
     ("SELECT * FROM t", "SELECT *"),
     ("SELECT age FROM t", "never released"),
     ("SELECT age, COUNT(*) FROM t GROUP BY region", "GROUP BY"),
+    ("SELECT COUNT(*) FROM t GROUP BY region, age", "public domain"),
+    ("SELECT COUNT(*) FROM t GROUP BY age + 1", "key columns"),
     ("SELECT income, COUNT(*) FROM t GROUP BY income", "public domain"),
     ("SELECT COUNT(*) FROM t LEFT JOIN u ON t.id = u.id", "inner JOIN"),
     ("SELECT COUNT(*) FROM t JOIN u ON t.age > u.level", "JOIN needs ON"),

@@ -396,15 +396,14 @@ def committee(ctx: MpcContext, plan: Plan, dealt: Any, *,
     prog = _Program(ctx, plan, cols, n)
     g = plan.groups
     tree = prog.queue_mask(plan.where) if plan.where is not None else ("const", 1)
-    group_slot = None
-    if plan.group_by:
-        key = cols[plan.group_by]
-        dom = plan.domains[plan.group_by]
-        codes = np.arange(g, dtype=np.float64) if any(isinstance(v, str) for v in dom) \
+    group_slots = []
+    for name in plan.group_by:
+        dom = plan.domains[name]
+        gk = len(dom)
+        codes = np.arange(gk, dtype=np.float64) if any(isinstance(v, str) for v in dom) \
             else np.asarray(dom, dtype=np.float64)
-        diff = _bcast(key, (n, g)) - np.broadcast_to(codes, (n, g))
-        prog.eq.append(diff)
-        group_slot = len(prog.eq) - 1
+        prog.eq.append(_bcast(cols[name], (n, gk)) - np.broadcast_to(codes, (n, gk)))
+        group_slots.append(len(prog.eq) - 1)
     distinct_slots: list[int] = []
     for agg in plan.aggs:
         if agg.func == "count_distinct":
@@ -418,8 +417,14 @@ def committee(ctx: MpcContext, plan: Plan, dealt: Any, *,
     mask = prog.combine(tree, lt, eq)
 
     # H: (n, g) shared 0/1 with the WHERE mask folded in
-    if group_slot is not None:
-        onehot = eq[group_slot]
+    if group_slots:
+        onehot = _ints(eq[group_slots[0]])
+        for slot in group_slots[1:]:  # row-wise outer product: groups in C order of the keys
+            nxt = _ints(eq[slot])
+            ga, gb = onehot.shape[1], nxt.shape[1]
+            left = onehot.like(np.repeat(onehot.a, gb, axis=1), np.repeat(onehot.b, gb, axis=1))
+            right = nxt.like(np.tile(nxt.a, (1, ga)), np.tile(nxt.b, (1, ga)))
+            onehot = mpc.mul_raw(ctx, left, right)
         if isinstance(mask, SharedArray):
             h = mpc.mul_raw(ctx, onehot, _bcast(mask, (n, g)))
         else:
@@ -537,7 +542,7 @@ def _post_eval(node: Any, aggs: Mapping[str, Any], key: Any, plan: Plan) -> Any:
                 return aggs[a.key]
         raise ValidationError(f"aggregate {node.sql()} was not planned")
     if isinstance(node, exp.Column):
-        return key
+        return key[str(node.name)]
     if isinstance(node, exp.Literal):
         if node.is_string:
             return str(node.this)
@@ -607,7 +612,10 @@ def finish(plan: Plan, res: Mapping[str, F64]) -> Any:
         c = round(float(res["counts"][gi]))
         if plan.group_by and c == 0:
             continue  # empty or suppressed group
-        key = plan.domains[plan.group_by][gi] if plan.group_by else None
+        idx = np.unravel_index(gi, [len(plan.domains[k]) for k in plan.group_by]) \
+            if plan.group_by else ()
+        key = {name: plan.domains[name][int(i)] for name, i in zip(plan.group_by, idx,
+                                                                   strict=True)}
         aggs = _agg_values(plan, res, gi)
         if plan.having is not None and _post_eval(plan.having, aggs, key, plan) is not True:
             continue

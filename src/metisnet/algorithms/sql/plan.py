@@ -39,7 +39,8 @@ __all__ = ["Agg", "JoinSide", "Plan", "Schema", "Step", "TablePolicy", "check_po
 #: table name -> column name -> public domain (a sequence of values), or None (numeric, no domain)
 Schema = Mapping[str, Mapping[str, Sequence[Any] | None]]
 
-_SAMPLE_VAR = ("variance", "var_samp", "stddev", "stddev_samp")
+#: at most this many groups (the product of the GROUP BY keys' domain sizes)
+MAX_GROUPS = 4096
 
 
 def _sqlglot() -> Any:
@@ -89,7 +90,7 @@ class Plan:
     columns: tuple[str, ...]  # columns the data nodes deal
     domains: dict[str, tuple[Any, ...]]  # public domains of the columns read
     where: Any  # sqlglot condition or None
-    group_by: str | None
+    group_by: tuple[str, ...]  # GROUP BY key columns (empty: one group)
     aggs: tuple[Agg, ...]
     outputs: tuple[tuple[str, Any], ...]  # (name, expression over aggregates / group key)
     having: Any
@@ -100,7 +101,7 @@ class Plan:
 
     @property
     def groups(self) -> int:
-        return len(self.domains[self.group_by]) if self.group_by else 1
+        return math.prod(len(self.domains[key]) for key in self.group_by)
 
     @property
     def rounds(self) -> int:
@@ -283,16 +284,27 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
             raise _refuse(sub, "subqueries are not supported")
     chk = _Checker(table, schema)
 
-    group_by: str | None = None
+    group_by: tuple[str, ...] = ()
     group = root.args.get("group")
     if group is not None:
-        keys = group.expressions
-        if len(keys) != 1 or not isinstance(keys[0], exp.Column):
-            raise _refuse(group, "GROUP BY takes one key column")
-        group_by = chk.column(keys[0])
-        if schema[group_by] is None:
-            raise ValidationError(f"GROUP BY `{group_by}` needs a public domain for the column "
-                              "(declare its values in the schema)")
+        gkeys: list[str] = []
+        for key in group.expressions:
+            if not isinstance(key, exp.Column):
+                raise _refuse(key, "GROUP BY takes key columns")
+            name = chk.column(key)
+            dom = schema[name]
+            if dom is None:
+                raise ValidationError(
+                    f"GROUP BY `{name}` needs a public domain for the column (declare its "
+                    "values in the schema); GROUP BY a secret domain (oblivious sort) is not "
+                    "supported yet")
+            if name not in gkeys:
+                gkeys.append(name)
+        group_by = tuple(gkeys)
+        size = math.prod(len(schema[key] or ()) for key in group_by)
+        if size > MAX_GROUPS:
+            raise ValidationError(f"GROUP BY {', '.join(group_by)} has {size} groups, more "
+                                  f"than {MAX_GROUPS}")
 
     where = root.args.get("where")
     cond = where.this if where is not None else None
@@ -314,7 +326,7 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
             return None
         if isinstance(node, exp.Column):
             name = chk.column(node)
-            if name != group_by:
+            if name not in group_by:
                 raise ValidationError(
                     f"column `{name}` must appear in GROUP BY or inside an aggregate "
                     "(row-level values are never released)")
@@ -367,7 +379,7 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
         body = item.this if isinstance(item, exp.Alias) else item
         post(body)
         outputs.append((str(name), body))
-    if not aggs and group_by is None:
+    if not aggs and not group_by:
         raise ValidationError("a query must aggregate (row-level values are never released)")
 
     having = root.args.get("having")
@@ -593,8 +605,10 @@ def _cost(plan: Plan) -> list[Step]:
         steps.append(Step(f"{muls} secret product(s) per row in expressions", 2 * muls,
                           16 * muls * n))
     lt, eq, prods = _count_atoms(plan.where, plan)
-    if plan.group_by:
-        eq += g
+    eq += sum(len(plan.domains[key]) for key in plan.group_by)
+    if len(plan.group_by) > 1:
+        steps.append(Step(f"one-hot of {len(plan.group_by)} keys: row-wise outer products",
+                          len(plan.group_by) - 1, 8 * n * g))
     for a in plan.aggs:
         if a.func == "count_distinct":
             eq += len(plan.domains[str(a.arg.name)])
@@ -642,7 +656,8 @@ def explain(query: str | Plan, schemas: Schema | None = None, *,
     plan = query if isinstance(query, Plan) else plan_query(query, schemas or {}, rows=rows)
     lines = [f"secure plan for: {' '.join(plan.sql.split())}",
              f"table {plan.table}: ~{plan.rows} rows (union of the data nodes), "
-             f"{plan.groups} group(s)" + (f" by {plan.group_by}" if plan.group_by else "")]
+             f"{plan.groups} group(s)"
+             + (f" by {', '.join(plan.group_by)}" if plan.group_by else "")]
     for i, s in enumerate(plan.steps, 1):
         lines.append(f"  {i}. {s.what}  [{s.rounds} rounds, {s.bytes_per_party:,} B]")
     post = []
