@@ -97,6 +97,13 @@ CORPUS = [
     "SELECT region, dept, COUNT(*), SUM(income) FROM t GROUP BY region, dept",
     "SELECT dept, region, AVG(score) AS a FROM t WHERE age > 30 GROUP BY dept, region "
     "HAVING COUNT(*) >= 2 ORDER BY dept, region",
+    # GROUP BY a key without public domain (oblivious sort, segmented scans)
+    "SELECT qty, COUNT(*), SUM(income) FROM t GROUP BY qty",
+    "SELECT qty, AVG(score), MIN(income), MAX(age) FROM t WHERE region = 'north' "
+    "GROUP BY qty ORDER BY qty",
+    "SELECT age, COUNT(*) FROM t WHERE income > 50 GROUP BY age HAVING COUNT(*) >= 2 "
+    "ORDER BY age",
+    "SELECT qty, VAR_POP(income), STDDEV(score) FROM t WHERE age < 70 GROUP BY qty",
     # HAVING, ORDER BY, LIMIT
     "SELECT region, COUNT(*) FROM t GROUP BY region HAVING COUNT(*) > 20",
     "SELECT dept, AVG(income) AS a FROM t GROUP BY dept HAVING AVG(age) > 30 AND COUNT(*) >= 3",
@@ -172,6 +179,7 @@ JOINS = [
     "ORDER BY n DESC, a.dept",
     "SELECT MIN(spend - income), COUNT(DISTINCT level) FROM t JOIN u ON t.id = u.id "
     "WHERE region = 'north'",
+    "SELECT t.qty, SUM(spend), COUNT(*) FROM t JOIN u ON t.id = u.id GROUP BY t.qty",
 ]
 
 
@@ -216,6 +224,21 @@ def test_min_group_size_suppresses_small_groups(k: int) -> None:
     check(q, got, want)
 
 
+@pytest.mark.parametrize("k", [3, 8])
+def test_min_group_size_with_a_secret_domain_key(k: int) -> None:
+    q = "SELECT qty, COUNT(*), AVG(income) FROM t WHERE age > 25 GROUP BY qty"
+    got = sql.run_sql(q, {"t": PARTS}, domains=DOMAINS, k=k)
+    check(q, got, _duck(q + f" HAVING COUNT(*) >= {k}"))
+
+
+def test_secret_domain_key_refuses_malicious_mode_before_dealing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(execute, "deal_tables", None)
+    with pytest.raises(ValidationError, match="semi-honest"):
+        sql.run_sql("SELECT qty, COUNT(*) FROM t GROUP BY qty", {"t": PARTS},
+                    security="malicious")
+
+
 def test_min_group_size_whole_table_with_filter() -> None:
     q = "SELECT COUNT(*), SUM(income) FROM t WHERE age > 75"
     n = int(_duck(q).iloc[0, 0])
@@ -239,7 +262,7 @@ REFUSED = [
     ("SELECT age, COUNT(*) FROM t GROUP BY region", "GROUP BY"),
     ("SELECT COUNT(*) FROM t GROUP BY region, age", "public domain"),
     ("SELECT COUNT(*) FROM t GROUP BY age + 1", "key columns"),
-    ("SELECT income, COUNT(*) FROM t GROUP BY income", "public domain"),
+    ("SELECT age, COUNT(DISTINCT dept) FROM t GROUP BY age", "COUNT(DISTINCT)"),
     ("SELECT COUNT(*) FROM t LEFT JOIN u ON t.id = u.id", "inner JOIN"),
     ("SELECT COUNT(*) FROM t JOIN u ON t.age > u.level", "JOIN needs ON"),
     ("SELECT COUNT(*) FROM t JOIN u ON t.id = u.id JOIN u AS v ON v.id = t.id", "one JOIN"),

@@ -40,6 +40,7 @@ from metisnet.algorithms import psi
 from metisnet.algorithms.common import deal, output, receive, suppress_small
 from metisnet.algorithms.psi import PsiShares
 from metisnet.algorithms.sql.plan import Agg, Plan, TablePolicy, check_policies, plan_query
+from metisnet.algorithms.sql.secret_groups import grouped_by_secret_key
 from metisnet.crypto.prg import Csprng
 from metisnet.errors import ValidationError
 from metisnet.mpc import MpcContext, SharedArray
@@ -352,6 +353,26 @@ class _Program:
         return a + b - mpc.mul_raw(self.ctx, a, b)
 
 
+def _secret_group(ctx: MpcContext, prog: _Program, plan: Plan, cols: dict[str, SharedArray],
+                  mask: Mask, k: int, to: int) -> dict[str, F64] | None:
+    n = prog.n
+    if not isinstance(mask, SharedArray):
+        mask = mpc.public(ctx, np.full(n, int(mask), dtype=np.int64), frac_bits=0)
+    sums: list[SharedArray] = []
+    mins: list[SharedArray] = []
+    for agg in plan.aggs:
+        if agg.func in ("sum", "avg", "var_samp", "var_pop", "std_samp", "std_pop"):
+            v = prog.row_values(agg.arg)
+            sums.append(v)
+            if agg.func not in ("sum", "avg"):
+                sums.append(mpc.mul(ctx, v, v))
+        elif agg.func in ("min", "max"):
+            v = prog.row_values(agg.arg)
+            mins.append(-v if agg.func == "max" else v)
+    return grouped_by_secret_key(ctx, cols[plan.group_by[0]], _ints(mask), sums, mins,
+                                 big=_BIG, k=k, to=to)
+
+
 def _tournament_min(ctx: MpcContext, t: SharedArray) -> SharedArray:
     """Column minima of a (n, m) table: ceil(log2 n) layers of comparisons (10 rounds each)."""
     vals = t
@@ -397,7 +418,7 @@ def committee(ctx: MpcContext, plan: Plan, dealt: Any, *,
     g = plan.groups
     tree = prog.queue_mask(plan.where) if plan.where is not None else ("const", 1)
     group_slots = []
-    for name in plan.group_by:
+    for name in plan.group_by if not plan.secret_group else ():
         dom = plan.domains[name]
         gk = len(dom)
         codes = np.arange(gk, dtype=np.float64) if any(isinstance(v, str) for v in dom) \
@@ -415,6 +436,8 @@ def committee(ctx: MpcContext, plan: Plan, dealt: Any, *,
             distinct_slots.append(len(prog.eq) - 1)
     lt, eq = prog.run_batches()
     mask = prog.combine(tree, lt, eq)
+    if plan.secret_group:
+        return _secret_group(ctx, prog, plan, cols, mask, k, to)
 
     # H: (n, g) shared 0/1 with the WHERE mask folded in
     if group_slots:
@@ -606,16 +629,22 @@ def finish(plan: Plan, res: Mapping[str, F64]) -> Any:
     """The receiver's part: rows from the released arrays, then HAVING, ORDER BY, LIMIT."""
     import pandas as pd
 
-    g = plan.groups
+    g = len(res["counts"]) if "keys" in res else plan.groups
     rows: list[tuple[list[Any], dict[str, Any], Any]] = []
     for gi in range(g):
         c = round(float(res["counts"][gi]))
         if plan.group_by and c == 0:
             continue  # empty or suppressed group
-        idx = np.unravel_index(gi, [len(plan.domains[k]) for k in plan.group_by]) \
-            if plan.group_by else ()
-        key = {name: plan.domains[name][int(i)] for name, i in zip(plan.group_by, idx,
-                                                                   strict=True)}
+        if "keys" in res:
+            kv = float(res["keys"][gi])
+            # a key is exact up to its fixed-point rounding (2^-17): show integers as such
+            key: dict[str, Any] = {plan.group_by[0]: round(kv) if abs(kv - round(kv)) < 1e-5
+                                   else kv}
+        else:
+            idx = np.unravel_index(gi, [len(plan.domains[k]) for k in plan.group_by]) \
+                if plan.group_by else ()
+            key = {name: plan.domains[name][int(i)] for name, i in zip(plan.group_by, idx,
+                                                                       strict=True)}
         aggs = _agg_values(plan, res, gi)
         if plan.having is not None and _post_eval(plan.having, aggs, key, plan) is not True:
             continue
@@ -660,6 +689,10 @@ def run_sql(query: str, tables: Mapping[str, Sequence[Part]], *, k: int = 1,
                     f"column `{col}` is not numeric; declare its domain of values")
     if plan.rows == 0:
         raise ValidationError(f"table `{plan.table}` has no rows")
+    if plan.secret_group and security != "semi-honest":
+        raise ValidationError("GROUP BY a key without public domain sorts obliviously, which is "
+                              "semi-honest only; pass security='semi-honest' or declare the "
+                              "key's domain")
     if plan.join is not None:
         if security != "semi-honest":
             raise ValidationError("JOIN runs the committee's private join, which is semi-honest "

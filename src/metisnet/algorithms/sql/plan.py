@@ -97,10 +97,14 @@ class Plan:
     order: tuple[tuple[Any, bool], ...]  # (expression, descending)
     limit: int | None
     join: tuple[JoinSide, JoinSide] | None = None
+    secret_group: bool = False  # GROUP BY one key without public domain (oblivious sort)
     steps: list[Step] = field(default_factory=list)
 
     @property
     def groups(self) -> int:
+        """The number of groups (public domains), or at most ``rows`` (a secret domain)."""
+        if self.secret_group:
+            return self.rows
         return math.prod(len(self.domains[key]) for key in self.group_by)
 
     @property
@@ -285,8 +289,16 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
     chk = _Checker(table, schema)
 
     group_by: tuple[str, ...] = ()
+    secret_group = False
     group = root.args.get("group")
-    if group is not None:
+    if group is not None and len(group.expressions) == 1 and \
+            isinstance(group.expressions[0], exp.Column) and \
+            schema.get(str(group.expressions[0].name)) is None and \
+            str(group.expressions[0].name) in schema:
+        # one key with no public domain: oblivious sort and segmented scans
+        group_by = (chk.column(group.expressions[0]),)
+        secret_group = True
+    elif group is not None:
         gkeys: list[str] = []
         for key in group.expressions:
             if not isinstance(key, exp.Column):
@@ -295,9 +307,9 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
             dom = schema[name]
             if dom is None:
                 raise ValidationError(
-                    f"GROUP BY `{name}` needs a public domain for the column (declare its "
-                    "values in the schema); GROUP BY a secret domain (oblivious sort) is not "
-                    "supported yet")
+                    f"GROUP BY `{name}` with other keys needs a public domain for the column "
+                    "(declare its values in the schema); only a single key may have a secret "
+                    "domain")
             if name not in gkeys:
                 gkeys.append(name)
         group_by = tuple(gkeys)
@@ -421,7 +433,11 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
         n = min(n, (rows or {}).get(sides[1].table, 1000))
     plan = Plan(sql=sql, table=table, rows=n, columns=tuple(chk.used), domains=domains,
                 where=cond, group_by=group_by, aggs=tuple(aggs.values()), outputs=tuple(outputs),
-                having=hcond, order=tuple(order), limit=limit, join=join)
+                having=hcond, order=tuple(order), limit=limit, join=join,
+                secret_group=secret_group)
+    if secret_group and any(a.func == "count_distinct" for a in plan.aggs):
+        raise ValidationError("COUNT(DISTINCT) with GROUP BY a secret-domain key is not "
+                              "supported; declare the key's domain")
     plan.steps = _cost(plan)
     return plan
 
@@ -605,6 +621,8 @@ def _cost(plan: Plan) -> list[Step]:
         steps.append(Step(f"{muls} secret product(s) per row in expressions", 2 * muls,
                           16 * muls * n))
     lt, eq, prods = _count_atoms(plan.where, plan)
+    if plan.secret_group:
+        return steps + _secret_group_cost(plan, lt, eq, prods)
     eq += sum(len(plan.domains[key]) for key in plan.group_by)
     if len(plan.group_by) > 1:
         steps.append(Step(f"one-hot of {len(plan.group_by)} keys: row-wise outer products",
@@ -647,6 +665,37 @@ def _cost(plan: Plan) -> list[Step]:
                       LT_ROUNDS + 1, LT_BYTES * g + 8 * g * released))
     steps.append(Step("open the per-group results to the receiver", 1,
                       8 * g * (1 + m + len(extremes) + len(distinct))))
+    return steps
+
+
+def _secret_group_cost(plan: Plan, lt: int, eq: int, prods: int) -> list[Step]:
+    n = plan.rows
+    steps = []
+    if lt or eq:
+        steps.append(Step(f"one batch of comparisons: {lt} less-than and {eq} equality per row "
+                          "(secret 0/1 masks)", max(LT_ROUNDS if lt else 0,
+                                                    EQ_ROUNDS if eq else 0),
+                          n * (lt * LT_BYTES + eq * EQ_BYTES)))
+    if prods:
+        steps.append(Step(f"combine the WHERE masks (AND/OR: {prods} products per row)",
+                          prods, 8 * prods * n))
+    sums = [a for a in plan.aggs if a.func in ("sum", "avg", "var_samp", "var_pop",
+                                                 "std_samp", "std_pop")]
+    w = 1 + len(sums) + sum(1 for a in sums if a.func.startswith(("var", "std")))
+    e = sum(1 for a in plan.aggs if a.func in ("min", "max"))
+    depth = max(math.ceil(math.log2(max(n, 2))), 1)
+    steps.append(Step(f"mask the values ({w - 1 + e} columns)", 1, 8 * n * (w + e)))
+    steps.append(Step(f"oblivious sort by the secret key {plan.group_by[0]} (shuffle, then "
+                      "quicksort on distinct composite keys; semi-honest)", 3 + 9 * depth,
+                      int(1.6 * n * depth) * LT_BYTES + 16 * n * (w + e + 2)))
+    steps.append(Step("group starts: equality of neighbouring keys", EQ_ROUNDS, EQ_BYTES * n))
+    steps.append(Step(f"segmented scan, {depth} steps (counts, sums"
+                      + (", MIN/MAX" if e else "") + ")", depth * (1 + (11 if e else 0)),
+                      depth * n * 8 * (w + 1 + e * (LT_BYTES // 8 + 2))))
+    steps.append(Step("k policy at the group ends (oblivious), zero every other row",
+                      LT_ROUNDS + 2, n * (LT_BYTES + 8 * (1 + w + e))))
+    steps.append(Step("shuffle the n result rows and open them to the receiver", 4,
+                      16 * n * (1 + w + e) + 8 * n * (1 + w + e)))
     return steps
 
 
