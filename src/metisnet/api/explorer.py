@@ -32,7 +32,8 @@ from metisnet.chain.tasks import TaskInfo, TaskState
 from metisnet.errors import ChainError, ValidationError
 from metisnet.types import DatasetId, TaskId
 
-__all__ = ["STAGES", "ChainView", "Watcher", "create_explorer_app", "stage_name"]
+__all__ = ["STAGES", "ChainView", "Watcher", "create_explorer_app", "serve_explorer",
+           "stage_name"]
 
 #: The stages of a successful task, in order (DESIGN.md §7).
 STAGES = ("submitted", "approved", "committee drawn", "running", "settled")
@@ -287,3 +288,27 @@ def create_explorer_app(view: ChainView, *, refresh_on_read: bool = True) -> Fas
         return view.stats()
 
     return app
+
+
+def serve_explorer(view: ChainView, *, host: str = "127.0.0.1", port: int = 8800,
+                   interval: float = 0.25, announce: Any = None) -> None:
+    """Serve the explorer until SIGINT/SIGTERM (blocking), with a :class:`Watcher`.
+
+    uvicorn installs its own signal handlers for the run and restores the previous ones.
+    """
+    import uvicorn
+
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        # the explorer shows only public chain data, but this build keeps to loopback
+        raise ValidationError(f"the explorer listens on loopback only, not {host}")
+    watcher = Watcher(view, interval).start()
+    try:
+        server = uvicorn.Server(uvicorn.Config(
+            create_explorer_app(view, refresh_on_read=False), host=host, port=port,
+            log_level="warning", access_log=False, lifespan="off", server_header=False,
+            timeout_graceful_shutdown=5))
+        if announce is not None:
+            announce(f"http://{host}:{port}")
+        server.run()
+    finally:
+        watcher.stop()
