@@ -365,12 +365,33 @@ def _secret_group(ctx: MpcContext, prog: _Program, plan: Plan, cols: dict[str, S
             v = prog.row_values(agg.arg)
             sums.append(v)
             if agg.func not in ("sum", "avg"):
-                sums.append(mpc.mul(ctx, v, v))
+                sums.append(square(ctx, v))
         elif agg.func in ("min", "max"):
             v = prog.row_values(agg.arg)
             mins.append(-v if agg.func == "max" else v)
     return grouped_by_secret_key(ctx, cols[plan.group_by[0]], _ints(mask), sums, mins,
                                  big=_BIG, k=k, to=to)
+
+
+def square(ctx: MpcContext, v: SharedArray) -> SharedArray:
+    """``v * v`` elementwise without truncating a large value (3 rounds, ~32 B per element).
+
+    A plain fixed-point product truncates ``v^2 2^(2f)``, which fails with probability
+    ``v^2 2^(2f-64)`` (0.4% for v = 4000). As in
+    :func:`metisnet.algorithms.stats.cross_products`, ``v = hi + lo`` with ``hi`` on ``f/2``
+    fractional bits: ``hi^2`` lands exactly on f bits, and only the small terms
+    ``2 hi lo`` and ``lo^2`` are truncated. Error below 2 ulps.
+    """
+    f = v.frac_bits
+    half = f // 2
+    hi = mpc.trunc(ctx, v, half)  # f - half fractional bits
+    lo = v - hi.like(hi.a << np.uint64(half), hi.b << np.uint64(half), frac_bits=f)
+    hh = mpc.mul_raw(ctx, hi, hi)  # 2 (f - half) fractional bits
+    hl = mpc.mul_raw(ctx, hi, lo)  # 2f - half
+    ll = mpc.mul_raw(ctx, lo, lo)  # 2f
+    if hh.frac_bits != f:  # odd f: bring hi^2 to f bits (a small truncation)
+        hh = mpc.trunc(ctx, hh, hh.frac_bits - f)
+    return hh + mpc.trunc(ctx, hl, f - half) * 2 + mpc.trunc(ctx, ll, f)
 
 
 def _tournament_min(ctx: MpcContext, t: SharedArray) -> SharedArray:
@@ -466,7 +487,7 @@ def committee(ctx: MpcContext, plan: Plan, dealt: Any, *,
             v = prog.row_values(agg.arg)
             sum_cols.append(v)
             if agg.func not in ("sum", "avg"):
-                sum_cols.append(mpc.mul(ctx, v, v))
+                sum_cols.append(square(ctx, v))
     values: list[SharedArray] = []
     if sum_cols:
         x = mpc.stack(sum_cols, axis=1)
