@@ -76,6 +76,9 @@ def test_routes_show_nodes_datasets_and_a_task_to_its_verdict(net: LocalNetwork)
     assert {c.lower() for c in detail["committee"]} <= set(paid)
     assert sum(paid.values()) == FEE
     assert detail["latency_s"] is not None and detail["latency_s"] >= 0
+    credits = {a.lower(): int(v) for a, v in detail["credits"].items()}
+    assert set(credits) >= {c.lower() for c in detail["committee"]} | data_nodes
+    assert all(credits[a] >= v for a, v in paid.items() if a in credits)
 
     stats = client.get("/api/stats").json()
     assert [f["task_id"] for f in stats["finished"]] == [task_id]
@@ -93,3 +96,16 @@ def test_unknown_task_is_404_and_bad_limit_422(net: LocalNetwork, tmp_path: Path
     assert client.get("/api/tasks/0").status_code == 404
     assert client.get("/api/tasks?limit=0").status_code == 422
     assert client.post("/api/tasks").status_code == 405  # read only
+
+
+def test_cli_without_a_devnet_says_how_to_start_one(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from metisnet.cli import main
+    from metisnet.errors import ConfigError
+
+    res = CliRunner().invoke(main, ["explorer", "--data-dir", str(tmp_path / "none")])
+    assert isinstance(res.exception, ConfigError)
+    assert "metis devnet up" in str(res.exception)
+    res = CliRunner().invoke(main, ["explorer", "--chain-url", "http://127.0.0.1:1"])
+    assert isinstance(res.exception, ConfigError)

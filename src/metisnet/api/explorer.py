@@ -159,6 +159,7 @@ class ChainView:
             doc["payouts"] = self._payouts(task_id)
             doc["validators"] = [str(v) for v in self.contracts.tasks.validators(
                 TaskId(task_id))]
+            doc["credits"] = self._credits(info)
         return doc
 
     def _summary(self, info: TaskInfo, stages: dict[str, float]) -> dict[str, Any]:
@@ -183,6 +184,15 @@ class ChainView:
                                   else _hex(info.result_commitment)),
             "spec_hash": _hex(info.spec_hash), "latency_s": latency,
         }
+
+    def _credits(self, info: TaskInfo) -> dict[str, str]:
+        """Credit not yet withdrawn (all tasks) of the task's committee, owners, requester."""
+        accounts = [*info.committee, info.requester]
+        for d in info.datasets:
+            owner = self.contracts.datasets.owner_of(d)
+            if owner not in accounts:
+                accounts.append(owner)
+        return {str(a): str(int(self.contracts.tasks.credits(a))) for a in accounts}
 
     def _payouts(self, task_id: int) -> list[dict[str, Any]]:
         """The task's ``Credited`` events: who was paid what (fees, refunds, penalties)."""

@@ -48,6 +48,7 @@ PAGE = """<!doctype html>
   <span id="live-committee" class="mono">-</span></div>
  <div>result commitment: <span id="live-commitment" class="mono">-</span></div>
  <div>payouts: <span id="live-payouts" class="mono">-</span></div>
+ <div>credits not yet withdrawn: <span id="live-credits" class="mono">-</span></div>
  <div class="muted">observed stages: <span id="live-observed">-</span></div>
 </div>
 
@@ -120,6 +121,8 @@ function showLive(t) {
   $("live-payouts").textContent = (t.payouts && t.payouts.length)
     ? t.payouts.map((p) => p.error || (short(p.account) + " " +
         (Number(p.amount_wei) / 1e18).toFixed(4))).join(", ") : "-";
+  $("live-credits").textContent = t.credits ? Object.entries(t.credits).map(
+    ([a, v]) => short(a) + " " + (Number(v) / 1e18).toFixed(4)).join(", ") : "-";
   $("live-observed").textContent = Object.keys(t.observed).join(" \\u2192 ") || "-";
 }
 
