@@ -11,9 +11,18 @@ The supported subset (everything else is refused with a
 * ``WHERE`` with ``= <> < <= > >=``, ``BETWEEN``, ``IN (constants)``, ``AND``, ``OR``,
   ``NOT`` on secret columns: each comparison is a secret 0/1 mask, ``AND`` a product,
   ``OR`` ``a + b - ab``, ``NOT`` ``1 - a``.
-* ``GROUP BY`` one key column whose domain is public (declared in the schema): the key is
-  one-hot encoded in MPC against the domain, the mask folded in.
+* ``GROUP BY`` key columns whose domains are public (declared in the schema): each key is
+  one-hot encoded in MPC against its domain (several keys: row-wise outer products), the
+  mask folded in; or ``GROUP BY`` one numeric key without a public domain: oblivious sort
+  and segmented scans (:mod:`metisnet.algorithms.sql.secret_groups`, semi-honest).
 * ``HAVING``, ``ORDER BY`` and ``LIMIT`` on the released per-group results.
+* ``FROM a JOIN b ON a.key = b.key``: one inner key join (keys unique within each table) by
+  the committee's private join (:func:`metisnet.algorithms.psi.private_join`, semi-honest);
+  columns are then named ``alias.column``.
+* ``COUNT(DISTINCT c)`` for a column with a public domain.
+
+Data owners' :class:`TablePolicy` (columns, aggregates, joins, minimum group size) is
+checked against the plan before any share moves (:func:`check_policies`).
 
 Output policy: groups with fewer than ``k`` rows are suppressed obliviously (released as
 empty, so they vanish from the result). Row-level output (a ``SELECT`` of plain columns
