@@ -41,8 +41,10 @@ class ChainParams:
     max_redraws: int = 2
 
     def __post_init__(self) -> None:
-        lifetime = (self.vote_window + self.reveal_window
-                    + self.ack_window * (self.max_redraws + 2) + self.result_window)
+        # every draw round (the first, each no-show redraw, each restart of a running task)
+        # may use an acknowledgement window and a result window
+        lifetime = (self.vote_window + self.reveal_window + self.ack_window
+                    + (self.ack_window + self.result_window) * (self.max_redraws + 1))
         if self.unbond_delay <= lifetime:
             raise ChainError(
                 "unbond_delay must exceed a task's lifetime so that stake cannot leave "

@@ -128,6 +128,16 @@ class TaskManager(ContractClient):
         drawn = self.events(receipt, "CommitteeDrawn")
         return [Address(a) for a in drawn[0]["committee"]] if drawn else None
 
+    def restart(self, task_id: TaskId) -> list[Address] | None:
+        """A receiver: draw a fresh committee for a running task that delivered nothing.
+
+        Returns the new committee, or None if the task failed instead (redraws spent or
+        too few compute nodes). Nobody is slashed.
+        """
+        receipt = self._send("restart", task_id)
+        drawn = self.events(receipt, "CommitteeDrawn")
+        return [Address(a) for a in drawn[0]["committee"]] if drawn else None
+
     def expire(self, task_id: TaskId) -> TxReceipt:
         """Close a task whose current stage ran past its deadline (refunds the requester)."""
         return self._send("expire", task_id)

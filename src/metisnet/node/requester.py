@@ -8,7 +8,10 @@
    for the committee's acknowledgements (a member that never acknowledges is replaced by
    ``redraw`` after the deadline, and slashed for the no-show);
 2. **sharing + computing**: join the task's session as a receiver and wait for the output
-   shares (the data nodes share, the committee computes);
+   shares (the data nodes share, the committee computes); a committee that delivers
+   nothing in time (a member lost mid-task, or a session aborted by the malicious checks)
+   is replaced by ``restart``, a fresh committee disjoint from it, and the task runs again
+   (nobody slashed; bounded by the chain's draw rounds, then it fails with a refund);
 3. **verifying**: the malicious-security checks ran inside the committee before any share
    was released; here the two copies of every output share must agree
    (:func:`metisnet.node.session.collect_output`), else the result is withheld;
@@ -69,6 +72,8 @@ class TaskResult:
     timings: dict[str, float] = field(default_factory=dict)
     payouts: dict[str, int] = field(default_factory=dict)
     redraws: int = 0
+    #: fresh committees drawn because a running one delivered nothing
+    restarts: int = 0
     #: the public evidence of a failed verification (its keccak is posted on chain)
     evidence: bytes = b""
 
@@ -86,7 +91,8 @@ class Requester:
                  advance_time: Callable[[int], None] | None = None,
                  now: Callable[[], int] | None = None,
                  progress: Callable[[int, str], None] | None = None,
-                 he: outsource_task.OutsourceVerifier | None = None) -> None:
+                 he: outsource_task.OutsourceVerifier | None = None,
+                 restart_lost: bool = True) -> None:
         self.contracts = contracts
         self.sessions = sessions
         self.deliver = deliver
@@ -100,6 +106,8 @@ class Requester:
         self.address = contracts.tasks.sender
         #: the Paillier key pair and MAC secrets for ``mode: "he"`` tasks
         self.he = he
+        #: draw a fresh committee when the running one delivers nothing (DESIGN.md §5)
+        self.restart_lost = restart_lost
 
     # -- helpers ----------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -162,7 +170,7 @@ class Requester:
             t1 = time.perf_counter()
             self._tick()  # let the nodes see the task running
             self.progress(task_id, "computing")
-            values = self._receive(task_id, info, spec, integer, result.timings)
+            values = self._receive_or_restart(task_id, info, spec, integer, result)
             result.timings["sharing+computing"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             commitment = keccak(np.ascontiguousarray(values).tobytes() + spec.hash)
@@ -181,6 +189,27 @@ class Requester:
             result.verdict = f"failed: {exc}"
             self._fail(task_id, exc)
         return self._finish(task_id, result, t0)
+
+    def _receive_or_restart(self, task_id: int, info: TaskInfo, spec: TaskSpec,
+                            integer: bool, result: TaskResult) -> NDArray[np.float64]:
+        """The output; when the committee delivers nothing (a member lost, or the session
+        aborted), a fresh committee is drawn (``restart``) and the task runs again, until
+        the chain's draw rounds are spent (the task then fails with a refund)."""
+        while True:
+            try:
+                return self._receive(task_id, info, spec, integer, result.timings)
+            except PeerTimeout:
+                if not self.restart_lost or self._info(task_id).state != TaskState.RUNNING:
+                    raise
+                self.progress(task_id, "restarting (the committee delivered nothing)")
+                if self.contracts.tasks.restart(TaskId(task_id)) is None:
+                    raise  # draw rounds spent or too few compute nodes: failed, refunded
+                result.restarts += 1
+                info = self._await_acks(task_id, result)
+                if info.state != TaskState.RUNNING:
+                    raise
+                result.committee = info.committee
+                self._tick()  # let the nodes see the task running again
 
     def _receive(self, task_id: int, info: TaskInfo, spec: TaskSpec,
                  integer: bool, timings: dict[str, float]) -> NDArray[np.float64]:
@@ -222,6 +251,11 @@ class Requester:
         if info.state == TaskState.APPROVED:
             tm.draw_committee(TaskId(task_id))
         self.progress(task_id, "committee drawn")
+        return self._await_acks(task_id, result)
+
+    def _await_acks(self, task_id: int, result: TaskResult) -> TaskInfo:
+        """Wait for the drawn committee's acknowledgements, redrawing no-shows."""
+        tm = self.contracts.tasks
         while True:
             info = self._wait(task_id, self._acked_or_late(time.monotonic() + self.ack_wait),
                               "acknowledgements")

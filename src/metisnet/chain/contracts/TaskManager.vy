@@ -536,6 +536,44 @@ def redraw(task_id: uint256):
 
 @external
 @nonreentrant
+def restart(task_id: uint256):
+    """
+    @notice A result receiver reports that the running committee delivered no result (a
+            member was lost mid-task, or the session aborted): a fresh committee is drawn,
+            disjoint from the running one, and the task awaits its acknowledgements again.
+            Nobody is slashed: a silent member cannot be told apart on chain from the peers
+            that stopped because of it. Counts against `max_redraws`; once they are spent,
+            the task fails (refund).
+    """
+    assert self.tasks[task_id].state == RUNNING, "task is not running"
+    assert self.is_receiver[task_id][msg.sender], "not a result receiver"
+    old: DynArray[address, MAX_COMMITTEE] = self.tasks[task_id].committee
+    round: uint256 = self.tasks[task_id].round + 1
+    if round > max_redraws:
+        self._close(task_id, FAILED, "committee lost too often")
+        return
+    seed: bytes32 = self.tasks[task_id].seed
+    fresh: DynArray[address, MAX_COMMITTEE] = self._draw_members(
+        task_id, seed, round, len(old), old
+    )
+    if len(fresh) != len(old):
+        self._close(task_id, FAILED, "not enough compute nodes to restart")
+        return
+    for m: address in fresh:
+        self.acked[task_id][m] = False  # a member of an earlier round acknowledges anew
+    deadline: uint256 = block.timestamp + ack_window
+    self.tasks[task_id].committee = fresh
+    self.tasks[task_id].round = round
+    self.tasks[task_id].acks = 0
+    self.tasks[task_id].state = COMMITTEE_DRAWN
+    self.tasks[task_id].ack_deadline = deadline
+    log CommitteeDrawn(
+        task_id=task_id, round=round, seed=seed, committee=fresh, ack_deadline=deadline
+    )
+
+
+@external
+@nonreentrant
 def submit_verdict(
     task_id: uint256,
     result_commitment: bytes32,
