@@ -31,6 +31,7 @@ NOT_SCRIPTS = {"__init__", "_report", "report"}
 COLUMNS = ("script", "op", "size", "unit", "metisnet", "metisnet_min", "metisnet_max",
            "peer", "peer_value", "ratio", "bytes_per_party", "rounds", "peak_rss_mib", "note")
 REQUIRED = ("op", "size", "unit", "metisnet")
+MAX_PANELS = 16  # per script's plot; one panel per (op, unit)
 
 
 @dataclass
@@ -146,6 +147,8 @@ def _series(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, l
     """(op, unit) -> {label: [(size, value), ...]} for metisnet and each peer."""
     out: dict[tuple[str, str], dict[str, list[Any]]] = {}
     for r in rows:
+        if str(r.get("note") or "").startswith("EXTRAPOLATED"):
+            continue  # not measured: in the table, not in the plots
         try:
             size, value = float(r["size"]), float(r["metisnet"])
         except (TypeError, ValueError):
@@ -160,7 +163,7 @@ def _series(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, l
     return out
 
 
-def plot(run: ScriptRun, out_dir: Path, max_panels: int = 12) -> Path | None:
+def plot(run: ScriptRun, out_dir: Path, max_panels: int = MAX_PANELS) -> Path | None:
     """A PNG of value against size per (op, unit) of ``run``; None if nothing to plot."""
     import matplotlib
 
@@ -224,8 +227,13 @@ def write_report(runs: Sequence[ScriptRun], out_dir: Path, *, mode: str = "quick
                 plotted = True
                 rel = png.relative_to(out_dir).as_posix()
                 lines += [f"### {run.name}", "", f"![{run.name}]({rel})", ""]
+                groups = len(_series(run.rows))
+                if groups > MAX_PANELS:
+                    lines += [f"(the first {MAX_PANELS} of {groups} operations)", ""]
         if not plotted:
             lines.append("No rows to plot.")
+        else:
+            lines.append("Rows whose note says EXTRAPOLATED are in the table only.")
     path = out_dir / "REPORT.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
