@@ -125,6 +125,7 @@ class _DataTask:
     revealed: bool = False
     contributed: set[int] = field(default_factory=set)
     worker: _Worker | None = None
+    earlier: list[_Worker] = field(default_factory=list)
     closed: bool = False
 
 
@@ -202,7 +203,9 @@ class DataNodeAgent:
             t.revealed = True
         elif info.state == TaskState.RUNNING and info.round not in t.contributed:
             if t.worker is not None and not t.worker.done:
-                return
+                # an earlier round's sharing, still waiting on a lost committee member:
+                # the restarted task's fresh committee must not wait for it
+                t.earlier.append(t.worker)
             t.contributed.add(info.round)
             t.worker = _Worker(f"share-{task_id}", lambda: self._contribute(task_id, info, t))
         elif info.state not in _OPEN:
@@ -211,6 +214,10 @@ class DataNodeAgent:
             log.warning("task %d: sharing failed: %s", task_id, t.worker.error)
             self.errors.append((task_id, t.worker.error))
             t.worker = None
+        for w in [w for w in t.earlier if w.done]:
+            t.earlier.remove(w)
+            if w.error is not None:
+                self.errors.append((task_id, w.error))
 
     def _contribute(self, task_id: int, info: TaskInfo, t: _DataTask) -> None:
         columns = []

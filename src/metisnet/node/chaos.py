@@ -80,7 +80,9 @@ from metisnet.node.taskspec import TaskSpec
 from metisnet.types import TaskId
 
 __all__ = [
+    "COMPLETED",
     "EXPECTED",
+    "FAILED_CLEANLY",
     "KINDS",
     "RESTARTED",
     "TOTAL_KEYS",
