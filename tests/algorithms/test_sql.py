@@ -250,6 +250,13 @@ def test_min_group_size_whole_table_with_filter() -> None:
     assert _rows(got) == [[0, None]]  # suppressed like an empty result
 
 
+def test_explain_statement_deals_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(execute, "deal_tables", None)
+    got = sql.run_sql("EXPLAIN SELECT dept, SUM(income) FROM t GROUP BY dept;", {"t": PARTS},
+                      domains=DOMAINS)
+    assert list(got.columns) == ["plan"] and "estimated total" in got["plan"].iloc[-1]
+
+
 def test_explain_prints_costs() -> None:
     schemas, rows = sql.schemas_of({"t": PARTS}, DOMAINS)
     text = sql.explain("SELECT region, AVG(income) FROM t WHERE age > 30 GROUP BY region",

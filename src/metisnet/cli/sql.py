@@ -67,10 +67,10 @@ def demo_tables(rows: int, seed: int = 7) -> dict[str, list[Any]]:
 def sql(query: str, explain_only: bool, rows: int, k: int, security: str, check: bool) -> None:
     """Run QUERY over the demo tables people and orders, held by 3 data nodes."""
     from metisnet.algorithms.sql import explain_tables, run_sql
+    from metisnet.algorithms.sql.plan import strip_explain
 
-    q = query.strip().rstrip(";")
-    if q.upper().startswith("EXPLAIN "):
-        q, explain_only = q[len("EXPLAIN "):], True
+    q, explained = strip_explain(query)
+    explain_only = explain_only or explained
     tables = demo_tables(rows)
     if explain_only:
         click.echo(explain_tables(q, tables, DOMAINS))

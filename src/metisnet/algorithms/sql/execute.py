@@ -39,7 +39,14 @@ from metisnet import mpc
 from metisnet.algorithms import psi
 from metisnet.algorithms.common import deal, output, receive, suppress_small
 from metisnet.algorithms.psi import PsiShares
-from metisnet.algorithms.sql.plan import Agg, Plan, TablePolicy, check_policies, plan_query
+from metisnet.algorithms.sql.plan import (
+    Agg,
+    Plan,
+    TablePolicy,
+    check_policies,
+    plan_query,
+    strip_explain,
+)
 from metisnet.algorithms.sql.secret_groups import grouped_by_secret_key
 from metisnet.crypto.prg import Csprng
 from metisnet.errors import ValidationError
@@ -689,6 +696,7 @@ def run_sql(query: str, tables: Mapping[str, Sequence[Part]], *, k: int = 1,
             policies: Mapping[str, TablePolicy] | None = None, timeout: float = 300.0) -> Any:
     """Run ``query`` over the union of the data nodes' parts of each table; a DataFrame.
 
+    ``EXPLAIN SELECT ...`` returns the plan's lines (column ``plan``) and deals nothing.
     ``tables`` maps a table name to one part per data node (a pandas DataFrame or a dict of
     numpy columns). The query is parsed and checked against the public schema first; a
     refused query raises :class:`~metisnet.errors.ValidationError` before any share moves;
@@ -700,7 +708,13 @@ def run_sql(query: str, tables: Mapping[str, Sequence[Part]], *, k: int = 1,
     if k < 1:
         raise ValidationError("the minimum group size k must be at least 1")
     schemas, rows = schemas_of(tables, domains)
+    query, explain_only = strip_explain(query)
     plan = plan_query(query, schemas, rows=rows)
+    if explain_only:  # EXPLAIN: the plan's lines, nothing dealt
+        import pandas as pd
+
+        from metisnet.algorithms.sql.plan import explain
+        return pd.DataFrame({"plan": explain(plan).splitlines()})
     k = check_policies(plan, policies, k)
     for col, table, raw in _raw_columns(plan):  # text without a domain: refuse before dealing
         for part in tables[table]:

@@ -43,7 +43,7 @@ from typing import Any
 from metisnet.errors import PolicyViolation, ValidationError
 
 __all__ = ["Agg", "JoinSide", "Plan", "Schema", "Step", "TablePolicy", "check_policies",
-           "explain", "plan_query"]
+           "explain", "plan_query", "strip_explain"]
 
 #: table name -> column name -> public domain (a sequence of values), or None (numeric, no domain)
 Schema = Mapping[str, Mapping[str, Sequence[Any] | None]]
@@ -521,6 +521,14 @@ def _rewrite_join(root: Any, src: Any, joins: list[Any], schemas: Schema
     return root, schema, (keys[0], keys[1], "", "")
 
 
+def strip_explain(sql: str) -> tuple[str, bool]:
+    """``(query, True)`` for ``EXPLAIN query``, else ``(sql, False)``."""
+    text = sql.strip().rstrip(";").strip()
+    if text[:8].upper() == "EXPLAIN " or text[:8].upper() == "EXPLAIN\n":
+        return text[8:].strip(), True
+    return text, False
+
+
 # -- data owners' policies ------------------------------------------------------------------
 @dataclass(frozen=True)
 class TablePolicy:
@@ -711,6 +719,8 @@ def _secret_group_cost(plan: Plan, lt: int, eq: int, prods: int) -> list[Step]:
 def explain(query: str | Plan, schemas: Schema | None = None, *,
             rows: Mapping[str, int] | None = None) -> str:
     """The secure plan of ``query`` with estimated rounds and bytes per party (``EXPLAIN``)."""
+    if isinstance(query, str):
+        query = strip_explain(query)[0]
     plan = query if isinstance(query, Plan) else plan_query(query, schemas or {}, rows=rows)
     lines = [f"secure plan for: {' '.join(plan.sql.split())}",
              f"table {plan.table}: ~{plan.rows} rows (union of the data nodes), "
