@@ -426,3 +426,23 @@ def _query(draw: Any) -> str:
 def test_random_queries_match_duckdb(query: str) -> None:
     got = sql.run_sql(query, {"t": PARTS}, domains=DOMAINS)
     check(query, got, _duck(query))
+
+
+EDGE = ["SELECT COUNT(*), SUM(a), MIN(a), MAX(a) FROM e", "SELECT COUNT(*) FROM e WHERE 1 = 1",
+        "SELECT COUNT(*), AVG(a) FROM e WHERE 1 = 2", "SELECT g, SUM(a) FROM e GROUP BY g",
+        "SELECT g, MAX(a) FROM e GROUP BY g", "SELECT SUM(2) FROM e",
+        "SELECT COUNT(*) FROM e WHERE a > 1 OR 1 = 1", "SELECT g, COUNT(*) FROM e GROUP BY g"]
+
+
+@pytest.mark.parametrize("query", EDGE)
+def test_edge_cases_match_duckdb(query: str) -> None:
+    """A data node with no rows, constant conditions, an empty filter, tiny groups."""
+    parts = [pd.DataFrame({"a": [1.0, 2.0], "g": [1, 2]}),
+             pd.DataFrame({"a": np.zeros(0), "g": np.zeros(0, dtype=np.int64)}),
+             pd.DataFrame({"a": [5.0], "g": [1]})]
+    domains = {"g": [1, 2, 3]} if "GROUP BY g" in query and "COUNT(*) FROM e GROUP" not in query \
+        else {}
+    got = sql.run_sql(query, {"e": parts}, domains=domains)
+    con = duckdb.connect()
+    con.register("e", pd.concat(parts, ignore_index=True))
+    check(query, got, con.execute(query).df())
