@@ -262,7 +262,8 @@ def test_explain_prints_costs() -> None:
     text = sql.explain("SELECT region, AVG(income) FROM t WHERE age > 30 GROUP BY region",
                        schemas, rows=rows)
     assert "rounds" in text and "bytes" in text and "GROUP" not in text.split("\n")[-1]
-    assert "one-hot" in text and "k policy" in text
+    assert "one-hot" in text and "k policy" not in text
+    assert "k policy" in sql.explain("SELECT COUNT(*) FROM t WHERE age > 3", schemas, k=5)
     plan = sql.plan_query("SELECT MIN(age) FROM t", schemas, rows=rows)
     assert plan.rounds > 60  # a tournament of depth 7
 

@@ -73,7 +73,7 @@ def sql(query: str, explain_only: bool, rows: int, k: int, security: str, check:
     explain_only = explain_only or explained
     tables = demo_tables(rows)
     if explain_only:
-        click.echo(explain_tables(q, tables, DOMAINS))
+        click.echo(explain_tables(q, tables, DOMAINS, k=k))
         return
     df = run_sql(q, tables, k=k, security=security, domains=DOMAINS)
     click.echo(df.to_string(index=False))

@@ -716,6 +716,7 @@ def run_sql(query: str, tables: Mapping[str, Sequence[Part]], *, k: int = 1,
         from metisnet.algorithms.sql.plan import explain
         return pd.DataFrame({"plan": explain(plan).splitlines()})
     k = check_policies(plan, policies, k)
+    plan = plan.with_k(k)
     for col, table, raw in _raw_columns(plan):  # text without a domain: refuse before dealing
         for part in tables[table]:
             v = _columns(part)[raw]
@@ -777,10 +778,10 @@ def _raw_columns(plan: Plan) -> list[tuple[str, str, str]]:
 
 
 def explain_tables(query: str, tables: Mapping[str, Sequence[Part]],
-                   domains: Mapping[str, Sequence[Any]] | None = None) -> str:
+                   domains: Mapping[str, Sequence[Any]] | None = None, *, k: int = 1) -> str:
     """``EXPLAIN`` against real parts (their public schema and row counts only)."""
     from metisnet.algorithms.sql.plan import explain
     schemas, rows = schemas_of(tables, domains)
-    return explain(query, schemas, rows=rows)
+    return explain(query, schemas, rows=rows, k=k)
 
 

@@ -107,7 +107,14 @@ class Plan:
     limit: int | None
     join: tuple[JoinSide, JoinSide] | None = None
     secret_group: bool = False  # GROUP BY one key without public domain (oblivious sort)
+    k: int = 1  # the minimum group size applied (requester's and policies')
     steps: list[Step] = field(default_factory=list)
+
+    def with_k(self, k: int) -> Plan:
+        """This plan with minimum group size ``k`` (and its costs)."""
+        self.k = k
+        self.steps = _cost(self)
+        return self
 
     @property
     def groups(self) -> int:
@@ -254,8 +261,12 @@ def _literal_int(node: Any, what: str) -> int:
 
 
 # -- planning --------------------------------------------------------------------------------
-def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = None) -> Plan:
-    """Parse and check ``sql`` against the public ``schemas``; the plan with its cost."""
+def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = None,
+               k: int = 1) -> Plan:
+    """Parse and check ``sql`` against the public ``schemas``; the plan with its cost.
+
+    ``rows``: the tables' public row counts (1000 if unknown) for the estimates; ``k`` the
+    minimum group size."""
     sqlglot = _sqlglot()
     from sqlglot import exp
     try:
@@ -443,7 +454,7 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
     plan = Plan(sql=sql, table=table, rows=n, columns=tuple(chk.used), domains=domains,
                 where=cond, group_by=group_by, aggs=tuple(aggs.values()), outputs=tuple(outputs),
                 having=hcond, order=tuple(order), limit=limit, join=join,
-                secret_group=secret_group)
+                secret_group=secret_group, k=k)
     if secret_group and any(a.func == "count_distinct" for a in plan.aggs):
         raise ValidationError("COUNT(DISTINCT) with GROUP BY a secret-domain key is not "
                               "supported; declare the key's domain")
@@ -662,7 +673,8 @@ def _cost(plan: Plan) -> list[Step]:
                                                  "std_samp", "std_pop")]
     squares = [a for a in sums if a.func.startswith(("var", "std"))]
     if squares:
-        steps.append(Step(f"square {len(squares)} value(s) per row", 2, 16 * n * len(squares)))
+        steps.append(Step(f"square {len(squares)} value(s) per row (split, no large "
+                          "truncation)", 3, 32 * n * len(squares)))
     m = len(sums) + len(squares)
     if m:
         steps.append(Step(f"per-group sums: one-hot^T x ({g} x {m})", 1, 8 * g * m))
@@ -678,8 +690,9 @@ def _cost(plan: Plan) -> list[Step]:
         steps.append(Step(f"COUNT(DISTINCT {a.arg.name}): per-group value counts ({g} x {dn}), "
                           "presence by comparison", 1 + LT_ROUNDS, 8 * g * dn + LT_BYTES * g * dn))
     released = 1 + m + len(extremes) + len(distinct)
-    steps.append(Step("k policy: compare group counts with k, zero small groups (oblivious)",
-                      LT_ROUNDS + 1, LT_BYTES * g + 8 * g * released))
+    if plan.k > 1:
+        steps.append(Step(f"k policy: compare group counts with k = {plan.k}, zero small groups "
+                          "(oblivious)", LT_ROUNDS + 1, LT_BYTES * g + 8 * g * released))
     steps.append(Step("open the per-group results to the receiver", 1,
                       8 * g * (1 + m + len(extremes) + len(distinct))))
     return steps
@@ -709,19 +722,22 @@ def _secret_group_cost(plan: Plan, lt: int, eq: int, prods: int) -> list[Step]:
     steps.append(Step(f"segmented scan, {depth} steps (counts, sums"
                       + (", MIN/MAX" if e else "") + ")", depth * (1 + (11 if e else 0)),
                       depth * n * 8 * (w + 1 + e * (LT_BYTES // 8 + 2))))
-    steps.append(Step("k policy at the group ends (oblivious), zero every other row",
-                      LT_ROUNDS + 2, n * (LT_BYTES + 8 * (1 + w + e))))
+    steps.append(Step("k policy at the group ends (oblivious), zero every other row"
+                      if plan.k > 1 else "zero every row but the group ends",
+                      (LT_ROUNDS + 2) if plan.k > 1 else 1,
+                      n * ((LT_BYTES if plan.k > 1 else 0) + 8 * (1 + w + e))))
     steps.append(Step("shuffle the n result rows and open them to the receiver", 4,
                       16 * n * (1 + w + e) + 8 * n * (1 + w + e)))
     return steps
 
 
 def explain(query: str | Plan, schemas: Schema | None = None, *,
-            rows: Mapping[str, int] | None = None) -> str:
+            rows: Mapping[str, int] | None = None, k: int = 1) -> str:
     """The secure plan of ``query`` with estimated rounds and bytes per party (``EXPLAIN``)."""
     if isinstance(query, str):
         query = strip_explain(query)[0]
-    plan = query if isinstance(query, Plan) else plan_query(query, schemas or {}, rows=rows)
+    plan = query if isinstance(query, Plan) else plan_query(query, schemas or {}, rows=rows,
+                                                            k=k)
     lines = [f"secure plan for: {' '.join(plan.sql.split())}",
              f"table {plan.table}: ~{plan.rows} rows (union of the data nodes), "
              f"{plan.groups} group(s)"
