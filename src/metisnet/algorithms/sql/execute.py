@@ -1,5 +1,5 @@
-"""Execute a checked SQL plan: data nodes deal, the 3-member committee computes, the
-receiver post-processes the released per-group results.
+"""Execute a checked SQL plan: data nodes deal (:mod:`.datanodes`), the 3-member committee
+computes (here), the receiver post-processes the released results (:mod:`.receiver`).
 
 Committee program (every member runs :func:`committee` on its shares; SPMD):
 
@@ -26,8 +26,6 @@ are exact. Comparisons see the rounded values: two values closer than u may comp
 
 from __future__ import annotations
 
-import hashlib
-import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,169 +35,36 @@ from numpy.typing import NDArray
 
 from metisnet import mpc
 from metisnet.algorithms import psi
-from metisnet.algorithms.common import deal, output, receive, suppress_small
+from metisnet.algorithms.common import output, receive, suppress_small
 from metisnet.algorithms.psi import PsiShares
+from metisnet.algorithms.sql.datanodes import (
+    FRAC_BITS,
+    VALUE_BITS,
+    Part,
+    columns_of,
+    deal_join,
+    deal_tables,
+    schemas_of,
+)
 from metisnet.algorithms.sql.plan import (
-    Agg,
     Plan,
     TablePolicy,
     check_policies,
     plan_query,
     strip_explain,
 )
+from metisnet.algorithms.sql.receiver import finish
 from metisnet.algorithms.sql.secret_groups import grouped_by_secret_key
 from metisnet.crypto.prg import Csprng
 from metisnet.errors import ValidationError
 from metisnet.mpc import MpcContext, SharedArray
 from metisnet.net.channel import InMemoryNetwork
 
-__all__ = ["FRAC_BITS", "committee", "deal_tables", "finish", "run_sql", "schemas_of"]
+__all__ = ["FRAC_BITS", "committee", "deal_join", "deal_tables", "explain_tables", "finish",
+           "run_sql", "schemas_of", "square"]
 
-FRAC_BITS = 16
-#: values must satisfy |x| < 2^VALUE_BITS (the MIN/MAX bound B sits above it)
-VALUE_BITS = 30
 _BIG = float(2**VALUE_BITS)
 F64 = NDArray[np.float64]
-Part = Any  # a pandas DataFrame or a mapping of column name -> 1-D array
-
-
-# -- data nodes ------------------------------------------------------------------------------
-def _columns(part: Part) -> dict[str, NDArray[Any]]:
-    if hasattr(part, "columns") and hasattr(part, "__getitem__") and not isinstance(part, Mapping):
-        return {str(c): np.asarray(part[c]) for c in part.columns}
-    if isinstance(part, Mapping):
-        return {str(c): np.asarray(v) for c, v in part.items()}
-    raise ValidationError("a data node's table must be a pandas DataFrame or a dict of columns")
-
-
-def _declared_domain(part: Part, col: str) -> tuple[Any, ...] | None:
-    if hasattr(part, "dtypes") and col in getattr(part, "columns", ()):
-        dtype = part[col].dtype
-        if str(dtype) == "category":
-            return tuple(dtype.categories.tolist())
-    return None
-
-
-Schemas = dict[str, dict[str, tuple[Any, ...] | None]]
-
-
-def schemas_of(tables: Mapping[str, Sequence[Part]],
-               domains: Mapping[str, Sequence[Any]] | None = None,
-               ) -> tuple[Schemas, dict[str, int]]:
-    """Public metadata of the data nodes' tables: column domains and row counts.
-
-    A column's domain is declared by ``domains`` (``"table.column"`` or ``"column"``) or by a
-    pandas categorical dtype; numeric columns may have none. Row counts are public (they are
-    registered on chain with a dataset).
-    """
-    schemas: dict[str, dict[str, tuple[Any, ...] | None]] = {}
-    rows: dict[str, int] = {}
-    doms = dict(domains or {})
-    for name, parts in tables.items():
-        if len(parts) < 1:
-            raise ValidationError(f"table `{name}` has no data node parts")
-        cols0 = _columns(parts[0])
-        cols: dict[str, tuple[Any, ...] | None] = {}
-        for c in cols0:
-            d = doms.get(f"{name}.{c}", doms.get(c))
-            cols[c] = tuple(d) if d is not None else _declared_domain(parts[0], c)
-        total = 0
-        for p in parts:
-            cp = _columns(p)
-            if set(cp) != set(cols0):
-                raise ValidationError(f"the data nodes of table `{name}` have different columns")
-            lens = {len(v) for v in cp.values()}
-            if len(lens) > 1:
-                raise ValidationError(f"a part of table `{name}` has columns of unequal length")
-            total += lens.pop() if lens else 0
-        schemas[name] = cols
-        rows[name] = total
-    return schemas, rows
-
-
-def _encode(values: NDArray[Any], domain: tuple[Any, ...] | None, col: str) -> F64:
-    """What a data node deals for a column: numbers, or a category's index in the domain."""
-    if domain is not None and any(isinstance(v, str) for v in domain):
-        index = {v: i for i, v in enumerate(domain)}
-        try:
-            return np.array([index[v] for v in values.tolist()], dtype=np.float64)
-        except KeyError as exc:
-            raise ValidationError(
-                f"a value of column `{col}` is outside its declared domain") from exc
-    if values.dtype.kind not in "iufb":
-        raise ValidationError(f"column `{col}` is not numeric; declare its domain of values")
-    out = values.astype(np.float64)
-    if not np.all(np.isfinite(out)):
-        raise ValidationError(f"column `{col}` holds NULL/NaN values, which are not supported")
-    if np.any(np.abs(out) >= 2.0**VALUE_BITS):
-        raise ValidationError(f"column `{col}` has values beyond +-2^{VALUE_BITS}")
-    if domain is not None and not np.all(np.isin(out, np.asarray(domain, dtype=np.float64))):
-        raise ValidationError(f"a value of column `{col}` is outside its declared domain")
-    return out
-
-
-def _node_rng(seed: bytes | None, *labels: object) -> Csprng:
-    """A data node's CSPRNG: fresh from the OS, or derived from ``seed`` (reproducible runs,
-    e.g. benchmarks whose members each recompute the same dealing)."""
-    if seed is None:
-        return Csprng()
-    return Csprng(hashlib.sha256(seed + repr(labels).encode()).digest()[:16])
-
-
-def deal_join(plan: Plan, tables: Mapping[str, Sequence[Part]], tag_key: bytes, *,
-              seed: bytes | None = None) -> list[list[list[PsiShares]]]:
-    """Each data node of both join sides: keyed tags of its ids and its payload columns
-    (:func:`metisnet.algorithms.psi.prepare`): side -> node -> one input per member."""
-    if plan.join is None:
-        raise ValidationError("not a join")
-    out = []
-    for si, side in enumerate(plan.join):
-        nodes = []
-        for ni, part in enumerate(tables[side.table]):
-            cols = _columns(part)
-            ids = cols[side.key]
-            if ids.dtype.kind not in "iu":
-                raise ValidationError(f"join key `{side.table}.{side.key}` must hold integers")
-            payload = None
-            if side.columns:
-                payload = np.stack([_encode(cols[raw], plan.domains.get(name), name)
-                                    for name, raw in side.columns], axis=1)
-            nodes.append(psi.prepare(ids, tag_key, _node_rng(seed, "join", si, ni), payload=payload,
-                                     frac_bits=FRAC_BITS))
-        out.append(nodes)
-    return out
-
-
-def _joined_columns(ctx: MpcContext, plan: Plan, dealt: Sequence[Sequence[Sequence[PsiShares]]],
-                    k: int) -> tuple[dict[str, SharedArray], int]:
-    if plan.join is None:
-        raise ValidationError("not a join")
-    inputs = []
-    for nodes in dealt:
-        mine = [node[ctx.party] for node in nodes]
-        a = np.concatenate([m.pair[0] for m in mine])
-        b = np.concatenate([m.pair[1] for m in mine])
-        inputs.append(PsiShares((a, b), mine[0].payload_cols, mine[0].frac_bits))
-    joined = psi.private_join(ctx, inputs, k=k)
-    names = [name for side in plan.join for name, _ in side.columns]
-    cols = {}
-    for j, name in enumerate(names):
-        c = joined.rows[:, j]
-        cols[name] = c.like(np.ascontiguousarray(c.a), np.ascontiguousarray(c.b))
-    return cols, joined.size
-
-
-def deal_tables(plan: Plan, parts: Sequence[Part], *, seed: bytes | None = None
-                ) -> dict[str, list[list[tuple[Any, Any]]]]:
-    """Each data node deals the plan's columns of its part: column -> node -> 3 pairs."""
-    dealt: dict[str, list[list[tuple[Any, Any]]]] = {}
-    encoded = [_columns(p) for p in parts]
-    for col in plan.columns:
-        dom = plan.domains.get(col)
-        vals = [_encode(cols[col], dom, col) for cols in encoded]
-        dealt[col] = [deal(v, _node_rng(seed, col, i), frac_bits=FRAC_BITS)
-                      for i, v in enumerate(vals)]
-    return dealt
 
 
 # -- committee -------------------------------------------------------------------------------
@@ -550,144 +415,24 @@ def _empty(plan: Plan) -> dict[str, F64]:
     return {"counts": np.zeros(g), "sums": zeros, "ext": zeros, "distinct": zeros}
 
 
-# -- receiver --------------------------------------------------------------------------------
-def _agg_values(plan: Plan, res: Mapping[str, F64], gi: int) -> dict[str, Any]:
-    c = round(float(res["counts"][gi]))
-    out: dict[str, Any] = {}
-    si = ei = di = 0
-    for a in plan.aggs:
-        if a.func == "count":
-            out[a.key] = c
-        elif a.func == "count_distinct":
-            out[a.key] = round(float(res["distinct"][gi, di]))
-            di += 1
-        elif a.func in ("sum", "avg"):
-            s = float(res["sums"][gi, si])
-            si += 1
-            out[a.key] = None if c == 0 else (s if a.func == "sum" else s / c)
-        elif a.func in ("var_samp", "var_pop", "std_samp", "std_pop"):
-            s, ss = float(res["sums"][gi, si]), float(res["sums"][gi, si + 1])
-            si += 2
-            dof = c - 1 if a.func.endswith("samp") else c
-            if dof <= 0 or c == 0:
-                out[a.key] = None
-            else:
-                var = max((ss - s * s / c) / dof, 0.0)
-                out[a.key] = var if a.func.startswith("var") else math.sqrt(var)
-        else:
-            v = float(res["ext"][gi, ei])
-            ei += 1
-            out[a.key] = None if c == 0 else (-v if a.func == "max" else v)
-    return out
+def _joined_columns(ctx: MpcContext, plan: Plan, dealt: Sequence[Sequence[Sequence[PsiShares]]],
+                    k: int) -> tuple[dict[str, SharedArray], int]:
+    if plan.join is None:
+        raise ValidationError("not a join")
+    inputs = []
+    for nodes in dealt:
+        mine = [node[ctx.party] for node in nodes]
+        a = np.concatenate([m.pair[0] for m in mine])
+        b = np.concatenate([m.pair[1] for m in mine])
+        inputs.append(PsiShares((a, b), mine[0].payload_cols, mine[0].frac_bits))
+    joined = psi.private_join(ctx, inputs, k=k)
+    names = [name for side in plan.join for name, _ in side.columns]
+    cols = {}
+    for j, name in enumerate(names):
+        c = joined.rows[:, j]
+        cols[name] = c.like(np.ascontiguousarray(c.a), np.ascontiguousarray(c.b))
+    return cols, joined.size
 
-
-def _post_eval(node: Any, aggs: Mapping[str, Any], key: Any, plan: Plan) -> Any:
-    from sqlglot import exp
-
-    from metisnet.algorithms.sql.plan import _agg_func
-    if isinstance(node, exp.Paren):
-        return _post_eval(node.this, aggs, key, plan)
-    if _agg_func(node) is not None:
-        for a in plan.aggs:
-            if _same_agg(a, node):
-                return aggs[a.key]
-        raise ValidationError(f"aggregate {node.sql()} was not planned")
-    if isinstance(node, exp.Column):
-        return key[str(node.name)]
-    if isinstance(node, exp.Literal):
-        if node.is_string:
-            return str(node.this)
-        v = float(str(node.this))
-        return int(v) if v.is_integer() and "." not in str(node.this) else v
-    if isinstance(node, exp.Neg):
-        v = _post_eval(node.this, aggs, key, plan)
-        return None if v is None else -v
-    if isinstance(node, exp.Not):
-        v = _post_eval(node.this, aggs, key, plan)
-        return None if v is None else not v
-    a = _post_eval(node.this, aggs, key, plan)
-    b = _post_eval(node.expression, aggs, key, plan)
-    if isinstance(node, exp.And):
-        if a is False or b is False:
-            return False
-        return None if a is None or b is None else True
-    if isinstance(node, exp.Or):
-        if a is True or b is True:
-            return True
-        return None if a is None or b is None else False
-    if a is None or b is None:
-        return None
-    ops = {exp.Add: lambda: a + b, exp.Sub: lambda: a - b, exp.Mul: lambda: a * b,
-           exp.Div: lambda: None if b == 0 else a / b,
-           exp.EQ: lambda: a == b, exp.NEQ: lambda: a != b, exp.GT: lambda: a > b,
-           exp.GTE: lambda: a >= b, exp.LT: lambda: a < b, exp.LTE: lambda: a <= b}
-    fn: Any = ops.get(type(node))
-    if fn is None:
-        raise ValidationError(f"unsupported expression {type(node).__name__}")
-    return fn()
-
-
-def _same_agg(a: Agg, node: Any) -> bool:
-    from sqlglot import exp
-
-    from metisnet.algorithms.sql.plan import _agg_func
-    fn = _agg_func(node)
-    arg = node.this
-    if fn == "count":
-        if isinstance(arg, exp.Distinct):
-            name = arg.expressions[0].name
-            return a.func == "count_distinct" and a.key == f"count(distinct {name})"
-        return a.func == "count"
-    return (a.func == fn and a.arg is not None
-            and a.arg.sql(dialect="duckdb") == arg.sql(dialect="duckdb"))
-
-
-def _order_key(body: Any, names: list[str], plan: Plan) -> Any:
-    from sqlglot import exp
-    if isinstance(body, exp.Column) and str(body.name) in names and not body.table:
-        idx = names.index(str(body.name))
-        return lambda r: r[0][idx]
-    if isinstance(body, exp.Literal):
-        pos = int(str(body.this)) - 1
-        return lambda r: r[0][pos]
-    return lambda r: _post_eval(body, r[1], r[2], plan)
-
-
-def finish(plan: Plan, res: Mapping[str, F64]) -> Any:
-    """The receiver's part: rows from the released arrays, then HAVING, ORDER BY, LIMIT."""
-    import pandas as pd
-
-    g = len(res["counts"]) if "keys" in res else plan.groups
-    rows: list[tuple[list[Any], dict[str, Any], Any]] = []
-    for gi in range(g):
-        c = round(float(res["counts"][gi]))
-        if plan.group_by and c == 0:
-            continue  # empty or suppressed group
-        if "keys" in res:
-            kv = float(res["keys"][gi])
-            # a key is exact up to its fixed-point rounding (2^-17): show integers as such
-            key: dict[str, Any] = {plan.group_by[0]: round(kv) if abs(kv - round(kv)) < 1e-5
-                                   else kv}
-        else:
-            idx = np.unravel_index(gi, [len(plan.domains[k]) for k in plan.group_by]) \
-                if plan.group_by else ()
-            key = {name: plan.domains[name][int(i)] for name, i in zip(plan.group_by, idx,
-                                                                       strict=True)}
-        aggs = _agg_values(plan, res, gi)
-        if plan.having is not None and _post_eval(plan.having, aggs, key, plan) is not True:
-            continue
-        vals = [_post_eval(e, aggs, key, plan) for _, e in plan.outputs]
-        rows.append((vals, aggs, key))
-    names = [nm for nm, _ in plan.outputs]
-    for body, desc in reversed(plan.order):
-        keyf = _order_key(body, names, plan)
-        present = [r for r in rows if keyf(r) is not None]
-        nulls = [r for r in rows if keyf(r) is None]
-        present.sort(key=keyf, reverse=desc)
-        rows = present + nulls
-    if plan.limit is not None:
-        rows = rows[:plan.limit]
-    return pd.DataFrame([r[0] for r in rows], columns=names)
 
 
 # -- in-process run --------------------------------------------------------------------------
@@ -719,7 +464,7 @@ def run_sql(query: str, tables: Mapping[str, Sequence[Part]], *, k: int = 1,
     plan = plan.with_k(k)
     for col, table, raw in _raw_columns(plan):  # text without a domain: refuse before dealing
         for part in tables[table]:
-            v = _columns(part)[raw]
+            v = columns_of(part)[raw]
             if v.dtype.kind not in "iufb" and col not in plan.domains:
                 raise ValidationError(
                     f"column `{col}` is not numeric; declare its domain of values")

@@ -144,7 +144,7 @@ def _refuse(node: Any, why: str = "") -> ValidationError:
     return ValidationError(f"unsupported SQL construct {name} in `{text}`{tail}")
 
 
-def _agg_func(node: Any) -> str | None:
+def agg_func(node: Any) -> str | None:
     from sqlglot import exp
     table = [(exp.Count, "count"), (exp.Sum, "sum"), (exp.Avg, "avg"), (exp.Min, "min"),
              (exp.Max, "max"), (exp.VariancePop, "var_pop"), (exp.Variance, "var_samp"),
@@ -341,7 +341,7 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
     where = root.args.get("where")
     cond = where.this if where is not None else None
     if cond is not None:
-        if any(_agg_func(n) for n in cond.walk()):
+        if any(agg_func(n) for n in cond.walk()):
             raise _refuse(cond, "aggregates are not allowed in WHERE (use HAVING)")
         chk.condition(cond)
 
@@ -351,7 +351,7 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
         """Expressions over aggregates and the group key (released values)."""
         if isinstance(node, exp.Paren):
             return post(node.this)
-        fn = _agg_func(node)
+        fn = agg_func(node)
         if fn is not None:
             agg = _aggregate(node, fn)
             aggs.setdefault(agg.key, agg)
@@ -397,7 +397,7 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
             return Agg("count_distinct", arg.expressions[0], f"count(distinct {name})")
         if arg is None or isinstance(arg, exp.Star):
             raise _refuse(node, "an aggregate needs an argument")
-        if any(_agg_func(n) for n in arg.walk()):
+        if any(agg_func(n) for n in arg.walk()):
             raise _refuse(node, "nested aggregates")
         chk.value(arg)
         if fn == "count":  # no NULLs in secret columns: COUNT(e) is COUNT(*)
