@@ -1,5 +1,8 @@
 """SQL over data split across 3 data nodes, each query checked against DuckDB on the
-plaintext union.
+plaintext union: a fixed corpus (aggregates, arithmetic, WHERE, GROUP BY on public and secret
+domains, HAVING/ORDER BY/LIMIT, COUNT(DISTINCT)), key joins, edge cases, the k policy, and
+random queries from a Hypothesis generator. Refused SQL and policy breaks are checked to
+raise before any dealing function is called.
 
 Stated error: counts exact; sums within n 2^-17 of the exact sum (inputs rounded to 2^-17);
 products of secrets and by non-integral constants within 1 ulp per row; averages, variances

@@ -1,16 +1,21 @@
-"""SQL over private data: parse (sqlglot), plan with costs, run on the 3-member committee.
+"""SQL over private data: parse (sqlglot), check and plan with costs, run on the committee.
 
 API::
 
     run_sql(query, tables: {name: [part per data node]}, k=1, security="semi-honest",
             domains=None, policies={table: TablePolicy(...)}) -> pandas.DataFrame
-                                                   # attrs: rounds, bytes_per_party
-    explain(query, schemas, rows=None) -> str      # the secure plan, estimated rounds/bytes
-    plan_query(query, schemas, rows=None) -> Plan  # checks; raises ValidationError
+        # attrs: rounds, bytes_per_party (measured), estimated_rounds, ...
+        # "EXPLAIN SELECT ..." returns the plan's lines and deals nothing
+    explain(query, schemas, rows=None, k=1) -> str   # the secure plan, estimated rounds/bytes
+    plan_query(query, schemas, rows=None, k=1) -> Plan  # checks; raises ValidationError
+    check_policies(plan, policies, k) -> k            # raises PolicyViolation
 
-``schemas`` maps a table to its columns and each column to its public domain (or None).
-See :mod:`metisnet.algorithms.sql.plan` for the supported SQL and
-:mod:`metisnet.algorithms.sql.execute` for the secure program and its error.
+``schemas`` maps a table to its columns and each column to its public domain (or None);
+:func:`schemas_of` derives them from the data nodes' parts (``domains`` or categorical
+dtypes). Modules: :mod:`.plan` (the supported SQL, policies, the cost model),
+:mod:`.datanodes` (encoding and dealing), :mod:`.execute` (the committee program and the
+in-process run), :mod:`.secret_groups` (GROUP BY a secret-domain key), :mod:`.receiver`
+(post-processing of released results).
 """
 
 from metisnet.algorithms.sql.execute import explain_tables, run_sql, schemas_of
