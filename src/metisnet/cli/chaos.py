@@ -29,8 +29,11 @@ __all__ = ["chaos"]
               help="seconds a session waits for a peer before failing")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where the nodes keep their data (default: a temporary folder)")
+@click.option("--devnet", is_flag=True, default=False,
+              help="instead: kill a committee member's process mid-task on a fresh "
+                   "multi-process devnet, once per run (about a minute each; needs anvil)")
 def chaos(runs: int, seed: int, json_file: Path | None, kinds: tuple[str, ...],
-          timeout: float, data_dir: Path | None) -> None:
+          timeout: float, data_dir: Path | None, devnet: bool) -> None:
     """Inject faults into tasks and check nothing is lost and nobody honest is slashed.
 
     Exits 1 when an honest node was slashed, data was lost, or a scenario did not end as
@@ -61,8 +64,20 @@ def chaos(runs: int, seed: int, json_file: Path | None, kinds: tuple[str, ...],
             progress.update(bar, advance=1,
                             description=f"#{r.index} {r.kind}: {r.outcome}{mark}")
 
-        totals = run_chaos(data_dir or Path(tmp), runs, seed=seed, kinds=kinds or None,
-                           progress=show, timeout=timeout)
+        if devnet:
+            from metisnet.node.chaos import ChaosTotals
+            from metisnet.node.chaos_devnet import devnet_kill_scenario
+
+            totals = ChaosTotals()
+            for i in range(runs):
+                r = devnet_kill_scenario((data_dir or Path(tmp)) / f"devnet-{i}",
+                                         seed=seed + i, session_timeout=max(timeout, 10.0))
+                r.index = i
+                totals.add(r)
+                show(r)
+        else:
+            totals = run_chaos(data_dir or Path(tmp), runs, seed=seed, kinds=kinds or None,
+                               progress=show, timeout=timeout)
     elapsed = time.perf_counter() - t0
 
     table = Table(title=f"metis chaos: {runs} scenarios, seed {seed}, {elapsed:.0f} s")
