@@ -25,6 +25,9 @@ kind                  fault                                                expec
 ``data_node_lost``    a data node's channel dies before its shares leave   failed cleanly
                       (every round)
 ``delays``            random delivery delays below the timeout             completed
+``double_vote``       a data node votes a second time, the other way       completed; the
+                                                                           chain refuses
+                                                                           the second vote
 ``message_dropped``   one MPC message is lost for good                     completed after
                                                                            a restart
 ``corrupt_frame``     one frame a committee member receives is corrupted   completed after
@@ -44,13 +47,14 @@ faulty set lost stake (``honest_slashed``); every data node still holds all its 
 still begins with every entry it had before (``data_lost``).
 
 Not modelled here (see the closing note of issue 12): faults over real processes (the
-devnet), node restarts from stored state, a stopped chain node, a data node voting twice.
+devnet), node restarts from stored state, a stopped chain node.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -60,12 +64,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from metisnet.chain.draw import seed_commitment
 from metisnet.chain.tasks import TaskState
 from metisnet.errors import (
     CheatingDetected,
     MetisError,
     NetworkError,
     ProtocolError,
+    TransactionReverted,
     WireError,
 )
 from metisnet.net.channel import Channel, ChannelStats
@@ -110,6 +116,7 @@ EXPECTED: dict[str, str] = {
     "delays": COMPLETED,
     "message_dropped": COMPLETED,
     "corrupt_frame": COMPLETED,
+    "double_vote": COMPLETED,
 }
 
 #: Kinds whose first committee delivers nothing, so the task completes only on a restart.
@@ -457,6 +464,7 @@ class ChaosRunner:
             raise ValueError(f"unknown chaos scenario {kind!r}; known: {', '.join(KINDS)}")
         net = self._network()
         res = ScenarioResult(index, kind, EXPECTED[kind])
+        self._refused: list[bool] = []
         t0 = time.perf_counter()
         faulty: set[str] = set()
 
@@ -559,6 +567,8 @@ class ChaosRunner:
         if kind == "data_node_lost":
             # the spec goes to the 3 members first, then the shares: die in between
             return wrap_data(lambda ch: LostChannel(ch, fired, 3 + rng.randrange(3)))
+        if kind == "double_vote":
+            return _double_voter(rng.choice(net.data), faulty, fired, self._refused)
         if kind == "policy_refusal":
             victim = rng.choice(net.data)
             faulty.add(victim.me)
@@ -643,9 +653,50 @@ class ChaosRunner:
             res.problems.append("escrow not released")
         if res.kind == "policy_refusal" and session_id(result.task_id, 0) in net.sessions._nets:
             res.problems.append("a session was opened for a refused task")
+        if res.kind == "double_vote" and res.faults_injected and not all(self._refused):
+            res.problems.append("the chain accepted a second vote")
         if res.kind in ("mpc_cheat", "dealer_equivocation") and res.faults_injected \
                 and not cheat:
             res.problems.append("the cheat went undetected")
+
+
+def _double_voter(agent: DataNodeAgent, faulty: set[str], fired: Callable[[], None],
+                  refused: list[bool]) -> Callable[[], None]:
+    """After ``agent`` votes on a task, it votes again the other way (owner and validator
+    votes, with a different seed commitment); the chain must refuse both."""
+    poll = agent.poll
+    tried: set[int] = set()
+
+    def poll_twice() -> None:
+        poll()
+        for task_id, t in agent.tasks.items():
+            if not t.voted or task_id in tried:
+                continue
+            tried.add(task_id)
+            faulty.add(agent.me)
+            fired()
+            tm = agent.contracts.tasks
+            other = seed_commitment(secrets.token_bytes(32), agent.address)
+            info = tm.get_task(TaskId(task_id))
+            flip = not t.decision.approve
+            for d in info.datasets:
+                if agent.contracts.datasets.owner_of(d).lower() == agent.me:
+                    refused.append(_reverts(tm.vote_dataset, TaskId(task_id), d, flip, other))
+            refused.append(_reverts(tm.vote, TaskId(task_id), flip, other))
+
+    agent.poll = poll_twice  # type: ignore[method-assign]
+
+    def undo() -> None:
+        agent.poll = poll  # type: ignore[method-assign]
+    return undo
+
+
+def _reverts(call: Callable[..., Any], *args: Any) -> bool:
+    try:
+        call(*args)
+    except TransactionReverted:
+        return True
+    return False
 
 
 def _agents(net: LocalNetwork) -> list[ComputeAgent | DataNodeAgent]:
