@@ -49,8 +49,12 @@ def chaos(runs: int, seed: int, json_file: Path | None, kinds: tuple[str, ...],
     if unknown:
         raise click.BadParameter(f"unknown kind(s) {', '.join(unknown)}; "
                                  f"known: {', '.join(KINDS)}", param_hint="--kind")
-    # the faults make nodes log warnings by design; the table tells the story
-    logging.getLogger("metisnet").setLevel(logging.ERROR)
+    # the faults make nodes log warnings by design; the table tells the story (the level
+    # is restored when the command ends, so callers in the same process keep theirs)
+    quiet = logging.getLogger("metisnet")
+    previous = quiet.level
+    quiet.setLevel(logging.ERROR)
+    click.get_current_context().call_on_close(lambda: quiet.setLevel(previous))
     console = Console()
     wide = Console(width=max(console.width, 150))
     t0 = time.perf_counter()
