@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.metisnet-installed
 
-.PHONY: demo test lint types layers unit install lock clean bench anvil fuzz devnet devnet-down
+.PHONY: demo test lint types layers unit install lock clean bench anvil chromium fuzz devnet devnet-down
 
 ## demo: the main job, the local demo network
 demo: $(STAMP) anvil
@@ -36,11 +36,15 @@ layers: $(STAMP)
 anvil:
 	scripts/install-anvil.sh
 
-unit: $(STAMP) anvil
+## chromium: Debian's headless browser, for the explorer's browser test (needs root)
+chromium:
+	@command -v chromium >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+unit: $(STAMP) anvil chromium
 	$(BIN)/pytest
 
 bench: $(STAMP)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+	$(BIN)/metis bench
 
 ## devnet: the local multi-process network (anvil, 3 data nodes, 5 compute nodes) in .devnet/
 devnet: $(STAMP) anvil
