@@ -161,7 +161,7 @@ class Bench:
         return count[0], after - before
 
     def side_paths(self) -> None:
-        """redraw (a no-show), a failed verdict naming a cheater, expiry, staking ops."""
+        """redraw (a no-show), a failed verdict naming a cheater, expiry, restart, staking ops."""
         count = [0]
         tm = self.c.using(self.requester).tasks
         tid, _ = self.approved_task(count)
@@ -181,6 +181,11 @@ class Bench:
             self.c.using(self.by_address(m)).tasks.acknowledge(tid2)
         self.chain.advance_time(PARAMS.result_window + 1)
         self.record("expire", tm.expire(tid2))
+        tid3, _ = self.approved_task(count)
+        for m in tm.draw_committee(tid3):
+            self.c.using(self.by_address(m)).tasks.acknowledge(tid3)
+        tm.restart(tid3)  # the receiver replaces a running committee that delivered nothing
+        self.record("restart (running task)", tm.last_receipt)
         node = self.c.using(self.compute[-1]).registry
         self.record("top_up", node.top_up(ETHER))
         self.record("update_node", node.update_node(os.urandom(32), "tls://moved:7000", 16))
@@ -220,8 +225,8 @@ def main() -> None:
     order = ["register (data)", "register (compute)", "update_node", "top_up", "unbond",
              "withdraw (stake)", "register_dataset", "update_dataset", "revoke_dataset",
              "create_task", "vote_dataset", "vote", "reveal", "draw_committee", "acknowledge",
-             "redraw (1 no-show)", "submit_verdict (success)", "submit_verdict (cheater)",
-             "expire", "withdraw (payments)"]
+             "redraw (1 no-show)", "restart (running task)", "submit_verdict (success)",
+             "submit_verdict (cheater)", "expire", "withdraw (payments)"]
     for name in order:
         for n in sizes:
             values = bench.gas.get((name, n))
