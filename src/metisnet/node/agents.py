@@ -92,6 +92,19 @@ def layout_for(task: TaskInfo, owner_of: Callable[[bytes], str]) -> SessionLayou
     )
 
 
+def _advance(tasks: dict[int, Any], step: Callable[[int, Any], None],
+             errors: list[tuple[int, BaseException]]) -> None:
+    """One step of every open task; a refused step is logged and kept, never raised."""
+    for task_id, t in list(tasks.items()):
+        if t.closed:
+            continue
+        try:
+            step(task_id, t)
+        except MetisError as exc:
+            log.warning("task %d: %s", task_id, exc)
+            errors.append((task_id, exc))
+
+
 class _Worker:
     """A session worker thread and its outcome."""
 
@@ -173,14 +186,7 @@ class DataNodeAgent:
     # -- the loop -------------------------------------------------------------------------
     def poll(self) -> None:
         """Advance every open task by what its chain state allows."""
-        for task_id, t in list(self.tasks.items()):
-            if t.closed:
-                continue
-            try:
-                self._step(task_id, t)
-            except MetisError as exc:
-                log.warning("task %d: %s", task_id, exc)
-                self.errors.append((task_id, exc))
+        _advance(self.tasks, self._step, self.errors)
 
     def _step(self, task_id: int, t: _DataTask) -> None:
         tm = self.contracts.tasks
@@ -294,14 +300,7 @@ class ComputeAgent:
         while self._next_id <= count:
             self.tasks.setdefault(self._next_id, _ComputeTask())
             self._next_id += 1
-        for task_id, t in list(self.tasks.items()):
-            if t.closed:
-                continue
-            try:
-                self._step(task_id, t)
-            except MetisError as exc:
-                log.warning("task %d: %s", task_id, exc)
-                self.errors.append((task_id, exc))
+        _advance(self.tasks, self._step, self.errors)
 
     def _step(self, task_id: int, t: _ComputeTask) -> None:
         tm = self.contracts.tasks
