@@ -31,7 +31,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,6 +39,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _mpyc import mpyc_version, run_parties
 
 PEER_ENV = "METIS_MPYC_PEER"
 KEY = bytes(range(16))
@@ -191,33 +192,10 @@ def _mpyc_peer() -> None:
     mpc.run(main())
 
 
-def mpyc_available() -> str | None:
-    try:
-        import mpyc
-    except ImportError:
-        return None
-    return f"MPyC {mpyc.__version__}"
-
-
 def run_mpyc(n: int, d: int, epochs: int, batch: int) -> tuple[float, float]:
-    from metisnet.net.local_cluster import free_ports
-
-    port = free_ports(1)[0][1]
-    env = dict(os.environ, **{PEER_ENV: "1", "METIS_BENCH_N": str(n), "METIS_BENCH_D": str(d),
-                              "METIS_BENCH_EPOCHS": str(epochs),
-                              "METIS_BENCH_BATCH": str(batch)})
-    procs = [subprocess.Popen([sys.executable, __file__, "-M3", f"-I{i}", "-B", str(port),
-                               "--no-log"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(3)]
-    dts, rss = [], []
-    for p in procs:
-        out, err = p.communicate(timeout=1800)
-        if p.returncode != 0:
-            raise RuntimeError(f"MPyC party failed: {err[-2000:]}")
-        rec = json.loads(out.strip().splitlines()[-1])
-        dts.append(rec["dt"])
-        rss.append(rec["rss"])
-    return max(dts), max(rss)
+    return run_parties(__file__, {PEER_ENV: "1", "METIS_BENCH_N": str(n),
+                                  "METIS_BENCH_D": str(d), "METIS_BENCH_EPOCHS": str(epochs),
+                                  "METIS_BENCH_BATCH": str(batch)})
 
 
 def sklearn_fit(n: int, d: int, epochs: int) -> tuple[float, float]:
@@ -302,7 +280,7 @@ def main() -> None:
                             "measured: the work is exactly linear in n")))
         sys.stderr.write(f"psi ecdh n={n_ecdh}: {statistics.median(ours):.2f} s\n")
 
-    peer = mpyc_available()
+    peer = mpyc_version()
     with LocalCluster(3, timeout=1800.0) as cluster:
         ours, sk, sk_acc, theirs, sent, rounds, rss = [], [], 0.0, [], 0, 0, 0.0
         coef = None

@@ -25,7 +25,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _mpyc import mpyc_version, run_parties
 
 PEER_ENV = "METIS_SORT_PEER"
 
@@ -69,32 +70,9 @@ def _mpyc_peer() -> None:
     mpc.run(main())
 
 
-def mpyc_version() -> str | None:
-    try:
-        import mpyc
-    except ImportError:
-        return None
-    return f"MPyC {mpyc.__version__}"
-
-
 def run_mpyc(n: int) -> tuple[float, float]:
     """One repetition of MPyC's sort: (seconds, peak RSS MiB of the busiest party)."""
-    from metisnet.net.local_cluster import free_ports
-
-    port = free_ports(1)[0][1]
-    env = dict(os.environ, **{PEER_ENV: "1", "METIS_SORT_N": str(n)})
-    procs = [subprocess.Popen([sys.executable, __file__, "-M3", f"-I{i}", "-B", str(port),
-                               "--no-log"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(3)]
-    dts, rss = [], []
-    for p in procs:
-        out, err = p.communicate(timeout=1800)
-        if p.returncode != 0:
-            raise RuntimeError(f"MPyC party failed: {err[-2000:]}")
-        rec = json.loads(out.strip().splitlines()[-1])
-        dts.append(rec["dt"])
-        rss.append(rec["rss"])
-    return max(dts), max(rss)
+    return run_parties(__file__, {PEER_ENV: "1", "METIS_SORT_N": str(n)})
 
 
 # -- metisnet (a job for every party of the LocalCluster) -----------------------------------
