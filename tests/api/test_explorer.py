@@ -13,6 +13,11 @@ from metisnet.node.localnet import LocalNetwork
 from metisnet.node.taskspec import TaskSpec
 
 FEE = 10**16
+# what the explorer shows of a node and of a dataset: public chain data, never a row
+NODE_KEYS = {"address", "role", "stake_wei", "stake_eth", "endpoint", "capacity",
+             "unbonding_wei", "datasets_owned", "committees_served", "slashed_wei"}
+DATASET_KEYS = {"dataset_id", "owner", "owner_role", "owner_stake_eth", "policy_hash",
+                "schema_hash", "data_commitment", "rows", "revoked", "version", "tasks"}
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +53,7 @@ def test_routes_show_nodes_datasets_and_a_task_to_its_verdict(net: LocalNetwork)
     nodes = client.get("/api/nodes").json()
     assert sorted(n["role"] for n in nodes) == ["compute"] * 5 + ["data"] * 3
     assert all(int(n["stake_wei"]) > 0 and n["stake_eth"] > 0 for n in nodes)
+    assert all(set(n) == NODE_KEYS for n in nodes)
 
     assert client.get("/api/tasks").json() == []
     task_id = _run(net, view)
@@ -56,17 +62,36 @@ def test_routes_show_nodes_datasets_and_a_task_to_its_verdict(net: LocalNetwork)
     datasets = client.get("/api/datasets").json()
     assert {d["dataset_id"] for d in datasets} == {d.lower() for d in net.dataset_ids}
     data_nodes = {a.me for a in net.data}
+    rows = {d.lower(): n for d, n in zip(net.dataset_ids, [200, 150, 250], strict=True)}
     for d in datasets:
         assert d["owner"].lower() in data_nodes
+        assert d["owner_role"] == "data" and d["owner_stake_eth"] > 0
         assert d["policy_hash"].startswith("0x") and len(d["policy_hash"]) == 66
-        assert set(d) == {"dataset_id", "owner", "policy_hash", "schema_hash",
-                          "data_commitment", "rows", "revoked", "version"}
+        assert d["rows"] == rows[d["dataset_id"]] and d["tasks"] == [task_id]
+        assert set(d) == DATASET_KEYS
+    nodes = {n["address"].lower(): n for n in client.get("/api/nodes").json()}
+    assert sorted(n["datasets_owned"] for n in nodes.values() if n["role"] == "data") \
+        == [1, 1, 1]
 
     (listed,) = client.get("/api/tasks").json()
     assert listed["task_id"] == task_id and listed["stage"] == "settled"
     detail = client.get(f"/api/tasks/{task_id}").json()
     assert detail["verdict"] == "verified"
     assert detail["passed"] == list(STAGES)
+    # the chain's events: every stage once, in order, at non-decreasing blocks
+    history = detail["history"]
+    assert [h["stage"] for h in history] == list(STAGES)
+    blocks = [h["block"] for h in history]
+    assert blocks == sorted(blocks) and len(set(blocks)) == len(blocks)
+    assert history[2]["round"] == 0
+    assert detail["rows"] == sum(rows.values())
+    members = detail["members"]
+    assert [m["address"] for m in members] == detail["committee"]
+    assert all(m["acknowledged"] and m["stake_eth"] > 0 for m in members)
+    assert all(nodes[m.lower()]["committees_served"] == 1 for m in detail["committee"])
+    assert detail["verdicts"] == [{"receiver": net.requester_account.address,
+                                   "success": True}]
+    assert detail["slashed"] == [] and detail["closed_reason"] == "settled"
     observed = list(detail["observed"])  # what the polls saw, in order; it ends settled
     assert observed == [s for s in STAGES if s in observed] and observed[-1] == "settled"
     assert len(observed) >= 3
@@ -82,7 +107,29 @@ def test_routes_show_nodes_datasets_and_a_task_to_its_verdict(net: LocalNetwork)
 
     stats = client.get("/api/stats").json()
     assert [f["task_id"] for f in stats["finished"]] == [task_id]
-    assert stats["task_count"] == 1
+    assert stats["task_count"] == 1 and stats["in_flight"] == 0
+    (done,) = stats["finished"]
+    assert done["latency_source"] == "observed" and done["rows"] == sum(rows.values())
+    assert set(done["stage_s"]) == set(observed[:-1])
+    assert abs(sum(done["stage_s"].values()) - done["latency_s"]) < 0.01
+    # throughput over time: one settled task, in the bucket of its finishing time
+    series = client.get("/api/stats?bucket=60").json()["series"]
+    assert sum(p["settled"] for p in series) == 1 and sum(p["failed"] for p in series) == 0
+    (hit,) = [p for p in series if p["settled"]]
+    assert hit["t"] <= done["finished_at"] < hit["t"] + 60
+    assert hit["tasks_per_min"] == 1.0 and hit["rows_per_min"] == sum(rows.values())
+    assert [p["t"] for p in series] == [series[0]["t"] + 60 * k for k in range(len(series))]
+    assert client.get("/api/stats?bucket=0").status_code == 422
+
+    # a view started after the task knows it from the chain's events: every dataset
+    # (registration events), the stage history and a latency from block times
+    late = TestClient(create_explorer_app(ChainView(net.contracts)))
+    assert {d["dataset_id"] for d in late.get("/api/datasets").json()} == set(rows)
+    late_detail = late.get(f"/api/tasks/{task_id}").json()
+    assert late_detail["history"] == history and late_detail["payouts"] == detail["payouts"]
+    (late_done,) = late.get("/api/stats").json()["finished"]
+    assert late_done["latency_source"] == "chain" and late_done["latency_s"] >= 0
+    assert late_done["finished_at"] == history[-1]["time"]
 
     page = client.get("/")
     assert page.status_code == 200 and "<canvas" not in page.text

@@ -14,6 +14,8 @@ page is open; without it the view refreshes on each request.
 
 from __future__ import annotations
 
+import itertools
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,11 +23,10 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
-from web3 import Web3
 
 from metisnet import __version__
+from metisnet.api.explorer_events import EventLog, TaskEvents
 from metisnet.api.explorer_page import PAGE
-from metisnet.chain.artifacts import load_artifact
 from metisnet.chain.deploy import Contracts
 from metisnet.chain.registry import Role
 from metisnet.chain.tasks import TaskInfo, TaskState
@@ -54,17 +55,27 @@ def _hex(b: bytes) -> str:
 
 @dataclass
 class _Seen:
-    """When the view first saw a task in each stage (wall clock, seconds)."""
+    """What polls of one task's state saw: when each stage was first seen (wall clock)."""
 
     stages: dict[str, float] = field(default_factory=dict)
     state: TaskState = TaskState.NONE
+    datasets: tuple[str, ...] = ()
+    rows: int = 0
+    #: first seen already final, so the polls say nothing of how long it took
+    late: bool = False
+
+
+#: bucket widths (seconds) the throughput series chooses from, ~40 buckets over its span
+_BUCKETS = (5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
+_MAX_POINTS = 120
 
 
 class ChainView:
-    """What the explorer knows: the chain's contracts plus the stage times it observed.
+    """What the explorer knows: the chain's contracts, their events, the stage times it saw.
 
-    ``dataset_ids`` are datasets to list even before a task names them (the registry keeps
-    no index of its datasets; every dataset a task names is listed as well).
+    ``dataset_ids`` are datasets to list before their registration event has been read (every
+    dataset registered on chain is listed once the event log is scanned, and every dataset a
+    task names as well).
     """
 
     def __init__(self, contracts: Contracts, *, dataset_ids: list[str] | None = None,
@@ -75,16 +86,16 @@ class ChainView:
         self._seen: dict[int, _Seen] = {}
         self._datasets: dict[str, None] = dict.fromkeys(
             (d.lower() if d.startswith("0x") else "0x" + d.lower()) for d in dataset_ids or [])
-        tm = contracts.tasks
-        self._events = contracts.registry.chain.w3.eth.contract(
-            address=Web3.to_checksum_address(tm.address),
-            abi=load_artifact("TaskManager").abi).events
+        self._rows: dict[str, int] = {}
+        self.events = EventLog(contracts.registry.chain.w3, contracts.tasks.address,
+                               contracts.datasets.address)
         self._refreshed = 0.0
 
     # ------------------------------------------------------------------ polling
     def refresh(self) -> None:
-        """Read the state of every task not yet final; record newly seen stages."""
+        """Scan new events; read the state of every task not yet final; note new stages."""
         with self._lock:
+            self._scan()
             tm = self.contracts.tasks
             now = self._clock()
             for i in range(1, tm.task_count() + 1):
@@ -93,45 +104,97 @@ class ChainView:
                     continue
                 info = tm.get_task(TaskId(i))
                 if not seen.stages:
-                    for d in info.datasets:
-                        self._datasets.setdefault(_hex(d), None)
-                seen.state = info.state
-                seen.stages.setdefault(stage_name(info.state), now)
+                    self._first_sight(seen, info)
+                self._observe(seen, info.state, now)
             self._refreshed = now
 
     def maybe_refresh(self, max_age: float = 0.5) -> None:
         if self._clock() - self._refreshed >= max_age:
             self.refresh()
 
+    def _scan(self) -> None:
+        self.events.scan()
+        for d in self.events.datasets:
+            self._datasets.setdefault(d, None)
+
+    def _first_sight(self, seen: _Seen, info: TaskInfo) -> None:
+        seen.datasets = tuple(_hex(d) for d in info.datasets)
+        for d in seen.datasets:
+            self._datasets.setdefault(d, None)
+        seen.rows = sum(self._row_count(d) for d in seen.datasets)
+        seen.late = info.state in _TERMINAL
+
+    @staticmethod
+    def _observe(seen: _Seen, state: TaskState, now: float) -> None:
+        seen.state = state
+        seen.stages.setdefault(stage_name(state), now)
+
+    def _row_count(self, dataset: str) -> int:
+        if dataset not in self._rows:
+            info = self.contracts.datasets.get_dataset(DatasetId(bytes.fromhex(dataset[2:])))
+            self._rows[dataset] = info.row_count if info is not None else 0
+        return self._rows[dataset]
+
     # ------------------------------------------------------------------ reads
     def nodes(self) -> list[dict[str, Any]]:
+        """Every registered node: role, stake, endpoint, and what it did (public data only)."""
         reg = self.contracts.registry
+        owned: dict[str, int] = {}
+        for d in self.datasets():
+            owned[d["owner"].lower()] = owned.get(d["owner"].lower(), 0) + 1
+        served: dict[str, int] = {}
+        slashed: dict[str, int] = {}
+        with self._lock:
+            for ev in self.events.tasks.values():
+                for member in {m.lower() for c in ev.committees for m in c}:
+                    served[member] = served.get(member, 0) + 1
+                for s in ev.slashed:
+                    key = s["member"].lower()
+                    slashed[key] = slashed.get(key, 0) + int(s["amount_wei"])
         out = []
         for role in (Role.DATA, Role.COMPUTE):
             for addr, stake in reg.nodes(role):
                 info = reg.get_node(addr)
+                key = str(addr).lower()
                 out.append({
                     "address": addr, "role": role.name.lower(), "stake_wei": str(int(stake)),
                     "stake_eth": int(stake) / 1e18,
                     "endpoint": info.endpoint if info else "",
                     "capacity": info.capacity if info else 0,
                     "unbonding_wei": str(int(info.unbonding)) if info else "0",
+                    "datasets_owned": owned.get(key, 0),
+                    "committees_served": served.get(key, 0),
+                    "slashed_wei": str(slashed.get(key, 0)),
                 })
         return out
 
     def datasets(self) -> list[dict[str, Any]]:
+        """Every known dataset's registry entry: owner, policy hash, rows; never its data."""
         with self._lock:
             ids = list(self._datasets)
+            used: dict[str, list[int]] = {}
+            for tid, seen in sorted(self._seen.items()):
+                for d in seen.datasets:
+                    used.setdefault(d, []).append(tid)
+        reg = self.contracts.registry
+        owners: dict[str, tuple[str, float]] = {}
         out = []
         for d in ids:
             info = self.contracts.datasets.get_dataset(DatasetId(bytes.fromhex(d[2:])))
             if info is None:
                 continue
+            if info.owner not in owners:
+                node = reg.get_node(info.owner)
+                owners[info.owner] = ((node.role.name.lower(), int(node.stake) / 1e18)
+                                      if node else ("unregistered", 0.0))
+            role, stake = owners[info.owner]
             out.append({
-                "dataset_id": d, "owner": info.owner, "policy_hash": _hex(info.policy_hash),
+                "dataset_id": d, "owner": info.owner, "owner_role": role,
+                "owner_stake_eth": stake, "policy_hash": _hex(info.policy_hash),
                 "schema_hash": _hex(info.schema_hash),
                 "data_commitment": _hex(info.data_commitment), "rows": info.row_count,
                 "revoked": info.revoked, "version": info.version,
+                "tasks": used.get(d, []),
             })
         return out
 
@@ -142,6 +205,7 @@ class ChainView:
         return [self.task(i, payouts=False) for i in range(count, first - 1, -1)]
 
     def task(self, task_id: int, *, payouts: bool = True) -> dict[str, Any]:
+        """One task: stage, history, committee, votes, verdict; with ``payouts`` its credits."""
         if task_id < 1:
             raise ValidationError("task ids start at 1")
         try:
@@ -149,40 +213,61 @@ class ChainView:
         except ChainError:
             raise ValidationError(f"no task {task_id}") from None
         with self._lock:
+            if payouts:
+                self._scan()  # incremental: the blocks mined since the last scan
             seen = self._seen.get(task_id)
             if seen is not None and seen.state not in _TERMINAL:  # a fresher observation
-                seen.state = info.state
-                seen.stages.setdefault(stage_name(info.state), self._clock())
-            stages = dict(seen.stages) if seen else {}
-        doc = self._summary(info, stages)
+                self._observe(seen, info.state, self._clock())
+            if seen is not None and not seen.datasets:
+                self._first_sight(seen, info)
+            ev = self.events.tasks.get(task_id)
+            doc = self._summary(info, seen, ev)
+            if payouts:
+                if self.events.error:
+                    doc["payouts"] = [{"error": self.events.error}]
+                else:
+                    doc["payouts"] = list(ev.payouts) if ev else []
+                doc["slashed"] = list(ev.slashed) if ev else []
+                doc["verdicts"] = list(ev.verdicts) if ev else []
+                doc["closed_reason"] = ev.closed_reason if ev else ""
         if payouts:
-            doc["payouts"] = self._payouts(task_id)
-            doc["validators"] = [str(v) for v in self.contracts.tasks.validators(
-                TaskId(task_id))]
+            tm = self.contracts.tasks
+            doc["members"] = [
+                {"address": str(m), "acknowledged": tm.has_acknowledged(TaskId(task_id), m),
+                 "stake_eth": int(self.contracts.registry.stake_of(m)) / 1e18}
+                for m in info.committee]
+            doc["validators"] = [str(v) for v in tm.validators(TaskId(task_id))]
             doc["credits"] = self._credits(info)
         return doc
 
-    def _summary(self, info: TaskInfo, stages: dict[str, float]) -> dict[str, Any]:
+    def _summary(self, info: TaskInfo, seen: _Seen | None,
+                 ev: TaskEvents | None) -> dict[str, Any]:
         stage = stage_name(info.state)
-        reached = STAGES.index(stage) if stage in STAGES else -1
-        latency = None  # from the first stage observed (an explorer started late sees less)
-        if info.state in _TERMINAL and stage in stages:
-            latency = stages[stage] - min(stages.values())
+        stages = dict(seen.stages) if seen else {}
+        history = list(ev.history) if ev else []
+        if history:  # what the chain's events say happened, in order
+            passed = list(dict.fromkeys(h["stage"] for h in history))
+        else:  # inferred: a task is past every stage before the one it is in
+            reached = STAGES.index(stage) if stage in STAGES else -1
+            passed = list(STAGES[:reached + 1]) if reached >= 0 else ["submitted", stage]
+        latency, source = _latency(info.state, seen, ev)
         return {
-            "task_id": int(info.task_id), "stage": stage,
-            # a stage is passed once the task is beyond it (a poll may miss a short one)
-            "passed": list(STAGES[:reached + 1]) if reached >= 0 else ["submitted"],
-            "observed": stages, "requester": info.requester, "fee_wei": str(int(info.fee)),
-            "datasets": [_hex(d) for d in info.datasets], "receivers": list(info.receivers),
+            "task_id": int(info.task_id), "stage": stage, "passed": passed,
+            "history": history, "observed": stages, "stage_s": _durations(stages),
+            "requester": info.requester, "fee_wei": str(int(info.fee)),
+            "datasets": [_hex(d) for d in info.datasets], "rows": seen.rows if seen else None,
+            "receivers": list(info.receivers),
             "committee": list(info.committee), "committee_size": info.committee_size,
             "acks": info.acks, "round": info.round,
             "votes": {"approve_wei": str(int(info.approve_weight)),
                       "reject_wei": str(int(info.reject_weight)),
+                      "validator_total_wei": str(int(info.validator_total)),
                       "owner_approvals": info.owner_approvals, "reveals": info.reveals},
             "verdict": _VERDICTS.get(info.state),
             "result_commitment": (None if info.result_commitment == _ZERO32
                                   else _hex(info.result_commitment)),
             "spec_hash": _hex(info.spec_hash), "latency_s": latency,
+            "latency_source": source,
         }
 
     def _credits(self, info: TaskInfo) -> dict[str, str]:
@@ -194,34 +279,89 @@ class ChainView:
                 accounts.append(owner)
         return {str(a): str(int(self.contracts.tasks.credits(a))) for a in accounts}
 
-    def _payouts(self, task_id: int) -> list[dict[str, Any]]:
-        """The task's ``Credited`` events: who was paid what (fees, refunds, penalties)."""
-        try:
-            logs = self._events.Credited().get_logs(
-                from_block=0, argument_filters={"task_id": task_id})
-        except Exception as exc:  # a node without logs still shows the task
-            return [{"error": f"payouts unavailable: {type(exc).__name__}"}]
-        return [{"account": str(lg["args"]["account"]),
-                 "amount_wei": str(int(lg["args"]["amount"]))} for lg in logs]
+    def stats(self, bucket: int | None = None) -> dict[str, Any]:
+        """Finished tasks (latency, time per stage, rows) and throughput over time.
 
-    def stats(self) -> dict[str, Any]:
-        """Per finished task its observed latency; tasks finished per minute."""
+        ``series`` counts the tasks that finished in each ``bucket_s``-second bucket of the
+        explorer's clock (chosen for ~40 buckets over the span when ``bucket`` is None) and
+        gives them per minute: tasks settled, tasks failed or rejected, and the input rows
+        of the settled tasks (the registered row counts of the datasets they named). Bytes
+        moved are not on chain and are not charted. A task already final when the explorer
+        first saw it is placed at its closing block's timestamp.
+        """
         with self._lock:
+            now = self._clock()
             done: list[dict[str, Any]] = []
             for tid, seen in sorted(self._seen.items()):
                 if seen.state not in _TERMINAL:
                     continue
+                ev = self.events.tasks.get(tid)
                 end = seen.stages.get(stage_name(seen.state))
-                start = min(seen.stages.values(), default=None)
+                if seen.late and ev is not None and ev.history:
+                    end = float(ev.history[-1]["time"])
+                latency, source = _latency(seen.state, seen, ev)
                 done.append({"task_id": tid, "stage": stage_name(seen.state),
-                             "finished_at": end,
-                             "latency_s": None if start is None or end is None
-                             else end - start})
+                             "finished_at": end, "latency_s": latency,
+                             "latency_source": source,
+                             "stage_s": {} if seen.late else _durations(seen.stages),
+                             "rows": seen.rows})
+            count = self.contracts.tasks.task_count()
+            running = sum(1 for s in self._seen.values()
+                          if s.state not in _TERMINAL and s.state != TaskState.NONE)
         ends = [float(d["finished_at"]) for d in done if d["finished_at"] is not None]
         span = (max(ends) - min(ends)) if len(ends) > 1 else 0.0
         per_min = (len(ends) - 1) / span * 60 if span > 0 else None
-        return {"finished": done, "tasks_per_minute": per_min,
-                "task_count": self.contracts.tasks.task_count()}
+        return {"finished": done, "tasks_per_minute": per_min, "task_count": count,
+                "in_flight": running, "now": now, **_series(done, now, bucket),
+                "events_error": self.events.error}
+
+
+def _latency(state: TaskState, seen: _Seen | None,
+             ev: TaskEvents | None) -> tuple[float | None, str | None]:
+    """A final task's latency: from the polls that saw it (sub-second), else block times."""
+    if state not in _TERMINAL:
+        return None, None
+    if seen is not None and not seen.late and len(seen.stages) > 1:
+        stage = stage_name(state)
+        if stage in seen.stages:
+            return seen.stages[stage] - min(seen.stages.values()), "observed"
+    chain = ev.chain_latency() if ev is not None else None
+    return (chain, "chain") if chain is not None else (None, None)
+
+
+def _durations(stages: dict[str, float]) -> dict[str, float]:
+    """Seconds from each observed stage to the next one observed (the last has none)."""
+    items = sorted(stages.items(), key=lambda kv: kv[1])
+    return {a: round(tb - ta, 3) for (a, ta), (_, tb) in itertools.pairwise(items)}
+
+
+def _series(done: list[dict[str, Any]], now: float, bucket: int | None) -> dict[str, Any]:
+    ends = [(float(d["finished_at"]), d) for d in done if d["finished_at"] is not None]
+    if bucket is None:
+        span = now - min((e for e, _ in ends), default=now)
+        bucket = next((b for b in _BUCKETS if b * 40 >= span), _BUCKETS[-1])
+    if not ends:
+        return {"bucket_s": bucket, "series": []}
+    start = math.floor(min(e for e, _ in ends) / bucket) * bucket
+    n = int((max(now, max(e for e, _ in ends)) - start) // bucket) + 1
+    if n > _MAX_POINTS:  # keep the most recent buckets
+        start += (n - _MAX_POINTS) * bucket
+        n = _MAX_POINTS
+    points: list[dict[str, float]] = [
+        {"t": start + k * bucket, "settled": 0, "failed": 0, "rows": 0} for k in range(n)]
+    for end, d in ends:
+        k = int((end - start) // bucket)
+        if not 0 <= k < n:
+            continue
+        if d["stage"] == "settled":
+            points[k]["settled"] += 1
+            points[k]["rows"] += int(d["rows"] or 0)
+        else:
+            points[k]["failed"] += 1
+    for p in points:
+        p["tasks_per_min"] = p["settled"] * 60 / bucket
+        p["rows_per_min"] = p["rows"] * 60 / bucket
+    return {"bucket_s": bucket, "series": points}
 
 
 class Watcher:
@@ -293,9 +433,11 @@ def create_explorer_app(view: ChainView, *, refresh_on_read: bool = True) -> Fas
             raise HTTPException(404, str(exc)) from None
 
     @app.get("/api/stats")
-    def stats() -> dict[str, Any]:
+    def stats(bucket: int | None = None) -> dict[str, Any]:
+        if bucket is not None and not 1 <= bucket <= 86400:
+            raise HTTPException(422, "bucket must be between 1 and 86400 seconds")
         fresh()
-        return view.stats()
+        return view.stats(bucket)
 
     return app
 
