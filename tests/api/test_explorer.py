@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,13 +28,21 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
     network.close()
 
 
-def _run(net: LocalNetwork, view: ChainView) -> int:
-    """Run a mean task, refreshing the view at every pump (as the watcher thread would)."""
+def _run(net: LocalNetwork, view: ChainView, live: list[str] | None = None) -> int:
+    """Run a mean task, refreshing the view at every pump (as the watcher thread would).
+
+    With ``live``, read ``/api/live`` at every pump too and note each new stage it shows.
+    """
     pump = net.pump
+    client = TestClient(create_explorer_app(view, refresh_on_read=False))
 
     def pump_and_watch() -> None:
         pump()
         view.refresh()
+        if live is not None:
+            task = client.get("/api/live").json()["task"]
+            if task is not None and (not live or live[-1] != task["stage"]):
+                live.append(task["stage"])
 
     net.pump = pump_and_watch  # type: ignore[method-assign]
     try:
@@ -56,7 +65,15 @@ def test_routes_show_nodes_datasets_and_a_task_to_its_verdict(net: LocalNetwork)
     assert all(set(n) == NODE_KEYS for n in nodes)
 
     assert client.get("/api/tasks").json() == []
-    task_id = _run(net, view)
+    assert client.get("/api/live").json() == {"task": None}
+    live: list[str] = []
+    task_id = _run(net, view, live)
+    # the live route followed the running task through its stages (a pump advances every
+    # agent by a step, so some stages pass within one pump), then shows its verdict
+    assert live == [s for s in STAGES if s in live] and len(live) >= 2, live
+    assert "settled" not in live, live  # the verdict is posted after the last pump
+    final = client.get("/api/live").json()["task"]
+    assert final["task_id"] == task_id and final["stage"] == "settled"
 
     # every dataset the task named is listed now, with owner and policy hash, never data
     datasets = client.get("/api/datasets").json()
@@ -119,6 +136,7 @@ def test_routes_show_nodes_datasets_and_a_task_to_its_verdict(net: LocalNetwork)
     assert hit["t"] <= done["finished_at"] < hit["t"] + 60
     assert hit["tasks_per_min"] == 1.0 and hit["rows_per_min"] == sum(rows.values())
     assert [p["t"] for p in series] == [series[0]["t"] + 60 * k for k in range(len(series))]
+    assert len(series) >= 24 and series[-1]["t"] <= time.time() < series[-1]["t"] + 60
     assert client.get("/api/stats?bucket=0").status_code == 422
 
     # a view started after the task knows it from the chain's events: every dataset

@@ -67,7 +67,7 @@ class _Seen:
 
 #: bucket widths (seconds) the throughput series chooses from, ~40 buckets over its span
 _BUCKETS = (5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
-_MAX_POINTS = 120
+_MIN_POINTS, _MAX_POINTS = 24, 120
 
 
 class ChainView:
@@ -87,6 +87,7 @@ class ChainView:
         self._datasets: dict[str, None] = dict.fromkeys(
             (d.lower() if d.startswith("0x") else "0x" + d.lower()) for d in dataset_ids or [])
         self._rows: dict[str, int] = {}
+        self._stakes: dict[str, tuple[int, float]] = {}
         self.events = EventLog(contracts.registry.chain.w3, contracts.tasks.address,
                                contracts.datasets.address)
         self._refreshed = 0.0
@@ -204,8 +205,29 @@ class ChainView:
         first = max(1, count - limit + 1)
         return [self.task(i, payouts=False) for i in range(count, first - 1, -1)]
 
-    def task(self, task_id: int, *, payouts: bool = True) -> dict[str, Any]:
-        """One task: stage, history, committee, votes, verdict; with ``payouts`` its credits."""
+    def live(self) -> dict[str, Any] | None:
+        """The task the live view follows: the newest still in flight, else the newest."""
+        tm = self.contracts.tasks
+        count = tm.task_count()
+        if count == 0:
+            return None
+        with self._lock:
+            for i in range(count, max(0, count - 20), -1):  # the 20 newest tasks
+                seen = self._seen.get(i)
+                if seen is not None and seen.state in _TERMINAL:
+                    continue  # final tasks never change again
+                if tm.state(TaskId(i)) not in _TERMINAL:
+                    return self.task(i, extras=False)
+        return self.task(count, extras=False)
+
+    def task(self, task_id: int, *, payouts: bool = True, extras: bool = True
+             ) -> dict[str, Any]:
+        """One task: stage, history, committee, votes, verdict.
+
+        With ``payouts``: its payouts, slashings, verdicts and committee members; with
+        ``extras`` as well: its validator set and the credits (all tasks) of its accounts,
+        which take a chain call per account (the live view leaves them out).
+        """
         if task_id < 1:
             raise ValidationError("task ids start at 1")
         try:
@@ -231,14 +253,34 @@ class ChainView:
                 doc["verdicts"] = list(ev.verdicts) if ev else []
                 doc["closed_reason"] = ev.closed_reason if ev else ""
         if payouts:
-            tm = self.contracts.tasks
-            doc["members"] = [
-                {"address": str(m), "acknowledged": tm.has_acknowledged(TaskId(task_id), m),
-                 "stake_eth": int(self.contracts.registry.stake_of(m)) / 1e18}
-                for m in info.committee]
-            doc["validators"] = [str(v) for v in tm.validators(TaskId(task_id))]
+            doc["members"] = self._members(info, ev)
+        if payouts and extras:
+            doc["validators"] = [str(v) for v in
+                                 self.contracts.tasks.validators(TaskId(task_id))]
             doc["credits"] = self._credits(info)
         return doc
+
+    def _members(self, info: TaskInfo, ev: TaskEvents | None) -> list[dict[str, Any]]:
+        """The current committee: whether each acknowledged (events, else a call), stake."""
+        acked: set[str] | None = None
+        if not self.events.error and ev is not None and len(ev.acks) == info.round + 1:
+            acked = ev.acks[-1]
+        out = []
+        for m in info.committee:
+            ack = (str(m).lower() in acked if acked is not None
+                   else self.contracts.tasks.has_acknowledged(info.task_id, m))
+            out.append({"address": str(m), "acknowledged": ack,
+                        "stake_eth": self._stake(str(m)) / 1e18})
+        return out
+
+    def _stake(self, node: str, max_age: float = 5.0) -> int:
+        """A node's stake, read at most every ``max_age`` seconds (it changes rarely)."""
+        now = self._clock()
+        cached = self._stakes.get(node)
+        if cached is None or now - cached[1] > max_age:
+            cached = (int(self.contracts.registry.stake_of(node)), now)
+            self._stakes[node] = cached
+        return cached[0]
 
     def _summary(self, info: TaskInfo, seen: _Seen | None,
                  ev: TaskEvents | None) -> dict[str, Any]:
@@ -284,10 +326,11 @@ class ChainView:
 
         ``series`` counts the tasks that finished in each ``bucket_s``-second bucket of the
         explorer's clock (chosen for ~40 buckets over the span when ``bucket`` is None) and
-        gives them per minute: tasks settled, tasks failed or rejected, and the input rows
-        of the settled tasks (the registered row counts of the datasets they named). Bytes
-        moved are not on chain and are not charted. A task already final when the explorer
-        first saw it is placed at its closing block's timestamp.
+        gives rates per minute (see :func:`_series`): tasks settled, tasks failed or
+        rejected, and the input rows of the settled tasks (the registered row counts of the
+        datasets they named). Bytes moved are not on chain and are not charted. A task
+        already final when the explorer first saw it is placed at its closing block's
+        timestamp.
         """
         with self._lock:
             now = self._clock()
@@ -336,32 +379,37 @@ def _durations(stages: dict[str, float]) -> dict[str, float]:
 
 
 def _series(done: list[dict[str, Any]], now: float, bucket: int | None) -> dict[str, Any]:
+    """Finished tasks counted per time bucket, with per-minute rates over a trailing window.
+
+    The axis runs to ``now`` and spans at least :data:`_MIN_POINTS` buckets (so one task is
+    one bar, not the whole chart), at most :data:`_MAX_POINTS` (the most recent). A bucket's
+    rates count the tasks that finished in the ``window_s`` seconds (one minute, or the
+    bucket if longer) up to the bucket's end, so they read as "per minute" whatever the
+    bucket width.
+    """
     ends = [(float(d["finished_at"]), d) for d in done if d["finished_at"] is not None]
+    first = min((e for e, _ in ends), default=now)
     if bucket is None:
-        span = now - min((e for e, _ in ends), default=now)
-        bucket = next((b for b in _BUCKETS if b * 40 >= span), _BUCKETS[-1])
-    if not ends:
-        return {"bucket_s": bucket, "series": []}
-    start = math.floor(min(e for e, _ in ends) / bucket) * bucket
-    n = int((max(now, max(e for e, _ in ends)) - start) // bucket) + 1
-    if n > _MAX_POINTS:  # keep the most recent buckets
-        start += (n - _MAX_POINTS) * bucket
-        n = _MAX_POINTS
-    points: list[dict[str, float]] = [
-        {"t": start + k * bucket, "settled": 0, "failed": 0, "rows": 0} for k in range(n)]
-    for end, d in ends:
-        k = int((end - start) // bucket)
-        if not 0 <= k < n:
-            continue
-        if d["stage"] == "settled":
-            points[k]["settled"] += 1
-            points[k]["rows"] += int(d["rows"] or 0)
-        else:
-            points[k]["failed"] += 1
-    for p in points:
-        p["tasks_per_min"] = p["settled"] * 60 / bucket
-        p["rows_per_min"] = p["rows"] * 60 / bucket
-    return {"bucket_s": bucket, "series": points}
+        bucket = next((b for b in _BUCKETS if b * 40 >= now - first), _BUCKETS[-1])
+    window = max(60, bucket)
+    stop = math.floor(max(now, first) / bucket) * bucket + bucket  # end of the last bucket
+    start = min(math.floor(first / bucket) * bucket, stop - _MIN_POINTS * bucket)
+    start = max(start, stop - _MAX_POINTS * bucket)
+    points: list[dict[str, float]] = []
+    for t in range(int(start), int(stop), bucket):
+        p: dict[str, float] = {"t": t, "settled": 0, "failed": 0, "rows": 0,
+                               "tasks_per_min": 0.0, "failed_per_min": 0.0,
+                               "rows_per_min": 0.0}
+        for end, d in ends:
+            ok = d["stage"] == "settled"
+            if t <= end < t + bucket:
+                p["settled" if ok else "failed"] += 1
+                p["rows"] += int(d["rows"] or 0) if ok else 0
+            if t + bucket - window <= end < t + bucket:
+                p["tasks_per_min" if ok else "failed_per_min"] += 60 / window
+                p["rows_per_min"] += int(d["rows"] or 0) * 60 / window if ok else 0
+        points.append(p)
+    return {"bucket_s": bucket, "window_s": window, "series": points}
 
 
 class Watcher:
@@ -431,6 +479,12 @@ def create_explorer_app(view: ChainView, *, refresh_on_read: bool = True) -> Fas
             return view.task(task_id)
         except ValidationError as exc:
             raise HTTPException(404, str(exc)) from None
+
+    @app.get("/api/live")
+    def live() -> dict[str, Any]:
+        """The task a live view follows (newest in flight, else newest), or null."""
+        fresh()
+        return {"task": view.live()}
 
     @app.get("/api/stats")
     def stats(bucket: int | None = None) -> dict[str, Any]:

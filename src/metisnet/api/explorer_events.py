@@ -4,10 +4,11 @@
 (each block once, in ranges of :attr:`EventLog.CHUNK` blocks, never the whole history per
 request; DESIGN.md §6 notes that a full-history query is quadratic on the embedded chain).
 From them it knows, for every task, the blocks at which it was created, approved, given a
-committee (each round), set running and closed, who was credited what, who was slashed and
-which verdicts were posted; and every dataset ever registered, so the explorer lists datasets
-without being told their ids. A poll of a task's state can miss a stage that lasts less than
-the poll interval; the events cannot. Only public chain data is read.
+committee (each round), set running and closed, which members acknowledged, who was credited
+what, who was slashed and which verdicts were posted; and every dataset ever registered, so
+the explorer lists datasets without being told their ids. A poll of a task's state can miss
+a stage that lasts less than the poll interval; the events cannot. Only public chain data is
+read.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ __all__ = ["EventLog", "TaskEvents"]
 #: task-manager events that mark a stage, and the stage each one enters
 _STAGE_OF = {"TaskCreated": "submitted", "TaskApproved": "approved",
              "CommitteeDrawn": "committee drawn", "TaskRunning": "running"}
-_TASK_EVENTS = (*_STAGE_OF, "TaskClosed", "Credited", "MemberSlashed", "VerdictPosted")
+_TASK_EVENTS = (*_STAGE_OF, "TaskClosed", "Credited", "MemberSlashed", "VerdictPosted",
+                "Acknowledged")
 
 
 @dataclass
@@ -34,6 +36,7 @@ class TaskEvents:
 
     history: list[dict[str, Any]] = field(default_factory=list)  # stage, block, time, round
     committees: list[list[str]] = field(default_factory=list)  # one per round drawn
+    acks: list[set[str]] = field(default_factory=list)  # per round: members who acknowledged
     payouts: list[dict[str, Any]] = field(default_factory=list)  # account, amount_wei
     slashed: list[dict[str, Any]] = field(default_factory=list)  # member, amount_wei
     verdicts: list[dict[str, Any]] = field(default_factory=list)  # receiver, success
@@ -125,6 +128,7 @@ class EventLog:
             if name == "CommitteeDrawn":
                 entry["round"] = int(args["round"])
                 task.committees.append([str(a) for a in args["committee"]])
+                task.acks.append(set())
             task.history.append(entry)
         elif name == "TaskClosed":
             state = TaskState(int(args["state"]))
@@ -137,6 +141,8 @@ class EventLog:
         elif name == "MemberSlashed":
             task.slashed.append({"member": str(args["member"]),
                                  "amount_wei": str(int(args["amount"]))})
+        elif name == "Acknowledged" and task.acks:  # for the latest committee drawn
+            task.acks[-1].add(str(args["member"]).lower())
         elif name == "VerdictPosted":
             task.verdicts.append({"receiver": str(args["receiver"]),
                                   "success": bool(args["success"])})
