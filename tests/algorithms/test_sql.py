@@ -450,3 +450,31 @@ def test_edge_cases_match_duckdb(query: str) -> None:
     con = duckdb.connect()
     con.register("e", pd.concat(parts, ignore_index=True))
     check(query, got, con.execute(query).df())
+
+
+def test_only_the_requested_aggregates_are_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver's table holds a present flag and the AVG: no counts, no sums."""
+    opened: list[np.ndarray] = []
+    real = execute.output
+
+    def spy(ctx: Any, x: Any, to: Any) -> Any:
+        got = real(ctx, x, to)
+        if got is not None:
+            opened.append(got)
+        return got
+
+    monkeypatch.setattr(execute, "output", spy)
+    q = "SELECT region, AVG(income) FROM t GROUP BY region"
+    got = sql.run_sql(q, {"t": PARTS}, domains=DOMAINS, k=20)
+    check(q, got, _duck(q + " HAVING COUNT(*) >= 20"))
+    assert got.attrs["released"] == ["present", "avg(income)"]
+    (table,) = opened
+    assert table.shape == (len(REGIONS), 2)
+    want = UNION.groupby("region")["income"].agg(["mean", "size"])
+    for i, region in enumerate(REGIONS):
+        big = region in want.index and want.loc[region, "size"] >= 20
+        assert table[i, 0] == (1.0 if big else 0.0)
+        if big:
+            assert math.isclose(table[i, 1], want.loc[region, "mean"], abs_tol=1e-3)
+        else:  # a suppressed or empty group: nothing but zeros
+            assert table[i, 1] == 0.0

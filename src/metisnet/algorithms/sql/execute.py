@@ -14,14 +14,18 @@ Committee program (every member runs :func:`committee` on its shares; SPMD):
 4. Per-group counts (local column sums of ``H``), sums ``H^T X`` (one product), MIN/MAX by a
    tournament over ``H*(x - B) + B`` (B a large public bound), COUNT(DISTINCT) as the number
    of domain values whose per-group count is positive.
-5. The k policy: every group's count is compared with ``k`` obliviously and a small group's
-   results are zeroed (:func:`~metisnet.algorithms.common.suppress_small`); then the results
-   are opened to the receiver (member 0 here) only.
+5. The final aggregates and the k policy (:mod:`.aggregates`): a present flag per group
+   (``count >= max(k, 1)``, oblivious), AVG/VARIANCE/STDDEV divided on the committee, every
+   value of an absent or suppressed group zeroed; only that table (:func:`released`) is
+   opened, to the receiver only (member 0 in :func:`run_sql`, the task's receivers in the
+   task flow, :mod:`metisnet.node.sql_task`).
 
 Fixed-point error (u = 2^-16): each input is rounded to u/2; sums are exact in the ring over
 the rounded inputs (error below n u/2); a product of two secrets or by a non-integral constant
 adds under 1 ulp per row; MIN/MAX are exact on the rounded inputs; COUNT and COUNT(DISTINCT)
-are exact. Comparisons see the rounded values: two values closer than u may compare equal.
+are exact; AVG within about 3 ulp of the sum over the count, VARIANCE within
+``(4 |mean| + 2) u`` relative, STDDEV within the square root's 4 ulp of that.
+Comparisons see the rounded values: two values closer than u may compare equal.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ from numpy.typing import NDArray
 
 from metisnet import mpc
 from metisnet.algorithms import psi
-from metisnet.algorithms.common import output, receive, suppress_small
+from metisnet.algorithms.common import output, receive
 from metisnet.algorithms.psi import PsiShares
+from metisnet.algorithms.sql.aggregates import SUM_FUNCS, final_table, released_names, square
 from metisnet.algorithms.sql.datanodes import (
     FRAC_BITS,
     VALUE_BITS,
@@ -53,15 +58,15 @@ from metisnet.algorithms.sql.plan import (
     plan_query,
     strip_explain,
 )
-from metisnet.algorithms.sql.receiver import finish
+from metisnet.algorithms.sql.receiver import decode, finish
 from metisnet.algorithms.sql.secret_groups import grouped_by_secret_key
 from metisnet.crypto.prg import Csprng
 from metisnet.errors import ValidationError
 from metisnet.mpc import MpcContext, SharedArray
 from metisnet.net.channel import InMemoryNetwork
 
-__all__ = ["FRAC_BITS", "committee", "deal_join", "deal_tables", "explain_tables", "finish",
-           "run_sql", "schemas_of", "square"]
+__all__ = ["FRAC_BITS", "committee", "deal_join", "deal_tables", "decode", "explain_tables",
+           "finish", "own_shares", "released", "run_sql", "schemas_of", "square"]
 
 _BIG = float(2**VALUE_BITS)
 F64 = NDArray[np.float64]
@@ -226,14 +231,14 @@ class _Program:
 
 
 def _secret_group(ctx: MpcContext, prog: _Program, plan: Plan, cols: dict[str, SharedArray],
-                  mask: Mask, k: int, to: int) -> dict[str, F64] | None:
+                  mask: Mask, k: int) -> SharedArray:
     n = prog.n
     if not isinstance(mask, SharedArray):
         mask = mpc.public(ctx, np.full(n, int(mask), dtype=np.int64), frac_bits=0)
     sums: list[SharedArray] = []
     mins: list[SharedArray] = []
     for agg in plan.aggs:
-        if agg.func in ("sum", "avg", "var_samp", "var_pop", "std_samp", "std_pop"):
+        if agg.func in SUM_FUNCS:
             v = prog.row_values(agg.arg)
             sums.append(v)
             if agg.func not in ("sum", "avg"):
@@ -241,29 +246,13 @@ def _secret_group(ctx: MpcContext, prog: _Program, plan: Plan, cols: dict[str, S
         elif agg.func in ("min", "max"):
             v = prog.row_values(agg.arg)
             mins.append(-v if agg.func == "max" else v)
-    return grouped_by_secret_key(ctx, cols[plan.group_by[0]], _ints(mask), sums, mins,
-                                 big=_BIG, k=k, to=to)
-
-
-def square(ctx: MpcContext, v: SharedArray) -> SharedArray:
-    """``v * v`` elementwise without truncating a large value (3 rounds, ~32 B per element).
-
-    A plain fixed-point product truncates ``v^2 2^(2f)``, which fails with probability
-    ``v^2 2^(2f-64)`` (0.4% for v = 4000). As in
-    :func:`metisnet.algorithms.stats.cross_products`, ``v = hi + lo`` with ``hi`` on ``f/2``
-    fractional bits: ``hi^2`` lands exactly on f bits, and only the small terms
-    ``2 hi lo`` and ``lo^2`` are truncated. Error below 2 ulps.
-    """
-    f = v.frac_bits
-    half = f // 2
-    hi = mpc.trunc(ctx, v, half)  # f - half fractional bits
-    lo = v - hi.like(hi.a << np.uint64(half), hi.b << np.uint64(half), frac_bits=f)
-    hh = mpc.mul_raw(ctx, hi, hi)  # 2 (f - half) fractional bits
-    hl = mpc.mul_raw(ctx, hi, lo)  # 2f - half
-    ll = mpc.mul_raw(ctx, lo, lo)  # 2f
-    if hh.frac_bits != f:  # odd f: bring hi^2 to f bits (a small truncation)
-        hh = mpc.trunc(ctx, hh, hh.frac_bits - f)
-    return hh + mpc.trunc(ctx, hl, f - half) * 2 + mpc.trunc(ctx, ll, f)
+    skey, end, counts, sum_t, min_t = grouped_by_secret_key(
+        ctx, cols[plan.group_by[0]], _ints(mask), sums, mins, big=_BIG)
+    table = final_table(ctx, plan, counts, sum_t, min_t, None, k=k, gate=end, keys=skey)
+    # shuffle the n rows: the positions of the released groups in key order would tell
+    # the sizes of filtered or suppressed runs
+    (table,) = mpc.shuffle(ctx, [table])
+    return table
 
 
 def _tournament_min(ctx: MpcContext, t: SharedArray) -> SharedArray:
@@ -292,21 +281,46 @@ def _ints(x: SharedArray) -> SharedArray:
     return x.like(x.a, x.b, frac_bits=0)
 
 
+def own_shares(plan: Plan, dealt: Any, party: int) -> Any:
+    """Member ``party``'s part of the dealt inputs: column -> [pair per data node], or for a
+    join side -> [PSI input per data node]."""
+    if plan.join is not None:
+        return [[node[party] for node in nodes] for nodes in dealt]
+    return {c: [node[party] for node in parts] for c, parts in dealt.items()}
+
+
 def committee(ctx: MpcContext, plan: Plan, dealt: Any, *,
-              k: int = 1, to: int = 0) -> dict[str, F64] | None:
-    """One member's part of the query; the receiver ``to`` gets the released arrays.
+              k: int = 1, to: int = 0) -> dict[str, Any] | None:
+    """One member's part of the query; the receiver ``to`` gets the released results.
 
     ``dealt`` is :func:`deal_tables`' output (column -> node -> pairs), or for a join
     :func:`deal_join`'s (side -> node -> PSI inputs).
     """
+    table = released(ctx, plan, own_shares(plan, dealt, ctx.party), k=k, rows=plan.rows)
+    got = output(ctx, table, to)
+    return None if got is None else decode(plan, got)
+
+
+def released(ctx: MpcContext, plan: Plan, mine: Any, *, k: int, rows: int) -> SharedArray:
+    """The committee program: the shared table of released results (columns
+    :func:`~metisnet.algorithms.sql.aggregates.released_names`, fixed point f = 16).
+
+    ``mine`` is this member's shares (:func:`own_shares`); ``rows`` the table's public row
+    count (the union of the data nodes' parts; ignored for a join, whose size the committee
+    learns).
+    """
     if plan.join is not None:
-        cols, n = _joined_columns(ctx, plan, dealt, k)
+        cols, n = _joined_columns(ctx, plan, mine, k)
     else:
-        cols = {c: mpc.concat([receive(ctx, node[ctx.party], frac_bits=FRAC_BITS)
-                               for node in parts]) for c, parts in dealt.items()}
-        n = plan.rows
+        cols = {c: mpc.concat([receive(ctx, pair, frac_bits=FRAC_BITS) for pair in pairs])
+                for c, pairs in mine.items()}
+        n = rows
+        if any(c.shape[0] != n for c in cols.values()):
+            raise ValidationError("the dealt columns do not have the table's row count")
     if n == 0:  # an empty join: nothing to compute, every group is empty
-        return _empty(plan) if ctx.party == to else None
+        w = len(released_names(plan))
+        return mpc.public(ctx, np.zeros((1 if plan.secret_group else plan.groups, w)),
+                          frac_bits=FRAC_BITS)
     prog = _Program(ctx, plan, cols, n)
     g = plan.groups
     tree = prog.queue_mask(plan.where) if plan.where is not None else ("const", 1)
@@ -330,7 +344,7 @@ def committee(ctx: MpcContext, plan: Plan, dealt: Any, *,
     lt, eq = prog.run_batches()
     mask = prog.combine(tree, lt, eq)
     if plan.secret_group:
-        return _secret_group(ctx, prog, plan, cols, mask, k, to)
+        return _secret_group(ctx, prog, plan, cols, mask, k)
 
     # H: (n, g) shared 0/1 with the WHERE mask folded in
     if group_slots:
@@ -355,18 +369,19 @@ def committee(ctx: MpcContext, plan: Plan, dealt: Any, *,
     # sums of row expressions (and of squares for VARIANCE / STDDEV)
     sum_cols: list[SharedArray] = []
     for agg in plan.aggs:
-        if agg.func in ("sum", "avg", "var_samp", "var_pop", "std_samp", "std_pop"):
+        if agg.func in SUM_FUNCS:
             v = prog.row_values(agg.arg)
             sum_cols.append(v)
             if agg.func not in ("sum", "avg"):
                 sum_cols.append(square(ctx, v))
-    values: list[SharedArray] = []
+    sums = None
     if sum_cols:
         x = mpc.stack(sum_cols, axis=1)
         s = mpc.matmul(ctx, h.T, x, truncate=False)
-        values.append(s.like(s.a, s.b, frac_bits=FRAC_BITS))
+        sums = s.like(s.a, s.b, frac_bits=FRAC_BITS)
     # MIN / MAX: min over rows of H*(v - B) + B (max as -min(-v))
     ext = [a for a in plan.aggs if a.func in ("min", "max")]
+    ext_t = None
     if ext:
         vs = []
         for a in ext:
@@ -376,7 +391,8 @@ def committee(ctx: MpcContext, plan: Plan, dealt: Any, *,
         table = mpc.mul_raw(ctx, _tile_cols(h, len(ext)), mpc.concat(vs, axis=1))
         table = table.like(table.a, table.b, frac_bits=FRAC_BITS) + _BIG
         mins = _tournament_min(ctx, table)  # (len(ext) * g,) ordered [agg][group]
-        values.append(mins.reshape(len(ext), g).T)
+        ext_t = mins.reshape(len(ext), g).T
+    distinct = None
     if distinct_slots:
         present = []
         for slot in distinct_slots:
@@ -389,39 +405,16 @@ def committee(ctx: MpcContext, plan: Plan, dealt: Any, *,
             part = pos_flags[pos:pos + p.size].reshape(p.shape)
             pos += p.size
             outs.append(mpc.arith.sum(part, axis=1).reshape(g, 1))
-        values.append(_ints(mpc.concat(outs, axis=1)))
-    counts, values = suppress_small(ctx, _ints(counts), k, values)
-    ints = [counts.reshape(g, 1)] + [v for v in values if v.frac_bits == 0]
-    fx = [v for v in values if v.frac_bits != 0]
-    got_i = output(ctx, mpc.concat(ints, axis=1), to)
-    got_f = output(ctx, mpc.concat(fx, axis=1), to) if fx else None
-    if got_i is None:
-        return None
-    res: dict[str, F64] = {"counts": got_i[:, 0]}
-    if distinct_slots:
-        res["distinct"] = got_i[:, 1:]
-    at = 0
-    if sum_cols and got_f is not None:
-        res["sums"] = got_f[:, :len(sum_cols)]
-        at = len(sum_cols)
-    if ext and got_f is not None:
-        res["ext"] = got_f[:, at:at + len(ext)]
-    return res
+        distinct = _ints(mpc.concat(outs, axis=1))
+    return final_table(ctx, plan, _ints(counts), sums, ext_t, distinct, k=k)
 
 
-def _empty(plan: Plan) -> dict[str, F64]:
-    g = plan.groups
-    zeros = np.zeros((g, 64))
-    return {"counts": np.zeros(g), "sums": zeros, "ext": zeros, "distinct": zeros}
-
-
-def _joined_columns(ctx: MpcContext, plan: Plan, dealt: Sequence[Sequence[Sequence[PsiShares]]],
+def _joined_columns(ctx: MpcContext, plan: Plan, own: Sequence[Sequence[PsiShares]],
                     k: int) -> tuple[dict[str, SharedArray], int]:
     if plan.join is None:
         raise ValidationError("not a join")
     inputs = []
-    for nodes in dealt:
-        mine = [node[ctx.party] for node in nodes]
+    for mine in own:
         a = np.concatenate([m.pair[0] for m in mine])
         b = np.concatenate([m.pair[1] for m in mine])
         inputs.append(PsiShares((a, b), mine[0].payload_cols, mine[0].frac_bits))
@@ -512,6 +505,7 @@ def run_sql(query: str, tables: Mapping[str, Sequence[Part]], *, k: int = 1,
     df.attrs["bytes_per_party"] = max(s.bytes_sent for s in stats)
     df.attrs["estimated_rounds"] = plan.rounds
     df.attrs["estimated_bytes_per_party"] = plan.bytes_per_party
+    df.attrs["released"] = released_names(plan)
     return df
 
 

@@ -28,9 +28,12 @@ Output policy: groups with fewer than ``k`` rows are suppressed obliviously (rel
 empty, so they vanish from the result). Row-level output (a ``SELECT`` of plain columns
 without ``GROUP BY``) is never released.
 
-Leaks to the receiver beyond the selected values (stated in ``EXPLAIN``): the row count of
-every released group (it decides which groups exist), and the sums behind an ``AVG``,
-``VARIANCE`` or ``STDDEV`` (the receiver divides).
+Released to the receiver (stated in ``EXPLAIN``): per group a present flag
+(``count >= max(k, 1)``) and the final value of every aggregate the query names in SELECT,
+HAVING or ORDER BY, computed on the committee (:mod:`metisnet.algorithms.sql.aggregates`:
+AVG, VARIANCE and STDDEV are divided there); a group's count only when ``COUNT`` is asked,
+and for a sample variance whether the group has two rows (SQL's NULL). The receiver then
+evaluates the arithmetic over those aggregates, HAVING, ORDER BY and LIMIT.
 """
 
 from __future__ import annotations
@@ -689,12 +692,47 @@ def _cost(plan: Plan) -> list[Step]:
         dn = len(plan.domains[str(a.arg.name)])
         steps.append(Step(f"COUNT(DISTINCT {a.arg.name}): per-group value counts ({g} x {dn}), "
                           "presence by comparison", 1 + LT_ROUNDS, 8 * g * dn + LT_BYTES * g * dn))
-    released = 1 + m + len(extremes) + len(distinct)
-    if plan.k > 1:
-        steps.append(Step(f"k policy: compare group counts with k = {plan.k}, zero small groups "
-                          "(oblivious)", LT_ROUNDS + 1, LT_BYTES * g + 8 * g * released))
-    steps.append(Step("open the per-group results to the receiver", 1,
-                      8 * g * (1 + m + len(extremes) + len(distinct))))
+    return steps + _final_cost(plan, g)
+
+
+#: per element, per party (mpc.nonlinear doc): divide ~35 rounds ~1.3 KB, sqrt 28 ~1.5 KB
+DIV_ROUNDS, DIV_BYTES = 35, 1300
+SQRT_ROUNDS, SQRT_BYTES = 28, 1500
+
+
+def _final_cost(plan: Plan, g: int) -> list[Step]:
+    """The final aggregates on ``g`` rows (:mod:`metisnet.algorithms.sql.aggregates`)."""
+    two = any(a.func in ("var_samp", "std_samp") for a in plan.aggs)
+    steps = [Step(("present flags (k policy): counts >= " if plan.k > 1 else
+                   "present flags (no empty group): counts >= ") + str(max(plan.k, 1))
+                  + (" and >= 2 (sample variance)" if two else "") + " (oblivious)",
+                  LT_ROUNDS + (1 if two else 0) + (1 if plan.secret_group else 0),
+                  LT_BYTES * g * (2 if two else 1))]
+    means = [a for a in plan.aggs if a.func in ("avg", "var_samp", "var_pop", "std_samp",
+                                                 "std_pop")]
+    if means:
+        e = len(means) * g
+        steps.append(Step(f"{len(means)} mean(s) in MPC: divide by the count, refined once "
+                          "(2 divides)", 2 * DIV_ROUNDS + 1, 2 * DIV_BYTES * e + 8 * e))
+    var = [a for a in means if a.func != "avg"]
+    if var:
+        e = len(var) * g
+        steps.append(Step(f"{len(var)} variance(s): ss - s mean, divide by the degrees of "
+                          "freedom", 2 + DIV_ROUNDS, 16 * e + DIV_BYTES * e))
+    std = [a for a in var if a.func.startswith("std")]
+    if std:
+        e = len(std) * g
+        steps.append(Step(f"{len(std)} deviation(s): clamp at 0, square root",
+                          LT_ROUNDS + 1 + SQRT_ROUNDS, (LT_BYTES + 8 + SQRT_BYTES) * e))
+    w = len(plan.aggs) + (1 if plan.secret_group else 0)
+    if w:
+        steps.append(Step("zero every value of an absent or suppressed group (1 product)", 1,
+                          8 * g * w))
+    released = w + 1 + (1 if two else 0)
+    if plan.secret_group:
+        steps.append(Step(f"shuffle the {g} result rows", 3, 16 * g * released))
+    steps.append(Step(f"open the results to the receiver only: a present flag and "
+                      f"{len(plan.aggs)} aggregate(s) per group", 1, 8 * g * released))
     return steps
 
 
@@ -722,13 +760,7 @@ def _secret_group_cost(plan: Plan, lt: int, eq: int, prods: int) -> list[Step]:
     steps.append(Step(f"segmented scan, {depth} steps (counts, sums"
                       + (", MIN/MAX" if e else "") + ")", depth * (1 + (11 if e else 0)),
                       depth * n * 8 * (w + 1 + e * (LT_BYTES // 8 + 2))))
-    steps.append(Step("k policy at the group ends (oblivious), zero every other row"
-                      if plan.k > 1 else "zero every row but the group ends",
-                      (LT_ROUNDS + 2) if plan.k > 1 else 1,
-                      n * ((LT_BYTES if plan.k > 1 else 0) + 8 * (1 + w + e))))
-    steps.append(Step("shuffle the n result rows and open them to the receiver", 4,
-                      16 * n * (1 + w + e) + 8 * n * (1 + w + e)))
-    return steps
+    return steps + _final_cost(plan, n)
 
 
 def explain(query: str | Plan, schemas: Schema | None = None, *,
@@ -753,7 +785,8 @@ def explain(query: str | Plan, schemas: Schema | None = None, *,
         post.append("LIMIT")
     lines.append("receiver, on released results: aggregates arithmetic"
                  + (", " + ", ".join(post) if post else ""))
-    lines.append("released beyond the SELECT: per-group row counts; the sums behind "
-                 "AVG/VARIANCE/STDDEV")
+    lines.append("released to the receiver: per group a present flag (count >= k) and the "
+                 "aggregates " + ", ".join(a.key.upper() for a in plan.aggs)
+                 + " (those of SELECT, HAVING and ORDER BY); no counts unless selected")
     lines.append(f"estimated total: {plan.rounds} rounds, {plan.bytes_per_party:,} bytes per party")
     return "\n".join(lines)

@@ -1,5 +1,6 @@
-"""The receiver's side of SQL: rows from the released per-group arrays, then the
-aggregates' arithmetic, HAVING, ORDER BY and LIMIT, in the clear on released values only.
+"""The receiver's side of SQL: rows from the released per-group table (a present flag and
+the query's aggregates, computed on the committee), then the arithmetic over aggregates,
+HAVING, ORDER BY and LIMIT, in the clear on released values only.
 
 SQL semantics kept: an empty group does not appear; without GROUP BY there is one row even
 when no row passes the filter (COUNT 0, the other aggregates NULL); a sample variance of
@@ -8,48 +9,57 @@ one row is NULL; division by zero is NULL; NULLs sort last.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from metisnet.algorithms.sql.aggregates import released_names
 from metisnet.algorithms.sql.plan import Agg, Plan, agg_func
 from metisnet.errors import ValidationError
 
-__all__ = ["finish"]
+__all__ = ["decode", "finish"]
 
 F64 = NDArray[np.float64]
 
 
-def _agg_values(plan: Plan, res: Mapping[str, F64], gi: int) -> dict[str, Any]:
-    c = round(float(res["counts"][gi]))
+def decode(plan: Plan, table: F64) -> dict[str, Any]:
+    """The opened table (:func:`~metisnet.algorithms.sql.aggregates.released_names`) as
+    ``present``, ``aggs`` (key -> column), ``defined`` and ``keys``; for a secret-domain key
+    only the rows marked present (the others are padding)."""
+    names = released_names(plan)
+    table = np.asarray(table, dtype=np.float64)
+    if table.ndim != 2 or table.shape[1] != len(names):
+        raise ValidationError(f"the released table has shape {table.shape}, expected "
+                              f"{len(names)} columns")
+    if plan.secret_group:
+        table = table[np.rint(table[:, names.index("present")]) == 1]
+    elif table.shape[0] != plan.groups:
+        raise ValidationError(f"the released table has {table.shape[0]} rows for "
+                              f"{plan.groups} groups")
+    res: dict[str, Any] = {"present": np.rint(table[:, names.index("present")]),
+                           "aggs": {a.key: table[:, names.index(a.key)] for a in plan.aggs}}
+    if "defined" in names:
+        res["defined"] = np.rint(table[:, names.index("defined")])
+    if plan.secret_group:
+        res["keys"] = table[:, 0]
+    return res
+
+
+def _agg_values(plan: Plan, res: Mapping[str, Any], gi: int) -> dict[str, Any]:
+    present = int(res["present"][gi]) == 1
     out: dict[str, Any] = {}
-    si = ei = di = 0
     for a in plan.aggs:
-        if a.func == "count":
-            out[a.key] = c
-        elif a.func == "count_distinct":
-            out[a.key] = round(float(res["distinct"][gi, di]))
-            di += 1
-        elif a.func in ("sum", "avg"):
-            s = float(res["sums"][gi, si])
-            si += 1
-            out[a.key] = None if c == 0 else (s if a.func == "sum" else s / c)
-        elif a.func in ("var_samp", "var_pop", "std_samp", "std_pop"):
-            s, ss = float(res["sums"][gi, si]), float(res["sums"][gi, si + 1])
-            si += 2
-            dof = c - 1 if a.func.endswith("samp") else c
-            if dof <= 0 or c == 0:
-                out[a.key] = None
-            else:
-                var = max((ss - s * s / c) / dof, 0.0)
-                out[a.key] = var if a.func.startswith("var") else math.sqrt(var)
+        v = float(res["aggs"][a.key][gi])
+        if a.func in ("count", "count_distinct"):
+            out[a.key] = round(v) if present else 0
+        elif not present:
+            out[a.key] = None
+        elif a.func in ("var_samp", "std_samp") and int(res["defined"][gi]) != 1:
+            out[a.key] = None  # one row: the sample variance is NULL
         else:
-            v = float(res["ext"][gi, ei])
-            ei += 1
-            out[a.key] = None if c == 0 else (-v if a.func == "max" else v)
+            out[a.key] = v
     return out
 
 
@@ -121,15 +131,14 @@ def _order_key(body: Any, names: list[str], plan: Plan) -> Any:
     return lambda r: _post_eval(body, r[1], r[2], plan)
 
 
-def finish(plan: Plan, res: Mapping[str, F64]) -> Any:
-    """The receiver's part: rows from the released arrays, then HAVING, ORDER BY, LIMIT."""
+def finish(plan: Plan, res: Mapping[str, Any]) -> Any:
+    """The receiver's part: rows from :func:`decode`'s arrays, then HAVING, ORDER BY, LIMIT."""
     import pandas as pd
 
-    g = len(res["counts"]) if "keys" in res else plan.groups
+    g = len(res["present"])
     rows: list[tuple[list[Any], dict[str, Any], Any]] = []
     for gi in range(g):
-        c = round(float(res["counts"][gi]))
-        if plan.group_by and c == 0:
+        if plan.group_by and int(res["present"][gi]) != 1:
             continue  # empty or suppressed group
         if "keys" in res:
             kv = float(res["keys"][gi])

@@ -11,16 +11,17 @@ Semi-honest only (it sorts with :func:`metisnet.mpc.shuffle_sort`, Hamada et al.
    ``v_i += (1 - s_i) v_{i-d}`` and ``s_i |= s_{i-d}`` - one product round per step for the
    counts and sums; MIN adds a comparison and two selections per step. At each group's last
    row the scan holds the group's count, sums and minima.
-4. ``keep_i = e_i [count_i >= k]`` (the k policy, oblivious); every output column is
-   multiplied by ``keep``, the ``n`` rows are shuffled (so the positions of groups in key
-   order, which would tell the sizes of filtered or suppressed runs, are hidden) and opened
-   to the receiver, who keeps the rows with a positive count.
+4. The caller computes the final aggregates at every row
+   (:func:`metisnet.algorithms.sql.aggregates.final_table` with ``gate = e``, so
+   ``present_i = e_i [count_i >= max(k, 1)]``), shuffles the ``n`` rows (so the positions of
+   groups in key order, which would tell the sizes of filtered or suppressed runs, are
+   hidden) and opens them to the receiver, who keeps the rows marked present.
 
-The receiver learns the per-group results (and counts) of the kept groups and ``n``; the
+The receiver learns the requested aggregates of the kept groups and ``n``; the
 committee learns nothing beyond ``n`` (the sort opens only comparisons of distinct,
 shuffled composite keys). Cost: the sort (3 + 9 L rounds, ~1.6 n log2 n comparisons), 8
 rounds for the starts, ``ceil(log2 n)`` rounds for the scans (11 more per step with MIN/MAX),
-10 for the k policy, 1 for ``keep``, 3 for the shuffle, 1 to open.
+then the final aggregates, 3 for the shuffle, 1 to open.
 """
 
 from __future__ import annotations
@@ -29,15 +30,11 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.typing import NDArray
 
 from metisnet import mpc
-from metisnet.algorithms.common import output
 from metisnet.mpc import MpcContext, SharedArray
 
 __all__ = ["grouped_by_secret_key", "scan_rounds"]
-
-F64 = NDArray[np.float64]
 
 
 def scan_rounds(n: int) -> int:
@@ -57,18 +54,21 @@ def _cols(x: SharedArray, w: int) -> SharedArray:
 
 def grouped_by_secret_key(ctx: MpcContext, key: SharedArray, mask: SharedArray,
                           sums: Sequence[SharedArray], mins: Sequence[SharedArray], *,
-                          big: float, k: int, to: int) -> dict[str, F64] | None:
-    """Per-group count, sums and minima for a secret-domain key (see the module doc).
+                          big: float) -> tuple[SharedArray, SharedArray, SharedArray,
+                                               SharedArray | None, SharedArray | None]:
+    """Sorted keys and per-group scans for a secret-domain key (see the module doc).
 
     ``key`` (n,) fixed point; ``mask`` (n,) shared 0/1 integers; ``sums`` and ``mins`` (n,)
-    fixed-point columns (unmasked). Returns at ``to`` the arrays ``keys``, ``counts``,
-    ``sums`` (G, len(sums)), ``ext`` (G, len(mins)) of the kept groups; ``None`` elsewhere.
+    fixed-point columns (unmasked). Returns, all still shared and in key order:
+    ``(keys, ends, counts, sums (n, len(sums)), minima (n, len(mins)))``, where ``ends`` marks
+    each group's last row (shared 0/1) and ``counts`` (integers), ``sums`` and ``minima`` hold
+    the group's totals at that row.
     """
     n = key.shape[0]
     f = key.frac_bits
-    # masked values: count and sums at scale f (raw products of 0/1 with x are exact)
-    m_f = mask.like(mask.a << np.uint64(f), mask.b << np.uint64(f), frac_bits=f)
-    w = [m_f]
+    # the mask itself is the count column: raw integers (labelled f only to be stacked;
+    # every product below is on raw values, so the scan keeps them exact)
+    w = [_relabel(mask, f)]
     if sums:
         x = mpc.stack(list(sums), axis=1)
         prod = mpc.mul_raw(ctx, _relabel(_cols(mask, len(sums)), 0), _relabel(x, 0))
@@ -110,19 +110,5 @@ def grouped_by_secret_key(ctx: MpcContext, key: SharedArray, mask: SharedArray,
         vals = mpc.concat([vals[:d], vals[d:] + add])
         s = mpc.concat([s[:d], s[d:] + s[:n - d] - both])
         d *= 2
-    counts = vals[:, 0]
-    big_enough = 1 - mpc.less_than(ctx, counts, float(k)) if k > 1 else None
-    keep = end if big_enough is None else mpc.mul_raw(ctx, end, big_enough)
-    outs = [skey.reshape(-1, 1), vals] + ([mn] if mn is not None else [])
-    table = mpc.concat(outs, axis=1)
-    prod = mpc.mul_raw(ctx, _relabel(_cols(keep, table.shape[1]), 0), _relabel(table, 0))
-    table = _relabel(prod, f)
-    (table,) = mpc.shuffle(ctx, [table])
-    got = output(ctx, table, to)
-    if got is None:
-        return None
-    counts_r = np.rint(got[:, 1])
-    rows = got[counts_r > 0]
-    ns = len(sums)
-    return {"keys": rows[:, 0], "counts": np.rint(rows[:, 1]), "sums": rows[:, 2:2 + ns],
-            "ext": rows[:, 2 + ns:]}
+    counts = _relabel(vals[:, 0], 0)
+    return skey, end, counts, (vals[:, 1:] if sums else None), mn
