@@ -174,3 +174,29 @@ def test_cli_without_a_devnet_says_how_to_start_one(tmp_path: Path) -> None:
     assert "metis devnet up" in str(res.exception)
     res = CliRunner().invoke(main, ["explorer", "--chain-url", "http://127.0.0.1:1"])
     assert isinstance(res.exception, ConfigError)
+
+
+def test_throughput_series_buckets_and_trailing_rates() -> None:
+    from metisnet.api.explorer import _series
+
+    done = [{"stage": "settled", "finished_at": 1000.0, "rows": 100},
+            {"stage": "settled", "finished_at": 1004.0, "rows": 50},
+            {"stage": "failed", "finished_at": 1031.0, "rows": 70},
+            {"stage": "settled", "finished_at": None, "rows": 9}]  # never seen finishing
+    out = _series(done, now=1100.0, bucket=10)
+    assert out["bucket_s"] == 10 and out["window_s"] == 60
+    pts = {int(p["t"]): p for p in out["series"]}
+    assert out["series"][-1]["t"] == 1100 and len(out["series"]) >= 24
+    assert pts[1000]["settled"] == 2 and pts[1000]["rows"] == 150
+    assert pts[1030]["failed"] == 1 and pts[1030]["rows"] == 0  # a failed task processed none
+    # rates: what finished in the minute up to each bucket's end, per minute
+    assert pts[1030]["tasks_per_min"] == 2 and pts[1030]["failed_per_min"] == 1
+    assert pts[1030]["rows_per_min"] == 150
+    assert pts[1060]["tasks_per_min"] == 0 and pts[1060]["failed_per_min"] == 1
+    assert pts[1090]["failed_per_min"] == 0
+    assert sum(p["settled"] for p in out["series"]) == 2
+    # the bucket chosen for the span: ~40 buckets; an empty history still has an axis
+    assert _series(done, now=1000.0 + 3600, bucket=None)["bucket_s"] == 120
+    empty = _series([], now=500.0, bucket=None)
+    assert empty["bucket_s"] == 5 and len(empty["series"]) == 24
+    assert all(p["tasks_per_min"] == 0 for p in empty["series"])

@@ -88,6 +88,7 @@ class ChainView:
             (d.lower() if d.startswith("0x") else "0x" + d.lower()) for d in dataset_ids or [])
         self._rows: dict[str, int] = {}
         self._stakes: dict[str, tuple[int, float]] = {}
+        self._final: dict[int, TaskInfo] = {}
         self.events = EventLog(contracts.registry.chain.w3, contracts.tasks.address,
                                contracts.datasets.address)
         self._refreshed = 0.0
@@ -230,10 +231,14 @@ class ChainView:
         """
         if task_id < 1:
             raise ValidationError("task ids start at 1")
-        try:
-            info = self.contracts.tasks.get_task(TaskId(task_id))
-        except ChainError:
-            raise ValidationError(f"no task {task_id}") from None
+        info = self._final.get(task_id)
+        if info is None:
+            try:
+                info = self.contracts.tasks.get_task(TaskId(task_id))
+            except ChainError:
+                raise ValidationError(f"no task {task_id}") from None
+            if info.state in _TERMINAL:  # a final task's record never changes again
+                self._final[task_id] = info
         with self._lock:
             if payouts:
                 self._scan()  # incremental: the blocks mined since the last scan
