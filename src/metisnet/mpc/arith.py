@@ -210,6 +210,8 @@ def mul_raw(ctx: MpcContext, x: SharedArray, y: SharedArray) -> SharedArray:
     _check_pair(x, y)
     if x.shape != y.shape:
         raise ShapeError(f"shapes differ: {x.shape} and {y.shape}")
+    if ctx.verifier is not None and 0 < x.size <= ctx.verifier.stock(False):
+        return ctx.verifier.beaver_mul(ctx, x, y)  # malicious mode, verified triples made
     z = np.add(y.a, y.b)  # x_i (y_i + y_{i+1}) + x_{i+1} y_i, with few temporaries
     np.multiply(z, x.a, out=z)
     z += x.b * y.a

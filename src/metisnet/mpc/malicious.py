@@ -81,10 +81,11 @@ from metisnet.mpc.evidence import (
 from metisnet.mpc.shares import SharedArray, SharedBits
 from metisnet.mpc.triples import STATISTICAL_BITS, plan, sacrifice_arith, sacrifice_bool
 
-__all__ = ["SECURITY_MODES", "MaliciousVerifier", "verify"]
+__all__ = ["SECURITY_MODES", "MaliciousVerifier", "preprocess", "verify"]
 
 U64 = NDArray[np.uint64]
 Pair = tuple[U64, U64]
+Six = tuple[U64, U64, U64, U64, U64, U64]
 ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 #: The two modes a context can run in.
@@ -95,6 +96,13 @@ def verify(ctx: MpcContext) -> None:
     """Run the pending integrity checks now (no-op in semi-honest mode)."""
     if ctx.verifier is not None:
         ctx.verifier.check(ctx)
+
+
+def preprocess(ctx: MpcContext, n_arith: int = 0, n_bool: int = 0) -> None:
+    """Make and verify triples ahead for ``n_arith`` products and ``n_bool`` AND words
+    (:meth:`MaliciousVerifier.preprocess`; no-op in semi-honest mode)."""
+    if ctx.verifier is not None:
+        ctx.verifier.preprocess(ctx, n_arith, n_bool)
 
 
 def _flat(a: U64) -> U64:
@@ -124,6 +132,12 @@ class MaliciousVerifier:
         self._dirty = True
         self.aborted = False
         self.checks = 0
+        #: every value opened by a Beaver multiplication, compared at the next check
+        self._opened = hashlib.sha256()
+        #: verified triples in stock (6-tuples of flat arrays), arithmetic and boolean
+        self._stock: dict[bool, list[Six]] = {False: [], True: []}
+        #: products and AND words checked so far (online or by bucketing), for planning
+        self.checked = {"arith": 0, "bool": 0}
 
     # -- recording (called from the operations) -------------------------------------------
     def bind_keys(self, key_own: bytes, key_next: bytes, key_all: bytes) -> None:
@@ -271,41 +285,208 @@ class MaliciousVerifier:
         mb = _concat6(ands)
         step = ctx.tag("verify")
         na, nb = ma[0].size, mb[0].size
+        self.checked["arith"] += na
+        self.checked["bool"] += nb
+        # the first products go against verified triples from stock, the rest (if the
+        # stock runs short) by bucketing against a fresh pool
+        ha, hb = min(na, self.stock(False)), min(nb, self.stock(True))
         # round 1: digests of inputs, dealt pairs and keys (before anything is opened, so
         # that two honest holders of a share always agree afterwards); pool triples
         # (random a, b from the PRGs; c by the semi-honest product)
         self._stream_claims(ctx, step)
-        pa = self._pool(ctx, step + ":ta", na, boolean=False)
-        pb = self._pool(ctx, step + ":tb", nb, boolean=True)
-        opened_a = opened_b = None
-        if pa is not None or pb is not None:
-            # round 2: public coins, opened only now that every error is committed
-            ra, rb = ctx.random_pair(2)
-            coins = self.open(ctx, ra, rb, item="coin")
-            if coins is None:  # pragma: no cover - every party is a receiver
-                raise ValidationError("coins not opened")
-            prg = Prg(coins.tobytes()[:KEY_BYTES])
-            # round 3: open rho, sigma and the left-over triples
-            opened_a = self._sacrifice_open(ctx, ma, pa, prg, boolean=False)
-            opened_b = self._sacrifice_open(ctx, mb, pb, prg, boolean=True)
+        pa = self._pool(ctx, step + ":ta", na - ha, boolean=False)
+        pb = self._pool(ctx, step + ":tb", nb - hb, boolean=True)
         zero_a = list(self._zero_arith)
         zero_b = list(self._zero_bool)
         self._zero_arith, self._zero_bool = [], []
-        if opened_a is not None:
-            zero_a.append(opened_a)
-        if opened_b is not None:
-            zero_b.append(opened_b)
-        # round 4: digests of everything that must be zero
+        # round 2: open rho, sigma against the verified triples (no coins needed)
+        if ha:
+            zero_a.append(self._verified_open(ctx, _head(ma, ha), self._take(False, ha),
+                                              boolean=False))
+        if hb:
+            zero_b.append(self._verified_open(ctx, _head(mb, hb), self._take(True, hb),
+                                              boolean=True))
+        if pa is not None or pb is not None:
+            # round 2': public coins, opened only now that every error is committed
+            prg = self._coins(ctx)
+            # round 3: open rho, sigma and the left-over triples
+            opened_a = self._sacrifice_open(ctx, _tail(ma, ha), pa, prg, boolean=False)
+            opened_b = self._sacrifice_open(ctx, _tail(mb, hb), pb, prg, boolean=True)
+            if opened_a is not None:
+                zero_a.append(opened_a)
+            if opened_b is not None:
+                zero_b.append(opened_b)
+        # last round: digests of everything that must be zero
         if zero_a or zero_b:
             self._zero_claims(ctx, step, zero_a, zero_b)
         self._dirty = False
         self.checks += 1
 
-    def _pool(self, ctx: MpcContext, tag: str, n: int, *, boolean: bool
-              ) -> tuple[int, int, Pair, Pair, Pair] | None:
-        if n == 0:
-            return None
-        k, m = plan(n, self.bits)
+    def _coins(self, ctx: MpcContext) -> Prg:
+        """Public coins from a random sharing opened now (1 round): the bucket permutation."""
+        ra, rb = ctx.random_pair(2)
+        coins = self.open(ctx, ra, rb, item="coin")
+        if coins is None:  # pragma: no cover - every party is a receiver
+            raise ValidationError("coins not opened")
+        return Prg(coins.tobytes()[:KEY_BYTES])
+
+    # -- verified triples, made ahead ------------------------------------------------------
+    def stock(self, boolean: bool) -> int:
+        """How many verified triples (arithmetic, or boolean words) are in stock."""
+        return sum(t[0].size for t in self._stock[boolean])
+
+    def _take(self, boolean: bool, n: int) -> Six:
+        """The next ``n`` verified triples, in stock order (each used once)."""
+        rows: list[Six] = []
+        lst = self._stock[boolean]
+        while n > 0:
+            first = lst[0]
+            if first[0].size <= n:
+                rows.append(lst.pop(0))
+                n -= first[0].size
+            else:
+                rows.append(_head(first, n))
+                lst[0] = _tail(first, n)
+                n = 0
+        return _concat6(rows)
+
+    def preprocess(self, ctx: MpcContext, n_arith: int = 0, n_bool: int = 0) -> None:
+        """Make ``n_arith`` arithmetic and ``n_bool`` boolean-word triples and verify them
+        by cut-and-choose and bucketing (Araki et al., S&P 2017, §3; Furukawa et al.,
+        EUROCRYPT 2017): each candidate is sacrificed against ``k`` triples of a pool of
+        ``M`` (:func:`~metisnet.mpc.triples.plan`, 2^-40). 4 rounds; per triple and party
+        ``8 + 8M/n + 16k`` bytes (56 B at ``k = 2``). Later checks use one each."""
+        if self.aborted:
+            raise CheatingDetected("the session was aborted by a failed check", suspects=())
+        if n_arith < 0 or n_bool < 0:
+            raise ValidationError("triple counts must be non-negative")
+        if n_arith == 0 and n_bool == 0:
+            return
+        step = ctx.tag("prep")
+        made: dict[bool, tuple[Six, tuple[int, int, Pair, Pair, Pair]]] = {}
+        # round 1: candidates and pool in one product message per kind
+        for is_bool, n in ((False, n_arith), (True, n_bool)):
+            if n == 0:
+                continue
+            k, m = plan(n, self.bits)
+            a, b, c = self._raw_triples(ctx, step + (":tb" if is_bool else ":ta"), n + m,
+                                        boolean=is_bool)
+            cand = (a[0][:n], a[1][:n], b[0][:n], b[1][:n], c[0][:n], c[1][:n])
+            pool = (k, m, (a[0][n:], a[1][n:]), (b[0][n:], b[1][n:]), (c[0][n:], c[1][n:]))
+            made[is_bool] = (cand, pool)
+        # round 2: coins; round 3: sacrifice openings; round 4: zero digests
+        prg = self._coins(ctx)
+        zero: dict[bool, list[Pair]] = {False: [], True: []}
+        for is_bool, (cand, pool) in made.items():
+            v = self._sacrifice_open(ctx, cand, pool, prg, boolean=is_bool)
+            if v is not None:
+                zero[is_bool].append(v)
+        self._zero_claims(ctx, step, zero[False], zero[True])
+        for is_bool, (cand, _) in made.items():
+            self._stock[is_bool].append(cand)
+
+    # -- Beaver multiplication with verified triples (online) -------------------------------
+    def beaver_mul(self, ctx: MpcContext, x: SharedArray, y: SharedArray) -> SharedArray:
+        """``x * y`` with one verified triple per element (Beaver, CRYPTO 1991): open
+        ``rho = x - a`` and ``sigma = y - b``; ``z = c + sigma*a + rho*b + rho*sigma``.
+        1 round, 16 B per element and party; the opened values are compared (by digest)
+        at the next check. The caller checks :meth:`stock` first."""
+        n = x.size
+        trip = self._take(False, n)
+        rho, sig = self._beaver_open(ctx, (_flat(x.a), _flat(x.b)), (_flat(y.a), _flat(y.b)),
+                                     trip, boolean=False)
+        a0, a1, b0, b1, c0, c1 = trip
+        za = sig * a0
+        za += c0
+        t = rho * b0
+        za += t
+        zb = np.multiply(sig, a1)
+        zb += c1
+        np.multiply(rho, b1, out=t)
+        zb += t
+        if self.party in (0, 2):  # the public term goes into share 0
+            np.multiply(rho, sig, out=t)
+            if self.party == 0:
+                za += t
+            else:
+                zb += t
+        return SharedArray(za.reshape(x.shape), zb.reshape(x.shape), party=self.party,
+                           frac_bits=x.frac_bits + y.frac_bits)
+
+    def beaver_and(self, ctx: MpcContext, x: Pair, y: Pair) -> Pair:
+        """``x & y`` on XOR-shared words with one verified boolean triple per word (the
+        same over GF(2)^64): 1 round, 16 B per word and party."""
+        shape = x[0].shape
+        trip = self._take(True, x[0].size)
+        rho, sig = self._beaver_open(ctx, (_flat(x[0]), _flat(x[1])),
+                                     (_flat(y[0]), _flat(y[1])), trip, boolean=True)
+        a0, a1, b0, b1, c0, c1 = trip
+        za = sig & a0
+        za ^= c0
+        t = rho & b0
+        za ^= t
+        zb = np.bitwise_and(sig, a1)
+        zb ^= c1
+        np.bitwise_and(rho, b1, out=t)
+        zb ^= t
+        if self.party in (0, 2):
+            np.bitwise_and(rho, sig, out=t)
+            if self.party == 0:
+                za ^= t
+            else:
+                zb ^= t
+        return za.reshape(shape), zb.reshape(shape)
+
+    def _beaver_open(self, ctx: MpcContext, x: Pair, y: Pair, trip: Six, *, boolean: bool
+                     ) -> tuple[U64, U64]:
+        """Open ``x - a`` and ``y - b`` (each party sends its first share to the next one,
+        which lacks it) and fold the values into the running digest of openings."""
+        n = x[0].size
+        op = np.bitwise_xor if boolean else np.subtract
+        sh_a = np.empty(2 * n, dtype=np.uint64)
+        sh_b = np.empty(2 * n, dtype=np.uint64)
+        op(x[0], trip[0], out=sh_a[:n])
+        op(y[0], trip[2], out=sh_a[n:])
+        op(x[1], trip[1], out=sh_b[:n])
+        op(y[1], trip[3], out=sh_b[n:])
+        step = ctx.tag("beaver-b" if boolean else "beaver-a")
+        ctx.send(ctx.next, step, sh_a)
+        got = ctx.recv(ctx.prev, step, (2 * n,))
+        if boolean:
+            sh_a ^= sh_b
+            sh_a ^= got
+        else:
+            sh_a += sh_b
+            sh_a += got
+        self._opened.update(sh_a.data)
+        self._dirty = True
+        return sh_a[:n], sh_a[n:]
+
+    def _verified_open(self, ctx: MpcContext, rec: Six, trip: Six, *, boolean: bool) -> Pair:
+        """Check products against verified triples, one each (Furukawa et al. 2017, §2.3):
+        open ``rho = x - a`` and ``sigma = y - b`` (1 round, 16 B per product and party)
+        and return this party's pair of ``v``, zero iff every product is right."""
+        xa, xb, ya, yb, za, zb = rec
+        a0, a1, b0, b1, c0, c1 = trip
+        n = xa.size
+        op = np.bitwise_xor if boolean else np.subtract
+        sh_a = np.empty(2 * n, dtype=np.uint64)
+        sh_b = np.empty(2 * n, dtype=np.uint64)
+        op(xa, a0, out=sh_a[:n])
+        op(ya, b0, out=sh_a[n:])
+        op(xb, a1, out=sh_b[:n])
+        op(yb, b1, out=sh_b[n:])
+        opened = self.open(ctx, sh_a, sh_b, boolean=boolean,
+                           item="verify-b" if boolean else "verify-a")
+        if opened is None:  # pragma: no cover - every party is a receiver
+            raise ValidationError("check not opened")
+        fn = sacrifice_bool if boolean else sacrifice_arith
+        return fn(self.party, (za, zb), (c0, c1), (a0, a1), (b0, b1), opened[:n], opened[n:])
+
+    def _raw_triples(self, ctx: MpcContext, tag: str, m: int, *, boolean: bool
+                     ) -> tuple[Pair, Pair, Pair]:
+        """``m`` unverified triples: random ``a``, ``b`` from the PRGs, ``c`` by the
+        semi-honest product (1 round, 8 B each)."""
         aa, ab = ctx.random_pair(m)
         ba, bb = ctx.random_pair(m)
         if boolean:  # z = aa & (ba ^ bb) ^ ab & ba ^ alpha, with few temporaries
@@ -321,10 +502,17 @@ class MaliciousVerifier:
             z += t
             z += ctx.zero_share(m)
         ctx.send(ctx.prev, tag, z)
-        c = (z, ctx.recv(ctx.next, tag, (m,)))
-        return k, m, (aa, ab), (ba, bb), c
+        return (aa, ab), (ba, bb), (z, ctx.recv(ctx.next, tag, (m,)))
 
-    def _sacrifice_open(self, ctx: MpcContext, rec: tuple[U64, U64, U64, U64, U64, U64],
+    def _pool(self, ctx: MpcContext, tag: str, n: int, *, boolean: bool
+              ) -> tuple[int, int, Pair, Pair, Pair] | None:
+        if n == 0:
+            return None
+        k, m = plan(n, self.bits)
+        a, b, c = self._raw_triples(ctx, tag, m, boolean=boolean)
+        return k, m, a, b, c
+
+    def _sacrifice_open(self, ctx: MpcContext, rec: Six,
                         pool: tuple[int, int, Pair, Pair, Pair] | None, prg: Prg, *,
                         boolean: bool) -> Pair | None:
         if pool is None:
@@ -391,11 +579,13 @@ class MaliciousVerifier:
         for j, h in self._dealt.items():
             mine[f"dealt:pair/x{j}"] = h.digest()
         mine.update(self._keys)
+        mine["opened:beaver"] = self._opened.digest()
 
         def items_for(sender: int, receiver: int) -> list[str]:
             shared = sender if (sender - 1) % PARTIES == receiver else receiver
             keys = [f"share:key/k{shared}", "dealt:key/all"] if self._keys else []
-            return [f"share:input/x{shared}", f"dealt:pair/x{shared}", *keys]
+            return [f"share:input/x{shared}", f"dealt:pair/x{shared}", *keys,
+                    "opened:beaver"]
 
         bad = self._exchange(ctx, step + ":s", mine, items_for)
         if not bad:
@@ -408,7 +598,13 @@ class MaliciousVerifier:
             if theirs.item.startswith("share:") and peer not in dealt_peers:
                 raise self._fail(f"party {peer} disagrees about {theirs.item[6:]}, which "
                                  "both hold", "disagreement", step, (peer,), (own, theirs))
-        peer, own, theirs = next(t for t in bad if t[2].item.startswith("dealt:"))
+        dealt = [t for t in bad if t[2].item.startswith("dealt:")]
+        if not dealt:  # only the Beaver openings differ
+            peer, own, theirs = bad[0]
+            raise self._fail(f"party {peer} saw other values opened in Beaver "
+                             "multiplications: a party sent a wrong share (not attributable)",
+                             "failed-check", step, self._others(), (own, theirs))
+        peer, own, theirs = dealt[0]
         sus: tuple[int, ...] = ()  # a pair from an outside dealer, who may have equivocated
         if theirs.item == "dealt:key/all":  # dealt by party 0 to both others
             sus = (peer,) if self.party == 0 else self._others()
@@ -589,8 +785,15 @@ class MaliciousVerifier:
         return planes_to_bits(planes, x.count).reshape((x.nbits, *x.shape))
 
 
-def _concat6(rows: list[tuple[U64, U64, U64, U64, U64, U64]]
-             ) -> tuple[U64, U64, U64, U64, U64, U64]:
+def _head(t: Six, n: int) -> Six:
+    return t[0][:n], t[1][:n], t[2][:n], t[3][:n], t[4][:n], t[5][:n]
+
+
+def _tail(t: Six, n: int) -> Six:
+    return t[0][n:], t[1][n:], t[2][n:], t[3][n:], t[4][n:], t[5][n:]
+
+
+def _concat6(rows: list[Six]) -> Six:
     if not rows:
         e = np.zeros(0, dtype=np.uint64)
         return e, e, e, e, e, e
