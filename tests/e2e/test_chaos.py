@@ -28,7 +28,8 @@ from metisnet.node.chaos import (
 
 
 def test_a_bounded_chaos_sample_keeps_the_invariants(tmp_path: Path) -> None:
-    """Every kind once (10 scenarios): each ends as its kind requires."""
+    """Every kind once (13 scenarios): each ends as its kind requires; the equivocating
+    member is slashed on chain with the evidence's hash, nobody else ever is."""
     totals = run_chaos(tmp_path, len(KINDS), seed=12, kinds=KINDS, timeout=1.0)
     assert [r.kind for r in totals.scenarios] == list(KINDS)
     for r in totals.scenarios:
@@ -39,8 +40,12 @@ def test_a_bounded_chaos_sample_keeps_the_invariants(tmp_path: Path) -> None:
     assert t["data_lost"] == 0
     assert t["completed"] == sum(v == "completed" for v in EXPECTED.values())
     assert t["failed_cleanly"] == sum(v == "failed_cleanly" for v in EXPECTED.values())
-    assert t["cheats_detected"] == 2  # the MPC cheat and the dealer's equivocation
+    # the MPC cheat, the dealer's equivocation, the member's equivocation, its false claim
+    assert t["cheats_detected"] == 4
+    assert t["cheaters_slashed"] == 1
     by = {r.kind: r for r in totals.scenarios}
+    assert by["equivocation"].cheaters_slashed == 1 and by["equivocation"].state == "FAILED"
+    assert by["false_claim"].faulty_slashed == 0 and by["false_claim"].restarts == 1
     assert by["no_show"].redraws == 1 and by["no_show"].faulty_slashed == 1
     assert by["policy_refusal"].state == "REJECTED"
     for kind in RESTARTED:  # the first committee delivered nothing: a fresh one finished
@@ -119,7 +124,7 @@ def test_a_corrupted_frame_is_refused_or_delivered_with_its_header_intact(seed: 
     assert fired == [1]
 
 
-def test_cli_chaos_writes_the_six_totals(tmp_path: Path) -> None:
+def test_cli_chaos_writes_the_totals(tmp_path: Path) -> None:
     out = tmp_path / "totals.json"
     res = CliRunner().invoke(main, ["chaos", "--runs", "2", "--seed", "1", "--kind", "honest",
                                     "--kind", "policy_refusal", "--timeout", "1",
@@ -128,7 +133,8 @@ def test_cli_chaos_writes_the_six_totals(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert list(doc) == list(TOTAL_KEYS)
     assert doc == {"completed": 1, "failed_cleanly": 1, "faults_injected": 1,
-                   "cheats_detected": 0, "honest_slashed": 0, "data_lost": 0}
+                   "cheats_detected": 0, "honest_slashed": 0, "data_lost": 0,
+                   "cheaters_slashed": 0}
     assert "honest" in res.output and "total" in res.output
 
 

@@ -16,7 +16,10 @@ DESIGN.md §7:
   down and no share ever leaves the node.
 * :class:`ComputeAgent` acknowledges committees it was drawn into and, once the task
   runs, joins the session: it takes the spec from every data node, checks its hash
-  against the chain, and runs the program (:func:`metisnet.node.session.run_committee`).
+  against the chain, and runs the program (:func:`metisnet.node.session.run_committee`),
+  signing its malicious-mode claims with its node key
+  (:class:`~metisnet.node.claims.NodeSigner`). If the session ends early, it reports why
+  to the receivers, with the signed claims it holds, so that a proven cheater is slashed.
 
 Session layout from the chain alone: the committee (``task.committee``), the data nodes
 (the on-chain owners of ``task.datasets``, in that order, each once; one input per
@@ -42,13 +45,16 @@ from metisnet.errors import MetisError, PolicyViolation, ProtocolError, Validati
 from metisnet.mpc.evidence import Signer
 from metisnet.net.channel import Channel
 from metisnet.node import outsource_task
+from metisnet.node.claims import NodeSigner
 from metisnet.node.datanode import DataNode
 from metisnet.node.programs import get_program
 from metisnet.node.session import (
     SessionLayout,
     contribute_inputs,
+    report_abort,
     run_committee,
     session_id,
+    session_label,
 )
 from metisnet.node.taskspec import TaskSpec, parse_spec
 from metisnet.types import DatasetId, TaskId
@@ -289,6 +295,9 @@ class ComputeAgent:
         self.on_spec = on_spec
         #: the he path's evaluation (None: verify.outsource.evaluate; tests inject cheats)
         self.he_evaluate: outsource_task.Evaluate | None = None
+        #: the signer of one session's claims, from its committee (default: the node key,
+        #: :class:`~metisnet.node.claims.NodeSigner`); ``signer`` overrides it
+        self.make_signer: Callable[[Sequence[str]], Signer | None] = self._node_signer
         self.tasks: dict[int, _ComputeTask] = {}
         self.errors: list[tuple[int, BaseException]] = []
         self.completed: list[int] = []
@@ -336,17 +345,30 @@ class ComputeAgent:
                 on_spec=None if hook is None else (lambda spec: hook(task_id, spec)))
         layout = layout_for(info, lambda d: self.contracts.datasets.owner_of(DatasetId(d)))
         channel = self.sessions(session_id(task_id, info.round), layout.members)
-        spec: TaskSpec | None = None
-        for node in layout.data_nodes:
-            raw = channel.recv(layout.index(node), "spec", self.spec_timeout)
-            if raw.dtype != np.uint8 or keccak(raw.tobytes()) != info.spec_hash:
-                raise ProtocolError(f"data node {node} sent a spec that is not the task's")
-            if spec is None:
-                spec = parse_spec(raw.tobytes())
-                if self.on_spec is not None:
-                    self.on_spec(task_id, spec)
-        if spec is None:  # pragma: no cover - a layout always has a data node
-            raise ProtocolError("no spec received")
-        program = get_program(spec.program, spec.params)
+        signer = self.signer if self.signer is not None else self.make_signer(layout.committee)
+        label = session_label(task_id, info.round)
+        try:
+            spec: TaskSpec | None = None
+            for node in layout.data_nodes:
+                raw = channel.recv(layout.index(node), "spec", self.spec_timeout)
+                if raw.dtype != np.uint8 or keccak(raw.tobytes()) != info.spec_hash:
+                    raise ProtocolError(f"data node {node} sent a spec that is not the task's")
+                if spec is None:
+                    spec = parse_spec(raw.tobytes())
+                    if self.on_spec is not None:
+                        self.on_spec(task_id, spec)
+            if spec is None:  # pragma: no cover - a layout always has a data node
+                raise ProtocolError("no spec received")
+            program = get_program(spec.program, spec.params)
+        except Exception as exc:  # the receivers learn why this member stopped
+            report_abort(channel, layout, exc, signer, label)
+            raise
         return run_committee(channel, layout, program, security=spec.security,
-                             signer=self.signer, label=f"t{task_id}r{info.round}")
+                             signer=signer, label=label)
+
+    def _node_signer(self, committee: Sequence[str]) -> Signer | None:
+        """Signs this member's claims with its node key (checks peers against
+        ``committee``); ``None`` (unsigned claims) if the contracts hold no key."""
+        account = self.contracts.tasks.account
+        key = getattr(account, "key", None)
+        return None if key is None else NodeSigner(bytes(key), committee)

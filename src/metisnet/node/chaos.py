@@ -32,17 +32,31 @@ kind                  fault                                                expec
                                                                            a restart
 ``corrupt_frame``     one frame a committee member receives is corrupted   completed after
                       on the wire (decoded by :mod:`metisnet.net.wire`)    a restart
+``equivocation``      a committee member signs two digests for one claim   cheat detected;
+                      item, one to each peer, then reports nothing         the cheater
+                                                                           slashed with
+                                                                           evidence; failed
+                                                                           cleanly
+``false_claim``       a committee member signs a false digest of a share   cheat detected;
+                      it holds with one peer (a disagreement: a pair)      nobody slashed;
+                                                                           completed after
+                                                                           a restart
 ===================== ==================================================== ===============
 
-A compute-side fault hits the task's first session only; the requester then restarts the
-task with a fresh committee disjoint from the first (``TaskManager.restart``), which
-completes it. Nobody is slashed for it: an aborted or silent session names at most a
-pair, never one provable cheater.
+A compute-side fault hits the task's first session only. The members report to the
+requester why the session ended, with the signed claims they hold, and the requester
+judges (:func:`metisnet.node.claims.judge`): an equivocation proves its signer, who is
+slashed on chain with ``keccak(evidence)`` (the task fails, refunded); anything else names
+a pair at most, so the requester restarts the task with a fresh committee disjoint from
+the first (``TaskManager.restart``), which completes it, and nobody is slashed.
 
 After every scenario the invariants are checked: a completed task settled with the
 plaintext answer (within the program's error bound); a failed one ended Rejected or
 Failed with its fee refunded and the escrow released; no node outside the scenario's
-faulty set lost stake (``honest_slashed``); every data node still holds all its datasets
+faulty set lost stake (``honest_slashed``, read from the chain: every registered node's
+stake before and after); a member slashed for cheating is the faulty one and the hash
+the chain logged is the keccak of the evidence bytes the requester kept
+(``cheaters_slashed``); every data node still holds all its datasets
 (sealed files on disk), the same policies, and an audit log whose hash chain verifies and
 still begins with every entry it had before (``data_lost``).
 
@@ -62,9 +76,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from eth_hash.auto import keccak
+from eth_keys.datatypes import PrivateKey
 from numpy.typing import NDArray
 
 from metisnet.chain.draw import seed_commitment
+from metisnet.chain.registry import Role
 from metisnet.chain.tasks import TaskState
 from metisnet.errors import (
     CheatingDetected,
@@ -74,9 +91,11 @@ from metisnet.errors import (
     TransactionReverted,
     WireError,
 )
+from metisnet.mpc.evidence import DIGEST_BYTES, Signer
 from metisnet.net.channel import Channel, ChannelStats
 from metisnet.net.wire import FrameDecoder, encode_frame
 from metisnet.node.agents import ComputeAgent, DataNodeAgent, SessionOpener
+from metisnet.node.claims import NodeSigner, parse_claim_message
 from metisnet.node.localnet import LocalNetwork
 from metisnet.node.policy import Policy
 from metisnet.node.programs import get_program
@@ -86,6 +105,7 @@ from metisnet.node.taskspec import TaskSpec
 from metisnet.types import TaskId
 
 __all__ = [
+    "CHEATS",
     "COMPLETED",
     "EXPECTED",
     "FAILED_CLEANLY",
@@ -94,7 +114,10 @@ __all__ = [
     "TOTAL_KEYS",
     "ChaosRunner",
     "ChaosTotals",
+    "ClaimTamperChannel",
+    "LedgerSigner",
     "ScenarioResult",
+    "claim_cheater",
     "run_chaos",
 ]
 
@@ -117,15 +140,19 @@ EXPECTED: dict[str, str] = {
     "message_dropped": COMPLETED,
     "corrupt_frame": COMPLETED,
     "double_vote": COMPLETED,
+    "equivocation": FAILED_CLEANLY,
+    "false_claim": COMPLETED,
 }
 
 #: Kinds whose first committee delivers nothing, so the task completes only on a restart.
-RESTARTED = ("mpc_cheat", "compute_lost", "message_dropped", "corrupt_frame")
+RESTARTED = ("mpc_cheat", "compute_lost", "message_dropped", "corrupt_frame", "false_claim")
+#: Kinds that are a cheat (detected by the checks), not an accident.
+CHEATS = ("mpc_cheat", "dealer_equivocation", "equivocation", "false_claim")
 KINDS: tuple[str, ...] = tuple(EXPECTED)
 
 #: The keys of ``metis chaos --json``, in order.
 TOTAL_KEYS = ("completed", "failed_cleanly", "faults_injected", "cheats_detected",
-              "honest_slashed", "data_lost")
+              "honest_slashed", "data_lost", "cheaters_slashed")
 
 _MPC_TAGS = ("mpc:", "in:")
 
@@ -289,6 +316,73 @@ class CorruptFrameChannel(_Wrapped):
         return np.array(frames[0].array, copy=True)
 
 
+class LedgerSigner(NodeSigner):
+    """A member's :class:`~metisnet.node.claims.NodeSigner` that also remembers which
+    message each of its signatures signed (so a cheating channel can rewrite claims)."""
+
+    def __init__(self, private_key: bytes, committee: Sequence[str]) -> None:
+        super().__init__(private_key, committee)
+        self.ledger: dict[bytes, bytes] = {}
+
+    def sign(self, message: bytes) -> bytes:
+        signature = super().sign(message)
+        self.ledger[signature] = message
+        return signature
+
+
+class ClaimTamperChannel(_Wrapped):
+    """A committee member that lies in a signed claim, re-signed with its own node key.
+
+    In its first claim message to its predecessor (party ``p - 1``) on a ``:s`` step (the
+    first check's input, dealt-pair and key digests), every claim whose item starts with
+    one of ``items`` gets a different digest; its successor gets the true claims. Then
+    the member reports nothing to the receivers (so only the honest members' reports can
+    convict it). ``dealt:key/all`` goes to both peers: a lie about it is an
+    **equivocation** (two signed digests for one item: provable); ``share:key/`` names a
+    key only the predecessor holds too: a **disagreement** (a pair: never slashed).
+    """
+
+    def __init__(self, inner: Channel, fired: Callable[[], None],
+                 signer: Callable[[], LedgerSigner | None], key: bytes,
+                 items: tuple[str, ...]) -> None:
+        super().__init__(inner, fired)
+        self._signer = signer
+        self._key = PrivateKey(key)
+        self._items = items
+        self._done = False
+
+    def send(self, peer: int, tag: str, array: NDArray[Any]) -> None:
+        if tag == "out:r" and self._done:
+            return  # silent towards the receivers
+        if (not self._done and peer == (self.party + 2) % 3 and tag.startswith("mpc:")
+                and tag.endswith(":s") and array.dtype == np.uint8):
+            altered = self._alter(array.tobytes())
+            if altered is not None:
+                self._done = True
+                self._fired()
+                array = np.frombuffer(altered, dtype=np.uint8)
+        self.inner.send(peer, tag, array)
+
+    def _alter(self, raw: bytes) -> bytes | None:
+        signer = self._signer()
+        if signer is None:
+            return None
+        out, pos, changed = bytearray(), 0, False
+        while pos + DIGEST_BYTES + 1 <= len(raw):
+            dig = raw[pos:pos + DIGEST_BYTES]
+            n = raw[pos + DIGEST_BYTES]
+            sig = raw[pos + DIGEST_BYTES + 1:pos + DIGEST_BYTES + 1 + n]
+            pos += DIGEST_BYTES + 1 + n
+            claim = parse_claim_message(signer.ledger.get(sig, b""), sig)
+            if claim is not None and claim.item.startswith(self._items):
+                dig = bytes([dig[0] ^ 0xFF]) + dig[1:]
+                lie = type(claim)(claim.session, claim.step, claim.item, claim.party, dig)
+                sig = bytes(self._key.sign_msg_hash(keccak(lie.message())).to_bytes())
+                changed = True
+            out += dig + bytes([len(sig)]) + sig
+        return bytes(out) if changed and pos == len(raw) else None
+
+
 # -- results -------------------------------------------------------------------------------
 @dataclass
 class ScenarioResult:
@@ -304,6 +398,7 @@ class ScenarioResult:
     cheats_detected: int = 0
     honest_slashed: int = 0
     data_lost: int = 0
+    cheaters_slashed: int = 0
     faulty_slashed: int = 0
     redraws: int = 0
     restarts: int = 0
@@ -318,7 +413,7 @@ class ScenarioResult:
 
 @dataclass
 class ChaosTotals:
-    """The sums over a run (the six keys of ``--json``) and per-kind rows."""
+    """The sums over a run (the keys of ``--json``) and per-kind rows."""
 
     completed: int = 0
     failed_cleanly: int = 0
@@ -326,6 +421,7 @@ class ChaosTotals:
     cheats_detected: int = 0
     honest_slashed: int = 0
     data_lost: int = 0
+    cheaters_slashed: int = 0
     scenarios: list[ScenarioResult] = field(default_factory=list)
 
     def add(self, r: ScenarioResult) -> None:
@@ -336,6 +432,7 @@ class ChaosTotals:
         self.cheats_detected += r.cheats_detected
         self.honest_slashed += r.honest_slashed
         self.data_lost += r.data_lost
+        self.cheaters_slashed += r.cheaters_slashed
 
     def totals(self) -> dict[str, int]:
         return {k: int(getattr(self, k)) for k in TOTAL_KEYS}
@@ -499,7 +596,7 @@ class ChaosRunner:
                 errors += [e for t, e in a.errors[errors_before[id(a)]:]
                            if t == result.task_id]
             self._judge(net, res, result, spec, escrow, credit, errors)
-        self._check_stakes(net, res, stakes, faulty)
+        self._check_stakes(net, res, stakes, faulty, result)
         for agent, snap in zip(net.data, data_before, strict=True):
             lost = _data_problems(agent, snap)
             res.data_lost += len(lost)
@@ -562,6 +659,9 @@ class ChaosRunner:
         if kind == "corrupt_frame":
             which = rng.randrange(4)
             return wrap_compute(lambda ch: CorruptFrameChannel(ch, fired, rng, which))
+        if kind in ("equivocation", "false_claim"):
+            items = ("dealt:key/all",) if kind == "equivocation" else ("share:key/",)
+            return claim_cheater(net, pos, items, faulty, fired)
         if kind == "dealer_equivocation":
             return wrap_data(lambda ch: EquivocatingDealer(ch, fired))
         if kind == "data_node_lost":
@@ -588,8 +688,10 @@ class ChaosRunner:
     # -- invariants ----------------------------------------------------------------------------
     @staticmethod
     def _stakes(net: LocalNetwork) -> dict[str, int]:
-        nodes = [a.address for a in net.compute] + [a.address for a in net.data]
-        return {n.lower(): int(net.contracts.registry.stake_of(n)) for n in nodes}
+        """Every registered node's stake, read from the chain."""
+        reg = net.contracts.registry
+        return {str(node).lower(): int(reg.stake_of(node))
+                for role in (Role.COMPUTE, Role.DATA) for node, _ in reg.nodes(role)}
 
     def _settle_workers(self, net: LocalNetwork, task_id: int) -> list[BaseException]:
         """Wait for this task's session threads to end (they time out); their errors."""
@@ -604,17 +706,30 @@ class ChaosRunner:
         return [w.error for w in workers if w.error is not None]
 
     def _check_stakes(self, net: LocalNetwork, res: ScenarioResult,
-                      before: dict[str, int], faulty: set[str]) -> None:
+                      before: dict[str, int], faulty: set[str],
+                      result: TaskResult | None) -> None:
         after = self._stakes(net)
-        for node, stake in before.items():
-            if after[node] < stake:
-                if node in faulty:
-                    res.faulty_slashed += 1
-                else:
-                    res.honest_slashed += 1
-                    res.problems.append(f"honest node {node} was slashed")
+        slashed = {node for node, stake in before.items() if after.get(node, 0) < stake}
+        for node in sorted(slashed):
+            if node in faulty:
+                res.faulty_slashed += 1
+            else:
+                res.honest_slashed += 1
+                res.problems.append(f"honest node {node} was slashed")
         if res.kind == "no_show" and res.faults_injected and not res.faulty_slashed:
             res.problems.append("the no-show was not slashed")
+        if result is not None and result.slashed:
+            named = result.slashed.lower()
+            if named not in slashed:
+                res.problems.append(f"the verdict named {named}, whose stake did not drop")
+            elif keccak(result.evidence) != result.evidence_hash:
+                res.problems.append("the evidence hash on chain is not keccak(evidence)")
+            elif named in faulty:
+                res.cheaters_slashed += 1
+        if res.kind == "equivocation" and res.faults_injected and not res.cheaters_slashed:
+            res.problems.append("the equivocating member was not slashed")
+        if res.kind in ("false_claim", "mpc_cheat", "dealer_equivocation") and slashed:
+            res.problems.append("a member was slashed on a disagreement (a pair at most)")
 
     def _judge(self, net: LocalNetwork, res: ScenarioResult, result: TaskResult,
                spec: TaskSpec, escrow: int, credit: int,
@@ -629,7 +744,7 @@ class ChaosRunner:
         if any(isinstance(e, CheatingDetected) for e in errors):
             cheat = True
         # a CheatingDetected caused by a corrupted frame or a lost message is no cheat
-        cheat = cheat and res.kind in ("mpc_cheat", "dealer_equivocation")
+        cheat = cheat and res.kind in CHEATS
         res.errors = sorted({type(e).__name__ for e in errors})
         res.cheats_detected = int(cheat)
         escrow_ok = tm.escrow_total() == escrow
@@ -655,9 +770,42 @@ class ChaosRunner:
             res.problems.append("a session was opened for a refused task")
         if res.kind == "double_vote" and res.faults_injected and not all(self._refused):
             res.problems.append("the chain accepted a second vote")
-        if res.kind in ("mpc_cheat", "dealer_equivocation") and res.faults_injected \
-                and not cheat:
+        if res.kind in CHEATS and res.faults_injected and not cheat:
             res.problems.append("the cheat went undetected")
+
+
+def claim_cheater(net: LocalNetwork, pos: int, items: tuple[str, ...], faulty: set[str],
+                   fired: Callable[[], None]) -> Callable[[], None]:
+    """The member at committee position ``pos`` of the task's first session lies about
+    ``items`` in its signed claims (:class:`ClaimTamperChannel`)."""
+    saved = [(a, a.sessions, a.make_signer) for a in net.compute]
+    first: dict[str, bytes] = {}
+    for a in net.compute:
+        account = a.contracts.tasks.account
+        if account is None:
+            raise ValueError("a compute agent without a key cannot sign claims")
+        key = bytes(account.key)
+        made: list[LedgerSigner] = []
+
+        def make_signer(committee: Sequence[str], key: bytes = key,
+                        made: list[LedgerSigner] = made) -> Signer:
+            made.append(LedgerSigner(key, committee))
+            return made[-1]
+
+        def latest(made: list[LedgerSigner] = made) -> LedgerSigner | None:
+            return made[-1] if made else None
+
+        def tamper(ch: Channel, latest: Callable[[], LedgerSigner | None] = latest,
+                   key: bytes = key) -> Channel:
+            return ClaimTamperChannel(ch, fired, latest, key, items)
+
+        a.make_signer = make_signer
+        a.sessions = _member_opener(a, a.sessions, pos, tamper, faulty, first)
+
+    def undo() -> None:
+        for a, sessions, make in saved:
+            a.sessions, a.make_signer = sessions, make
+    return undo
 
 
 def _double_voter(agent: DataNodeAgent, faulty: set[str], fired: Callable[[], None],

@@ -10,8 +10,14 @@
 2. **sharing + computing**: join the task's session as a receiver and wait for the output
    shares (the data nodes share, the committee computes); a committee that delivers
    nothing in time (a member lost mid-task, or a session aborted by the malicious checks)
-   is replaced by ``restart``, a fresh committee disjoint from it, and the task runs again
-   (nobody slashed; bounded by the chain's draw rounds, then it fails with a refund);
+   sends what reports its members made; the requester judges them
+   (:func:`metisnet.node.claims.judge`): if the signed claims prove one member cheated
+   (it equivocated), the verdict names it with ``keccak(evidence)`` and it is slashed (the
+   task fails, refunded; the evidence bytes are kept in :attr:`TaskResult.evidence`,
+   :attr:`Requester.evidence` and, with ``evidence_dir``, a file named by the hash);
+   otherwise (a pair at most, or silence) the committee is replaced by ``restart``, a
+   fresh committee disjoint from it, and the task runs again (nobody slashed; bounded by
+   the chain's draw rounds, then it fails with a refund);
 3. **verifying**: the malicious-security checks ran inside the committee before any share
    was released; here the two copies of every output share must agree
    (:func:`metisnet.node.session.collect_output`), else the result is withheld;
@@ -25,6 +31,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from eth_hash.auto import keccak
@@ -43,8 +50,9 @@ from metisnet.errors import (
 )
 from metisnet.node import outsource_task
 from metisnet.node.agents import Decision, SessionOpener, layout_for
+from metisnet.node.claims import judge
 from metisnet.node.programs import get_program
-from metisnet.node.session import collect_output, session_id
+from metisnet.node.session import SessionAborted, collect_output, session_id, session_label
 from metisnet.node.taskspec import TaskSpec
 from metisnet.types import DatasetId, TaskId, Wei
 
@@ -76,6 +84,11 @@ class TaskResult:
     restarts: int = 0
     #: the public evidence of a failed verification (its keccak is posted on chain)
     evidence: bytes = b""
+    #: the member slashed by this task's verdict, and the evidence hash the chain logged
+    slashed: str = ""
+    evidence_hash: bytes = b""
+    #: why each aborted session named nobody (one entry per restart after an abort)
+    judgements: list[str] = field(default_factory=list)
 
     @property
     def verified(self) -> bool:
@@ -92,7 +105,7 @@ class Requester:
                  now: Callable[[], int] | None = None,
                  progress: Callable[[int, str], None] | None = None,
                  he: outsource_task.OutsourceVerifier | None = None,
-                 restart_lost: bool = True) -> None:
+                 restart_lost: bool = True, evidence_dir: Path | None = None) -> None:
         self.contracts = contracts
         self.sessions = sessions
         self.deliver = deliver
@@ -108,6 +121,9 @@ class Requester:
         self.he = he
         #: draw a fresh committee when the running one delivers nothing (DESIGN.md §5)
         self.restart_lost = restart_lost
+        #: evidence posted on chain, by its keccak (anyone may ask for the bytes and check)
+        self.evidence: dict[bytes, bytes] = {}
+        self.evidence_dir = evidence_dir
 
     # -- helpers ----------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -183,7 +199,7 @@ class Requester:
         except CheatingDetected as exc:
             result.verdict = f"failed verification: {exc}"
             result.evidence = exc.evidence
-            self._fail(task_id, exc)
+            self._fail(task_id, exc, result)
         except (NetworkError, ProtocolError, TransactionReverted) as exc:
             # a lost peer (PeerTimeout is a NetworkError) or a malformed output message
             result.verdict = f"failed: {exc}"
@@ -198,18 +214,31 @@ class Requester:
         while True:
             try:
                 return self._receive(task_id, info, spec, integer, result.timings)
-            except PeerTimeout:
-                if not self.restart_lost or self._info(task_id).state != TaskState.RUNNING:
-                    raise
-                self.progress(task_id, "restarting (the committee delivered nothing)")
-                if self.contracts.tasks.restart(TaskId(task_id)) is None:
-                    raise  # draw rounds spent or too few compute nodes: failed, refunded
-                result.restarts += 1
-                info = self._await_acks(task_id, result)
-                if info.state != TaskState.RUNNING:
-                    raise
-                result.committee = info.committee
-                self._tick()  # let the nodes see the task running again
+            except SessionAborted as exc:
+                verdict = judge(exc.reports, info.committee,
+                                session_label(task_id, info.round))
+                if verdict.cheater is not None:
+                    raise CheatingDetected(
+                        f"committee member {info.committee[verdict.cheater]} proven to "
+                        f"cheat ({verdict.reason})", suspects=(verdict.cheater,),
+                        evidence=verdict.evidence) from None
+                log.info("task %d round %d aborted (reports %s): %s", task_id, info.round,
+                         verdict.kinds, verdict.reason)
+                result.judgements.append(verdict.reason)
+                lost: PeerTimeout = exc
+            except PeerTimeout as exc:
+                lost = exc
+            if not self.restart_lost or self._info(task_id).state != TaskState.RUNNING:
+                raise lost
+            self.progress(task_id, "restarting (the committee delivered nothing)")
+            if self.contracts.tasks.restart(TaskId(task_id)) is None:
+                raise lost  # draw rounds spent or too few compute nodes: failed, refunded
+            result.restarts += 1
+            info = self._await_acks(task_id, result)
+            if info.state != TaskState.RUNNING:
+                raise lost
+            result.committee = info.committee
+            self._tick()  # let the nodes see the task running again
 
     def _receive(self, task_id: int, info: TaskInfo, spec: TaskSpec,
                  integer: bool, timings: dict[str, float]) -> NDArray[np.float64]:
@@ -279,19 +308,40 @@ class Requester:
             return info.state != TaskState.COMMITTEE_DRAWN or time.monotonic() > until
         return check
 
-    def _fail(self, task_id: int, exc: BaseException) -> None:
+    def _fail(self, task_id: int, exc: BaseException,
+              result: TaskResult | None = None) -> None:
         cheater = None
         evidence = None
         if isinstance(exc, CheatingDetected) and len(exc.suspects) == 1:
             info = self._info(task_id)
             cheater = info.committee[exc.suspects[0]]
-            evidence = keccak(exc.evidence or str(exc).encode())
+            raw = exc.evidence or str(exc).encode()
+            evidence = keccak(raw)
+            self._keep_evidence(task_id, evidence, raw)
         try:
             if self._info(task_id).state == TaskState.RUNNING:
-                self.contracts.tasks.submit_verdict(TaskId(task_id), b"\0" * 32, False,
-                                                    cheater, evidence)
+                tm = self.contracts.tasks
+                receipt = tm.submit_verdict(TaskId(task_id), b"\0" * 32, False,
+                                            cheater, evidence)
+                for ev in tm.events(receipt, "MemberSlashed") if cheater else []:
+                    if result is not None:
+                        result.slashed = str(ev["member"])
+                        result.evidence_hash = bytes(ev["evidence_hash"])
+                    log.warning("task %d: member %s slashed %d wei, evidence %s",
+                                task_id, ev["member"], ev["amount"],
+                                bytes(ev["evidence_hash"]).hex())
         except MetisError as err:
             log.warning("task %d: could not post the failed verdict: %s", task_id, err)
+
+    def _keep_evidence(self, task_id: int, digest: bytes, raw: bytes) -> None:
+        """Keep the bytes whose hash goes on chain, so anyone can check them."""
+        self.evidence[digest] = raw
+        if self.evidence_dir is not None:
+            try:
+                self.evidence_dir.mkdir(parents=True, exist_ok=True)
+                (self.evidence_dir / f"{digest.hex()}.json").write_bytes(raw)
+            except OSError as err:
+                log.warning("task %d: evidence not written: %s", task_id, err)
 
     def _payouts(self, task_id: int) -> dict[str, int]:
         info = self._info(task_id)

@@ -13,15 +13,18 @@ in one process):
    malicious mode every dealt input share is folded into the digest streams its two
    holders compare, and every product is verified before anything leaves the committee
    (:func:`metisnet.mpc.malicious.verify`);
-3. each member sends its output pair to each receiver (the channel is encrypted to the
-   receiver's pinned key); the receiver checks that the two copies of every share agree
-   (``b_i == a_{i+1}``), so a single cheating member cannot change the result unseen,
-   then reconstructs.
+3. each member sends each receiver its report (:func:`metisnet.node.claims.session_report`:
+   ``completed``, or why it aborted, with the signed claims of its last steps), then, if
+   it completed, its output pair (the channel is encrypted to the receiver's pinned key);
+   the receiver checks that the two copies of every share agree (``b_i == a_{i+1}``), so
+   a single cheating member cannot change the result unseen, then reconstructs. If any
+   member aborted or stayed silent, the receiver gets :class:`SessionAborted` with every
+   report it received, to judge (:func:`metisnet.node.claims.judge`).
 
 Message tags: ``in:<k>:a``, ``in:<k>:b``, ``in:<k>:n`` (input ``k`` of a data node),
-``out:a``, ``out:b``, ``out:t`` (the member's own timings). Session ids are derived from
-the task id and the draw round, so a redraw never mixes with an earlier committee's
-messages.
+``out:r`` (the member's report), ``out:a``, ``out:b``, ``out:t`` (the member's own
+timings). Session ids are derived from the task id and the draw round, so a redraw never
+mixes with an earlier committee's messages.
 """
 
 from __future__ import annotations
@@ -40,30 +43,61 @@ from numpy.typing import NDArray
 from metisnet.crypto.fixedpoint import FixedPoint
 from metisnet.crypto.prg import Csprng
 from metisnet.crypto.sharing import share
-from metisnet.errors import CheatingDetected, ProtocolError, ValidationError
+from metisnet.errors import (
+    CheatingDetected,
+    MetisError,
+    NetworkError,
+    PeerTimeout,
+    ProtocolError,
+    ValidationError,
+)
 from metisnet.mpc import arith
 from metisnet.mpc.context import MpcContext
-from metisnet.mpc.evidence import Signer
+from metisnet.mpc.evidence import Evidence, Signer
 from metisnet.mpc.malicious import verify
 from metisnet.mpc.shares import SharedArray
 from metisnet.net.channel import Channel, ChannelStats, InMemoryNetwork
+from metisnet.node.claims import COMPLETED, MAX_REPORT_BYTES, session_report
 from metisnet.node.programs import Program
 
 __all__ = [
     "COMMITTEE",
     "InMemorySessions",
+    "SessionAborted",
     "SessionLayout",
     "SubChannel",
     "collect_output",
+    "collect_reports",
     "contribute_inputs",
+    "report_abort",
     "run_committee",
     "session_id",
+    "session_label",
 ]
 
 log = logging.getLogger("metisnet.session")
 
 COMMITTEE = 3
 MAX_ROWS = 50_000_000
+
+
+class SessionAborted(PeerTimeout):
+    """The committee delivered no result: some member aborted or stayed silent.
+
+    ``reports`` maps committee positions to the report bytes each member sent (a silent
+    member is absent); the receiver judges them (:func:`metisnet.node.claims.judge`).
+    A :class:`~metisnet.errors.PeerTimeout`, so a caller that only restarts on silence
+    keeps working.
+    """
+
+    def __init__(self, message: str, reports: dict[int, bytes]) -> None:
+        super().__init__(message)
+        self.reports = reports
+
+
+def session_label(task_id: int, round_: int) -> str:
+    """The session name inside the MPC engine (and in every signed claim)."""
+    return f"t{task_id}r{round_}"
 
 
 def session_id(task_id: int, round_: int) -> bytes:
@@ -162,11 +196,38 @@ def _recv_u64(channel: Channel, peer: int, tag: str) -> NDArray[np.uint64]:
     return np.asarray(got, dtype=np.uint64)
 
 
+def report_abort(channel: Channel, layout: SessionLayout, error: BaseException,
+                 signer: Signer | None, label: str) -> None:
+    """As a committee member that could not finish: tell every receiver why, with the
+    signed claims it holds (best effort: a lost link is not reported)."""
+    report = np.frombuffer(session_report(channel.party, label, signer, error),
+                           dtype=np.uint8)
+    for r in layout.receivers:
+        try:
+            channel.send(layout.index(r), "out:r", report)
+        except (MetisError, OSError) as exc:
+            log.info("%s: abort report to %s not sent: %s", label, r, exc)
+
+
 def run_committee(channel: Channel, layout: SessionLayout, program: Program, *,
                   security: str = "malicious", fxp: FixedPoint | None = None,
                   signer: Signer | None = None, rng: Csprng | None = None,
                   label: str = "task") -> ChannelStats:
-    """As committee member ``channel.party``: take inputs, compute, release to receivers."""
+    """As committee member ``channel.party``: take inputs, compute, release to receivers.
+
+    Whatever ends the session early (a failed check, a lost or silent peer, a malformed
+    message) is reported to the receivers (:func:`report_abort`) and raised again."""
+    try:
+        return _run_committee(channel, layout, program, security=security, fxp=fxp,
+                              signer=signer, rng=rng, label=label)
+    except Exception as exc:
+        report_abort(channel, layout, exc, signer, label)
+        raise
+
+
+def _run_committee(channel: Channel, layout: SessionLayout, program: Program, *,
+                   security: str, fxp: FixedPoint | None, signer: Signer | None,
+                   rng: Csprng | None, label: str) -> ChannelStats:
     fxp = fxp or FixedPoint()
     t_start = time.perf_counter()
     ctx = MpcContext.setup(SubChannel(channel), fxp=fxp, rng=rng, session=label,
@@ -197,23 +258,72 @@ def run_committee(channel: Channel, layout: SessionLayout, program: Program, *,
     verify(ctx)  # nothing leaves the committee before every check has passed
     t_done = time.perf_counter()
     times = np.array([t_inputs - t_start, t_done - t_inputs], dtype=np.float64)
+    report = np.frombuffer(session_report(channel.party, label, signer), dtype=np.uint8)
     for r in layout.receivers:
         peer = layout.index(r)
+        channel.send(peer, "out:r", report)
         channel.send(peer, "out:a", out.a)
         channel.send(peer, "out:b", out.b)
         channel.send(peer, "out:t", times)
     return ctx.stats.snapshot()
 
 
+def collect_reports(channel: Channel, *, patience: float | None = None
+                    ) -> dict[int, bytes | None]:
+    """As a receiver: each committee member's report (``None``: silent or lost).
+
+    A first pass waits the channel's timeout for each member in turn; if any member
+    aborted or was silent, a second pass waits up to ``patience`` seconds (default: the
+    channel's timeout) more for each silent one, since a member blocked on an aborted
+    peer reports only when its own wait times out.
+    """
+    got: dict[int, bytes | None] = dict.fromkeys(range(COMMITTEE))
+
+    def wait(i: int, timeout: float | None) -> None:
+        try:
+            raw = channel.recv(i, "out:r", timeout)
+        except NetworkError:  # PeerTimeout or a lost link
+            return
+        if raw.dtype == np.uint8 and raw.ndim == 1 and raw.size <= MAX_REPORT_BYTES:
+            got[i] = raw.tobytes()
+        else:
+            got[i] = b"malformed"
+
+    for i in range(COMMITTEE):
+        wait(i, None)
+    if not all(_completed(v) for v in got.values()):
+        for i in [i for i, v in got.items() if v is None]:
+            wait(i, patience)
+    return got
+
+
+def _completed(report: bytes | None) -> bool:
+    if report is None:
+        return False
+    try:
+        return Evidence.from_bytes(report).kind == COMPLETED
+    except MetisError:
+        return False
+
+
 def collect_output(channel: Channel, layout: SessionLayout, *, frac_bits: int,
-                   integer: bool = False,
-                   timings: dict[str, float] | None = None) -> NDArray[np.float64]:
-    """As a receiver: gather the three output pairs, check their copies agree, open.
+                   integer: bool = False, timings: dict[str, float] | None = None,
+                   patience: float | None = None) -> NDArray[np.float64]:
+    """As a receiver: gather the reports and the three output pairs, check the pairs'
+    copies agree, open. Raises :class:`SessionAborted` (with the reports) if a member
+    did not complete.
 
     With ``timings``, also records the committee's own report of how long it waited for
     the data nodes' shares (``sharing``) and computed and checked (``computing``): the
     slowest member's figures. They are informational and never affect the result.
     """
+    status = collect_reports(channel, patience=patience)
+    if not all(_completed(r) for r in status.values()):
+        sent = {i: r for i, r in status.items() if r is not None}
+        silent = [i for i, r in status.items() if r is None]
+        raise SessionAborted(
+            f"the committee delivered no result: members {sorted(sent)} reported"
+            f"{', ' + str(silent) + ' silent' if silent else ''}", sent)
     pairs = []
     reports = []
     for i in range(COMMITTEE):
