@@ -1,4 +1,4 @@
-"""The whole task flow over real processes: anvil, 3 data nodes, 5 compute nodes, TLS.
+"""The whole task flow over real processes: anvil, 3 data nodes, 6 compute nodes, TLS.
 
 ``metis devnet`` starts every node as its own OS process; a requester in this process hands
 the spec to the data nodes over REST and receives the result over its own TLS endpoint.
@@ -56,7 +56,7 @@ def test_joint_mean_over_the_devnet(tmp_path: Path) -> None:
     state, started = devnet_up(root, rows=ROWS)
     try:
         assert started and len(state.by_role("data")) == 3
-        assert len(state.by_role("compute")) == 5
+        assert len(state.by_role("compute")) == 6
         assert all(r["alive"] for r in devnet_status(root))
         again, started_again = devnet_up(root, rows=ROWS)  # idempotent while it runs
         assert not started_again and again.chain_url == state.chain_url
@@ -120,7 +120,7 @@ def test_joint_mean_over_the_devnet(tmp_path: Path) -> None:
             rejected_id = refused.task_id
     finally:
         stopped = devnet_down(root)
-    assert len(stopped) == 9
+    assert len(stopped) == 10
     assert rejected_id == res.task_id + 1
     assert load_state(root) is None and devnet_status(root) == []
 

@@ -1,4 +1,5 @@
-"""``metis chaos``: randomised fault scenarios on an in-process network, with invariants."""
+"""``metis chaos``: randomised fault scenarios with invariants, on an in-process network or
+(``--devnet``) on a multi-process devnet behind fault proxies."""
 
 from __future__ import annotations
 
@@ -25,15 +26,18 @@ __all__ = ["chaos"]
               default=None, help="write the totals to this file as a JSON object")
 @click.option("--kind", "kinds", multiple=True,
               help="only these scenario kinds, cycled (default: drawn at random from all)")
-@click.option("--timeout", default=2.0, show_default=True, type=click.FloatRange(0.2, 60),
-              help="seconds a session waits for a peer before failing")
+@click.option("--timeout", default=None, type=click.FloatRange(0.2, 60),
+              help="seconds a session waits for a peer before failing "
+                   "[default: 2, or 10 with --devnet]")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where the nodes keep their data (default: a temporary folder)")
 @click.option("--devnet", is_flag=True, default=False,
-              help="instead: kill a committee member's process mid-task on a fresh "
-                   "multi-process devnet, once per run (about a minute each; needs anvil)")
+              help="instead: one multi-process devnet (anvil, 3 data and 6 compute nodes, "
+                   "fault proxies in front of every node); each run is one task with a "
+                   "devnet fault: delays, cuts, corrupted bytes, a stopped chain, killed and "
+                   "restarted nodes (10-40 s a run; needs anvil)")
 def chaos(runs: int, seed: int, json_file: Path | None, kinds: tuple[str, ...],
-          timeout: float, data_dir: Path | None, devnet: bool) -> None:
+          timeout: float | None, data_dir: Path | None, devnet: bool) -> None:
     """Inject faults into tasks and check nothing is lost and nobody honest is slashed.
 
     Exits 1 when an honest node was slashed, data was lost, or a scenario did not end as
@@ -44,11 +48,16 @@ def chaos(runs: int, seed: int, json_file: Path | None, kinds: tuple[str, ...],
     from rich.table import Table
 
     from metisnet.node.chaos import KINDS, TOTAL_KEYS, ScenarioResult, run_chaos
+    from metisnet.node.chaos_devnet import DEVNET_KINDS, run_devnet_chaos
 
-    unknown = sorted(set(kinds) - set(KINDS))
+    known = DEVNET_KINDS if devnet else KINDS
+    unknown = sorted(set(kinds) - set(known))
     if unknown:
         raise click.BadParameter(f"unknown kind(s) {', '.join(unknown)}; "
-                                 f"known: {', '.join(KINDS)}", param_hint="--kind")
+                                 f"known: {', '.join(known)}", param_hint="--kind")
+    if data_dir is not None and devnet and (data_dir / "state.json").exists():
+        raise click.BadParameter(f"{data_dir} holds a running devnet; chaos starts its own",
+                                 param_hint="--data-dir")
     # the faults make nodes log warnings by design; the table tells the story (the level
     # is restored when the command ends, so callers in the same process keep theirs)
     quiet = logging.getLogger("metisnet")
@@ -69,22 +78,17 @@ def chaos(runs: int, seed: int, json_file: Path | None, kinds: tuple[str, ...],
                             description=f"#{r.index} {r.kind}: {r.outcome}{mark}")
 
         if devnet:
-            from metisnet.node.chaos import ChaosTotals
-            from metisnet.node.chaos_devnet import devnet_kill_scenario
-
-            totals = ChaosTotals()
-            for i in range(runs):
-                r = devnet_kill_scenario((data_dir or Path(tmp)) / f"devnet-{i}",
-                                         seed=seed + i, session_timeout=max(timeout, 10.0))
-                r.index = i
-                totals.add(r)
-                show(r)
+            totals = run_devnet_chaos((data_dir or Path(tmp)) / "devnet", runs, seed=seed,
+                                      kinds=kinds or None, progress=show,
+                                      session_timeout=timeout or 10.0)
         else:
             totals = run_chaos(data_dir or Path(tmp), runs, seed=seed, kinds=kinds or None,
-                               progress=show, timeout=timeout)
+                               progress=show, timeout=timeout or 2.0)
     elapsed = time.perf_counter() - t0
 
-    table = Table(title=f"metis chaos: {runs} scenarios, seed {seed}, {elapsed:.0f} s")
+    where = "devnet" if devnet else "in-process"
+    table = Table(title=f"metis chaos ({where}): {runs} scenarios, seed {seed}, "
+                        f"{elapsed:.0f} s")
     table.add_column("scenario")
     table.add_column("expected")
     table.add_column("runs", justify="right")

@@ -25,19 +25,21 @@ def devnet() -> None:
 @click.option("--rows", default=10_000, show_default=True, help="rows per synthetic dataset")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--compute-nodes", default=6, show_default=True, type=click.IntRange(3, 64),
+              help="compute nodes (a committee of 3 needs 6 for a restart with a fresh one)")
 @click.option("--no-shows", default=0, show_default=True,
               help="fault injection: this many compute nodes never acknowledge a draw")
-def up(data_dir: Path, rows: int, log_level: str, no_shows: int) -> None:
-    """Start anvil, deploy the contracts, start 3 data nodes and 5 compute nodes."""
+def up(data_dir: Path, rows: int, log_level: str, compute_nodes: int, no_shows: int) -> None:
+    """Start anvil, deploy the contracts, start 3 data nodes and 6 compute nodes."""
     from rich.console import Console
 
     from metisnet.node.devnet import devnet_up
 
     console = Console()
-    with console.status("starting the devnet: anvil, contracts, 3 data nodes, "
-                        "5 compute nodes"):
+    with console.status(f"starting the devnet: anvil, contracts, 3 data nodes, "
+                        f"{compute_nodes} compute nodes"):
         state, started = devnet_up(data_dir, rows=rows, log_level=log_level,
-                                   no_shows=no_shows)
+                                   compute_nodes=compute_nodes, no_shows=no_shows)
     console.print(("devnet started" if started else "devnet already running")
                   + f": chain {state.chain_url}, {len(state.procs)} processes, "
                   f"state in {Path(state.root) / 'state.json'}")
@@ -54,6 +56,28 @@ def down(data_dir: Path, timeout: float) -> None:
 
     stopped = devnet_down(data_dir, timeout=timeout)
     click.echo(f"stopped {len(stopped)} process(es)" if stopped else "no devnet running")
+
+
+@devnet.command("kill")
+@_DIR
+@click.argument("name")
+def kill(data_dir: Path, name: str) -> None:
+    """Kill one node process (SIGKILL, as a crash), e.g. ``compute-2`` or ``data-0``."""
+    from metisnet.node.devnet import stop_node
+
+    p = stop_node(data_dir, name)
+    click.echo(f"killed {p.name} (pid {p.pid}); `metis devnet restart {p.name}` brings it back")
+
+
+@devnet.command("restart")
+@_DIR
+@click.argument("name")
+def restart(data_dir: Path, name: str) -> None:
+    """Start a stopped node again from its config, keys and stored state."""
+    from metisnet.node.devnet import restart_node
+
+    p = restart_node(data_dir, name)
+    click.echo(f"restarted {p.name} (pid {p.pid})")
 
 
 @devnet.command("status")

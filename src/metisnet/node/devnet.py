@@ -1,14 +1,21 @@
 """A local metisnet network of separate OS processes: ``metis devnet up|down|status``.
 
 :func:`devnet_up` starts one anvil node on a free loopback port, deploys the contracts,
-creates a key, a TLS identity and a config for 3 data nodes and 5 compute nodes in the data
+creates a key, a TLS identity and a config for 3 data nodes and 6 compute nodes in the data
 directory (default ``.devnet/``), funds, registers and stakes every node on chain with its
 certificate hash and TLS endpoint, loads a synthetic dataset into each data node (registered
 on chain, open to every requester), then starts every node as its own process
 (``metis data start`` / ``metis compute start``, one log file each under ``logs/``) and waits
 until all answer. ``state.json`` records pids, ports, URLs and datasets; :func:`devnet_down`
 stops the processes (SIGTERM, then SIGKILL after a timeout), :func:`devnet_status` reports
-them.
+them. :func:`stop_node` and :func:`restart_node` kill one node process and start it again
+from its config and stored state (fault injection).
+
+Six compute nodes by default: ``TaskManager.restart`` replaces a running committee that
+delivered nothing with a disjoint one, so it needs twice the committee size (3) in compute
+nodes. With ``proxied=True`` every node listens on a private port and registers another
+one on chain, for a :class:`~metisnet.node.faultproxy.FaultFabric` to forward (and bend):
+such a devnet works only while its proxies run (the chaos harness runs them).
 
 The keystores are encrypted with a random password kept in ``password`` (mode 0600) and
 handed to the node processes in ``METIS_KEY_PASSWORD``; their scrypt cost is lowered, as
@@ -78,6 +85,8 @@ __all__ = [
     "devnet_status",
     "devnet_up",
     "load_state",
+    "restart_node",
+    "stop_node",
 ]
 
 log = logging.getLogger("metisnet.devnet")
@@ -106,6 +115,8 @@ class NodeProc:
     rest_url: str = ""
     tls: str = ""
     config: str = ""
+    #: where the node really listens when a fault proxy owns ``tls`` (else empty)
+    listen: str = ""
 
 
 @dataclass
@@ -131,6 +142,12 @@ class DevnetState:
 
     def by_role(self, role: str) -> list[NodeProc]:
         return [p for p in self.procs if p.role == role]
+
+    def by_name(self, name: str) -> NodeProc:
+        for p in self.procs:
+            if p.name == name:
+                return p
+        raise DevnetError(f"no process {name!r} in this devnet")
 
 
 # ------------------------------------------------------------------------- processes
@@ -168,7 +185,15 @@ def _tail(path: str, lines: int = 12) -> str:
         return "(no log)"
 
 
-def _wait_ready(p: NodeProc, deadline: float) -> None:
+def _log_size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
+
+
+def _wait_ready(p: NodeProc, deadline: float, since: int = 0) -> None:
+    """Wait until ``p`` serves; ``since``: where its log stood when it was started."""
     while time.monotonic() < deadline:
         if not _alive(p.pid):
             raise DevnetError(f"{p.name} exited during start; its log ({p.log}) ends:\n"
@@ -178,8 +203,9 @@ def _wait_ready(p: NodeProc, deadline: float) -> None:
                 if httpx.get(p.rest_url + "/health", timeout=1.0).status_code == 200:
                     return
         elif p.role == "compute":
-            with contextlib.suppress(OSError):
-                if "listening on" in Path(p.log).read_text(errors="replace"):
+            with contextlib.suppress(OSError), open(p.log, "rb") as f:
+                f.seek(since)
+                if b"listening on" in f.read():
                     return
         time.sleep(0.1)
     raise DevnetError(f"{p.name} did not come up in time; see {p.log}")
@@ -241,12 +267,13 @@ def load_state(root: Path = DEFAULT_DIR) -> DevnetState | None:
 
 
 def devnet_up(root: Path = DEFAULT_DIR, *, rows: int = 10_000, data_nodes: int = 3,
-              compute_nodes: int = 5, timeout: float = 90.0, log_level: str = "info",
-              no_shows: int = 0) -> tuple[DevnetState, bool]:
+              compute_nodes: int = 6, timeout: float = 90.0, log_level: str = "info",
+              no_shows: int = 0, proxied: bool = False) -> tuple[DevnetState, bool]:
     """Start the devnet in ``root`` unless it runs; returns (state, whether it was started).
 
     ``no_shows`` compute nodes (the first ones) are configured never to acknowledge a draw
-    (fault injection: the requester redraws and the contract slashes them).
+    (fault injection: the requester redraws and the contract slashes them). ``proxied``
+    registers each node's TLS endpoint on a port a fault proxy must forward to ``listen``.
     """
     if not 0 <= no_shows <= compute_nodes:
         raise ConfigError("no_shows must be between 0 and the number of compute nodes")
@@ -285,14 +312,13 @@ def devnet_up(root: Path = DEFAULT_DIR, *, rows: int = 10_000, data_nodes: int =
         with _password_env(password):
             for i in range(data_nodes):
                 state.procs.append(_setup_data(root, i, chain, contracts, state, rows,
-                                               log_level))
+                                               log_level, proxied))
             for i in range(compute_nodes):
                 state.procs.append(_setup_compute(root, i, chain, contracts, state, log_level,
-                                                  acknowledge=i >= no_shows))
+                                                  acknowledge=i >= no_shows,
+                                                  proxied=proxied))
         for p in state.procs[1:]:
-            args = (_metis("data", "start", "--config", p.config) if p.role == "data"
-                    else _metis("compute", "start", "--config", p.config))
-            p.pid = _spawn(args, Path(p.log), env)
+            p.pid = _spawn(_node_args(p), Path(p.log), env)
             (root / STATE).write_text(state.to_json(), encoding="utf-8")
         for p in state.procs[1:]:
             _wait_ready(p, deadline)
@@ -302,6 +328,16 @@ def devnet_up(root: Path = DEFAULT_DIR, *, rows: int = 10_000, data_nodes: int =
         raise
     (root / STATE).write_text(state.to_json(), encoding="utf-8")
     return state, True
+
+
+def _node_args(p: NodeProc) -> list[str]:
+    return _metis("data" if p.role == "data" else "compute", "start", "--config", p.config)
+
+
+def _ports(proxied: bool) -> tuple[int, int]:
+    """(the port registered on chain, the port the node listens on)."""
+    tls = free_port()
+    return tls, (free_port() if proxied else tls)
 
 
 def _register(chain: Chain, contracts: Contracts, account: LocalAccount, role: Role,
@@ -319,10 +355,11 @@ def _identity(path: Path) -> tuple[NodeIdentity, LocalAccount]:
 
 
 def _setup_data(root: Path, i: int, chain: Chain, contracts: Contracts, state: DevnetState,
-                rows: int, log_level: str) -> NodeProc:
+                rows: int, log_level: str, proxied: bool = False) -> NodeProc:
     name = f"data-{i}"
     ident, account = _identity(root / "keys" / f"{name}.keystore")
-    rest, tls = free_port(), free_port()
+    rest = free_port()
+    tls, listen = _ports(proxied)
     _register(chain, contracts, account, Role.DATA, ident.cert_hash, f"127.0.0.1:{tls}")
     data_dir = root / "nodes" / name
     node_table: dict[str, Any] = {
@@ -332,7 +369,7 @@ def _setup_data(root: Path, i: int, chain: Chain, contracts: Contracts, state: D
     }
     cfg_path = root / f"{name}.toml"
     cfg_path.write_text(_toml({"node": node_table,
-                               "agent": {"host": "127.0.0.1", "tls_port": tls}}),
+                               "agent": {"host": "127.0.0.1", "tls_port": listen}}),
                         encoding="utf-8")
     cfg = DataNodeConfig(name=name, data_dir=data_dir, port=rest, chain_url=state.chain_url,
                          chain_deployment=Path(state.deployment),
@@ -351,23 +388,73 @@ def _setup_data(root: Path, i: int, chain: Chain, contracts: Contracts, state: D
                               "column": "age"}
     return NodeProc(name, "data", 0, str(root / "logs" / f"{name}.log"),
                     address=account.address, rest_url=f"http://127.0.0.1:{rest}",
-                    tls=f"127.0.0.1:{tls}", config=str(cfg_path))
+                    tls=f"127.0.0.1:{tls}", config=str(cfg_path),
+                    listen=f"127.0.0.1:{listen}" if proxied else "")
 
 
 def _setup_compute(root: Path, i: int, chain: Chain, contracts: Contracts,
-                   state: DevnetState, log_level: str, *, acknowledge: bool = True) -> NodeProc:
+                   state: DevnetState, log_level: str, *, acknowledge: bool = True,
+                   proxied: bool = False) -> NodeProc:
     name = f"compute-{i}"
     keystore = root / "keys" / f"{name}.keystore"
     ident, account = _identity(keystore)
-    tls = free_port()
+    tls, listen = _ports(proxied)
     _register(chain, contracts, account, Role.COMPUTE, ident.cert_hash, f"127.0.0.1:{tls}")
     cfg_path = root / f"{name}.toml"
     cfg_path.write_text(_toml({"compute": {
         "name": name, "keystore": str(keystore), "chain_url": state.chain_url,
-        "chain_deployment": state.deployment, "host": "127.0.0.1", "port": tls,
+        "chain_deployment": state.deployment, "host": "127.0.0.1", "port": listen,
         "log_level": log_level, "acknowledge": acknowledge}}), encoding="utf-8")
     return NodeProc(name, "compute", 0, str(root / "logs" / f"{name}.log"),
-                    address=account.address, tls=f"127.0.0.1:{tls}", config=str(cfg_path))
+                    address=account.address, tls=f"127.0.0.1:{tls}", config=str(cfg_path),
+                    listen=f"127.0.0.1:{listen}" if proxied else "")
+
+
+def stop_node(root: Path, name: str, sig: int = signal.SIGKILL) -> NodeProc:
+    """Send ``sig`` (SIGKILL by default: a crash) to node ``name`` and wait until it is gone."""
+    root = Path(root).resolve()
+    state = load_state(root)
+    if state is None:
+        raise DevnetError(f"no devnet in {root}")
+    p = state.by_name(name)
+    if p.role == "chain":
+        raise DevnetError("stop_node stops data and compute nodes; the chain keeps its state "
+                          "only while it runs")
+    if _alive(p.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p.pid, sig)
+    end = time.monotonic() + 10.0
+    while _alive(p.pid) and time.monotonic() < end:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(p.pid, os.WNOHANG)  # reap it if this process started it
+        time.sleep(0.02)
+    if _alive(p.pid):
+        raise DevnetError(f"{name} (pid {p.pid}) did not stop")
+    log.info("%s (pid %d) stopped with signal %d", name, p.pid, sig)
+    return p
+
+
+def restart_node(root: Path, name: str, *, timeout: float = 60.0) -> NodeProc:
+    """Start node ``name`` again from its config, keys and stored state; wait until it
+    serves. Refuses a node that still runs."""
+    root = Path(root).resolve()
+    state = load_state(root)
+    if state is None:
+        raise DevnetError(f"no devnet in {root}")
+    p = state.by_name(name)
+    if p.role == "chain":
+        raise DevnetError("the chain cannot be restarted: anvil keeps its state in memory")
+    if _alive(p.pid):
+        raise DevnetError(f"{name} (pid {p.pid}) still runs; stop it first")
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(p.pid, os.WNOHANG)
+    password = (root / "password").read_text(encoding="utf-8").strip()
+    since = _log_size(p.log)
+    p.pid = _spawn(_node_args(p), Path(p.log), {**os.environ, PASSWORD_ENV: password})
+    (root / STATE).write_text(state.to_json(), encoding="utf-8")
+    _wait_ready(p, time.monotonic() + timeout, since)
+    log.info("%s restarted (pid %d)", name, p.pid)
+    return p
 
 
 def devnet_down(root: Path = DEFAULT_DIR, *, timeout: float = 10.0) -> list[str]:
@@ -486,6 +573,15 @@ class DevnetRequester:
     def requester(self, **kw: Any) -> Requester:
         return Requester(self.contracts, tls_sessions(self.endpoint), self.deliver,
                          advance_time=self.chain.advance_time, now=self.chain.timestamp, **kw)
+
+    def datasets(self, rest_url: str) -> list[dict[str, Any]]:
+        """The datasets a data node lists (any signed caller may list them)."""
+        resp = self._http.get(rest_url + "/datasets",
+                              headers=sign_request(self._signing, "GET", "/datasets"))
+        if resp.status_code != 200:
+            raise DevnetError(f"listing the datasets of {rest_url} failed: {resp.status_code}")
+        out: list[dict[str, Any]] = resp.json()
+        return out
 
     def audit(self, rest_url: str, *, limit: int = 1000) -> list[dict[str, Any]]:
         """The audit entries a data node shows this requester (its own entries)."""
