@@ -147,7 +147,9 @@ def test_routes_show_nodes_datasets_and_a_task_to_its_verdict(net: LocalNetwork)
     assert late_detail["history"] == history and late_detail["payouts"] == detail["payouts"]
     (late_done,) = late.get("/api/stats").json()["finished"]
     assert late_done["latency_source"] == "chain" and late_done["latency_s"] >= 0
-    assert late_done["finished_at"] == history[-1]["time"]
+    assert late_done["finished_at"] is None  # not on this view's clock
+    assert late_done["closed_chain_time"] == history[-1]["time"]
+    assert late_done["closed_block"] == history[-1]["block"]
 
     page = client.get("/")
     assert page.status_code == 200 and "<canvas" not in page.text
@@ -200,3 +202,73 @@ def test_throughput_series_buckets_and_trailing_rates() -> None:
     empty = _series([], now=500.0, bucket=None)
     assert empty["bucket_s"] == 5 and len(empty["series"]) == 24
     assert all(p["tasks_per_min"] == 0 for p in empty["series"])
+
+
+def test_a_refused_task_and_a_redrawn_committee_as_the_explorer_shows_them(
+        tmp_path: Path) -> None:
+    """The unhappy paths: a refusal (rejected, refund) and a no-show (redraw, slashing)."""
+    from collections.abc import Callable
+
+    from metisnet.node.agents import ComputeAgent
+    from metisnet.node.policy import Policy
+    from metisnet.types import TaskId
+
+    only_sum = Policy(allowed_programs=("sum",), allowed_columns=("*",),
+                      allowed_requesters=("*",))
+    net = LocalNetwork(tmp_path, rows=40, policy=only_sum, compute_nodes=5)
+    view = ChainView(net.contracts)
+    view.refresh()  # the explorer starts before the tasks, as its watcher would
+    pump = net.pump
+
+    def pump_and_watch() -> None:  # as the watcher thread would
+        pump()
+        view.refresh()
+
+    net.pump = pump_and_watch  # type: ignore[method-assign]
+    try:
+        client = TestClient(create_explorer_app(view))
+        me = net.requester_account.address
+        inputs = [(d, ["age"]) for d in net.dataset_ids]
+        refused = net.requester().run(TaskSpec.new("mean", inputs, [me], FEE))
+        assert refused.verdict == "rejected"
+        doc = client.get(f"/api/tasks/{refused.task_id}").json()
+        assert doc["stage"] == "rejected" and doc["verdict"] == "rejected"
+        assert doc["passed"] == ["submitted", "rejected"] and doc["committee"] == []
+        assert doc["payouts"] == [{"account": me, "amount_wei": str(FEE)}]  # the refund
+        assert doc["closed_reason"] and doc["members"] == []
+
+        first: dict[int, str] = {}
+
+        def refuse_if_first_drawn(agent: ComputeAgent) -> Callable[[int], bool]:
+            def accept(task_id: int) -> bool:
+                info = net.contracts.tasks.get_task(TaskId(task_id))
+                if info.round == 0:
+                    first.setdefault(task_id, info.committee[0].lower())
+                return agent.me != first.get(task_id)
+            return accept
+
+        for agent in net.compute:
+            agent.accept = refuse_if_first_drawn(agent)
+        res = net.requester(ack_wait=0.5).run(
+            TaskSpec.new("sum", inputs, [me], FEE, security="semi-honest"))
+        assert res.verdict == "verified" and res.redraws == 1
+        doc = client.get(f"/api/tasks/{res.task_id}").json()
+        lazy = first[res.task_id]
+        drawn = [h for h in doc["history"] if h["stage"] == "committee drawn"]
+        assert [h["round"] for h in drawn] == [0, 1] and doc["round"] == 1
+        assert doc["passed"] == list(STAGES)
+        assert [s["member"].lower() for s in doc["slashed"]] == [lazy]
+        assert lazy not in {m["address"].lower() for m in doc["members"]}
+        assert all(m["acknowledged"] for m in doc["members"])  # the second round's acks
+        nodes = {n["address"].lower(): n for n in client.get("/api/nodes").json()}
+        assert int(nodes[lazy]["slashed_wei"]) == int(doc["slashed"][0]["amount_wei"]) > 0
+        assert nodes[lazy]["committees_served"] == 1  # drawn once, replaced
+
+        stats = client.get("/api/stats?bucket=60").json()
+        assert [f["stage"] for f in stats["finished"]] == ["rejected", "settled"]
+        assert sum(p["failed"] for p in stats["series"]) == 1
+        assert sum(p["settled"] for p in stats["series"]) == 1
+        assert sum(p["rows"] for p in stats["series"]) == 3 * 40  # the refused task's: none
+    finally:
+        del net.pump
+        net.close()

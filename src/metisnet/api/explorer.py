@@ -61,7 +61,7 @@ class _Seen:
     state: TaskState = TaskState.NONE
     datasets: tuple[str, ...] = ()
     rows: int = 0
-    #: first seen already final, so the polls say nothing of how long it took
+    #: already final when the view first refreshed: the polls say nothing of its timing
     late: bool = False
 
 
@@ -89,6 +89,7 @@ class ChainView:
         self._rows: dict[str, int] = {}
         self._stakes: dict[str, tuple[int, float]] = {}
         self._final: dict[int, TaskInfo] = {}
+        self._initial: int | None = None  # tasks on chain at the first refresh
         self.events = EventLog(contracts.registry.chain.w3, contracts.tasks.address,
                                contracts.datasets.address)
         self._refreshed = 0.0
@@ -100,7 +101,10 @@ class ChainView:
             self._scan()
             tm = self.contracts.tasks
             now = self._clock()
-            for i in range(1, tm.task_count() + 1):
+            count = tm.task_count()
+            if self._initial is None:
+                self._initial = count
+            for i in range(1, count + 1):
                 seen = self._seen.setdefault(i, _Seen())
                 if seen.state in _TERMINAL:
                     continue
@@ -124,7 +128,10 @@ class ChainView:
         for d in seen.datasets:
             self._datasets.setdefault(d, None)
         seen.rows = sum(self._row_count(d) for d in seen.datasets)
-        seen.late = info.state in _TERMINAL
+        # final before this view first looked: when it finished is unknown to its clock (a
+        # task created since, and final by its first poll, finished within that poll)
+        seen.late = info.state in _TERMINAL and (
+            self._initial is None or int(info.task_id) <= self._initial)
 
     @staticmethod
     def _observe(seen: _Seen, state: TaskState, now: float) -> None:
@@ -334,8 +341,8 @@ class ChainView:
         gives rates per minute (see :func:`_series`): tasks settled, tasks failed or
         rejected, and the input rows of the settled tasks (the registered row counts of the
         datasets they named). Bytes moved are not on chain and are not charted. A task
-        already final when the explorer first saw it is placed at its closing block's
-        timestamp.
+        already final when the explorer first saw it is listed (with its latency in chain
+        time and its closing block) but not placed on the time axis.
         """
         with self._lock:
             now = self._clock()
@@ -344,12 +351,15 @@ class ChainView:
                 if seen.state not in _TERMINAL:
                     continue
                 ev = self.events.tasks.get(tid)
-                end = seen.stages.get(stage_name(seen.state))
-                if seen.late and ev is not None and ev.history:
-                    end = float(ev.history[-1]["time"])
+                # on the explorer's clock only when it saw the task finish: chain time can
+                # be moved (anvil's evm_increaseTime, the embedded chain's time travel)
+                end = None if seen.late else seen.stages.get(stage_name(seen.state))
+                closed = ev.history[-1] if ev is not None and ev.history else None
                 latency, source = _latency(seen.state, seen, ev)
                 done.append({"task_id": tid, "stage": stage_name(seen.state),
-                             "finished_at": end, "latency_s": latency,
+                             "finished_at": end, "closed_block": closed and closed["block"],
+                             "closed_chain_time": closed and closed["time"],
+                             "latency_s": latency,
                              "latency_source": source,
                              "stage_s": {} if seen.late else _durations(seen.stages),
                              "rows": seen.rows})

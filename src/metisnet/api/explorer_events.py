@@ -127,8 +127,12 @@ class EventLog:
                                      "time": self._time(block)}
             if name == "CommitteeDrawn":
                 entry["round"] = int(args["round"])
-                task.committees.append([str(a) for a in args["committee"]])
-                task.acks.append(set())
+                committee = [str(a) for a in args["committee"]]
+                task.committees.append(committee)
+                # a redraw keeps the members who acknowledged; a restart's committee is
+                # disjoint from the last one, so nothing carries over
+                before = task.acks[-1] if task.acks else set()
+                task.acks.append(before & {a.lower() for a in committee})
             task.history.append(entry)
         elif name == "TaskClosed":
             state = TaskState(int(args["state"]))
