@@ -56,7 +56,7 @@ from metisnet.mpc.evidence import (
     proven_suspects,
     slashable,
 )
-from metisnet.mpc.malicious import MaliciousVerifier, verify
+from metisnet.mpc.malicious import MaliciousVerifier, preprocess, verify
 from metisnet.mpc.triples import min_pool, plan
 from metisnet.net.channel import Channel, ChannelStats, InMemoryNetwork
 from metisnet.net.local_cluster import LocalCluster
@@ -65,6 +65,9 @@ _jobs = itertools.count()
 OPS = ("input", "mul", "mul_int", "dot", "trunc", "less_than", "equal", "max", "reveal_to",
        "bits")
 MODES = ("flip", "inconsistent", "input", "drop", "reorder")
+#: triples made ahead (arithmetic, boolean words): none (every product checked by bucketing),
+#: a few (the first products by Beaver, the rest recorded and checked), plenty (all Beaver)
+PREP = ((0, 0), (6, 3), (400, 400))
 
 
 # -- signing ---------------------------------------------------------------------------------
@@ -238,7 +241,8 @@ def make_data(op: str, seed: int) -> dict[str, Any]:
         y = np.where(rng.integers(2, size=n) == 1, x, y)
     xi = rng.integers(-1000, 1000, n)
     yi = rng.integers(-1000, 1000, n)
-    return {"op": op, "x": x, "y": y, "xi": xi, "yi": yi, "owner": int(rng.integers(3))}
+    return {"op": op, "x": x, "y": y, "xi": xi, "yi": yi, "owner": int(rng.integers(3)),
+            "prep": int(rng.integers(len(PREP)))}
 
 
 def expected(data: dict[str, Any]) -> Any:
@@ -253,6 +257,7 @@ def expected(data: dict[str, Any]) -> Any:
 
 def program(ctx: MpcContext, data: dict[str, Any], cheat: Cheat | None) -> Any:
     op, n, owner = data["op"], data["x"].size, data["owner"]
+    preprocess(ctx, *PREP[data["prep"]])
     ints = op in ("mul_int", "reveal_to")
     xv, yv = (data["xi"], data["yi"]) if ints else (data["x"], data["y"])
     f = 0 if ints else None
@@ -366,11 +371,11 @@ def judge(data: dict[str, Any], cheat: Cheat, results: list[tuple[str, Any, int,
 
 
 # -- counting the cheater's messages -----------------------------------------------------------
-_COUNTS: dict[tuple[str, int], int] = {}
+_COUNTS: dict[tuple[str, int, int], int] = {}
 
 
 def message_count(op: str, party: int, data: dict[str, Any]) -> int:
-    key = (op, party)
+    key = (op, party, data["prep"])
     if key not in _COUNTS:
         probe = Cheat(party, "flip", 10**9, 0)  # never reached: an honest run that counts
         res = run_threads(data, probe)
@@ -386,7 +391,9 @@ def random_injection(rng: np.random.Generator, i: int, modes: tuple[str, ...] = 
     data = make_data(op, int(rng.integers(2**32)))
     party = int(rng.integers(3))
     mode = modes[int(rng.integers(len(modes)))]
-    count = message_count(op, party, make_data(op, 1))
+    probe = make_data(op, 1)
+    probe["prep"] = data["prep"]
+    count = message_count(op, party, probe)
     target = int(rng.integers(count)) if mode != "input" else int(rng.integers(2))
     return data, Cheat(party, mode, target, int(rng.integers(2**32)))
 
@@ -700,3 +707,121 @@ def test_two_disagreements_with_one_party_pin_it() -> None:
     assert [proven_suspects(r, check_signature) for r in reports] == [(0, 1), (1, 2)]
     pooled = combine(reports)
     assert pooled is not None and slashable(pooled, check_signature) == 1
+
+
+# -- triples made ahead: Beaver products online ------------------------------------------------
+def test_preprocessed_multiplication_costs_two_semi_honest_products() -> None:
+    """With verified triples in stock a product costs 16 B online (Beaver), and the check
+    before release adds only digests; making the triples costs what bucketing costs."""
+    n = 20_000
+    prep: list[int] = [0] * 3
+    got: list[Any] = [None] * 3
+    net = InMemoryNetwork(3, timeout=20)
+    xv = np.arange(n, dtype=np.int64) - n // 2
+
+    def run(i: int) -> None:
+        ctx = MpcContext.setup(net.channel(i), session="p")
+        before = ctx.stats.bytes_sent
+        preprocess(ctx, n, 0)
+        prep[i] = ctx.stats.bytes_sent - before
+        x = share(ctx, xv if i == 0 else None, owner=0, shape=(n,), frac_bits=0)
+        verify(ctx)
+        before = ctx.stats.bytes_sent
+        z = mul_raw(ctx, x, x)
+        verify(ctx)
+        online = ctx.stats.bytes_sent - before
+        assert ctx.verifier is not None and ctx.verifier.stock(False) == 0
+        got[i] = (online, reveal(ctx, z))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    k, m = plan(n)
+    for i in range(3):
+        online, value = got[i]
+        assert 16 * n <= online <= 16 * n + 4096
+        assert np.array_equal(value, xv * xv)
+        assert 8 * (n + m) + 16 * k * n <= prep[i] <= 8 * (n + m) + 16 * k * n \
+            + 24 * (m - k * n) + 4096
+
+
+def _run_cheater(cls: type[MpcContext], cheater: int, prog: Callable[[MpcContext], Any],
+                 session: str) -> list[tuple[str, Any]]:
+    net = InMemoryNetwork(3, timeout=20)
+    out: list[Any] = [None] * 3
+
+    def run(i: int) -> None:
+        ch = AbortingChannel(net.channel(i), session, 20.0)
+        try:
+            ctx = (cls if i == cheater else MpcContext).setup(ch, session=session)
+            out[i] = ("ok", prog(ctx))
+        except CheatingDetected as exc:
+            out[i] = ("cheating", exc.suspects)
+            ch.abort()
+        except PeerTimeout:
+            out[i] = ("timeout", None)
+            ch.abort()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def test_a_common_error_on_every_preprocessed_triple_is_caught_before_use() -> None:
+    """The same shift on every candidate and pool triple passes every sacrifice; the
+    opened triples of the cut-and-choose catch it while the triples are made."""
+    n = 50_000
+
+    def prog(ctx: MpcContext) -> Any:
+        preprocess(ctx, n, 0)
+        return "made"
+
+    out = _run_cheater(ShiftEveryProduct, 1, prog, "shiftprep")
+    assert out[0] == ("cheating", (1, 2)) and out[2] == ("cheating", (0, 1)), out
+
+
+class WrongBeaverShare(MpcContext):
+    """Sends the next party a wrong share in every Beaver opening (and nothing else)."""
+
+    def send(self, peer: int, tag: str, array: np.ndarray) -> None:
+        if ":beaver-" in tag:
+            array = array ^ np.uint64(1 << 63)
+        super().send(peer, tag, array)
+
+
+def test_a_wrong_beaver_share_aborts_before_release_naming_a_pair() -> None:
+    """An error of 2^63 (the one a random ring factor kills half the time) in an opened
+    Beaver value: the honest parties' openings differ, the check before release fails,
+    and each names the two others (it cannot tell which of them lied)."""
+    n = 100
+
+    def prog(ctx: MpcContext) -> Any:
+        preprocess(ctx, n, 0)
+        x = SharedArray(*ctx.random_pair(n), party=ctx.party)
+        return reveal(ctx, mul_raw(ctx, x, x))
+
+    out = _run_cheater(WrongBeaverShare, 0, prog, "wrongbeaver")
+    assert out[1] == ("cheating", (0, 2)) and out[2] == ("cheating", (0, 1)), out
+
+
+def test_a_tampered_share_the_cheater_never_sends_still_aborts() -> None:
+    """A Beaver product sends only a party's first share; a wrong second share still
+    changes the cheater's own opened values and its share stream, both compared at the
+    check: the session aborts, and each honest party's suspects include the cheater."""
+    n = 50
+
+    def prog(ctx: MpcContext) -> Any:
+        preprocess(ctx, n, 0)
+        x = SharedArray(*ctx.random_pair(n), party=ctx.party)
+        if ctx.party == 2:
+            x = x.like(x.a, x.b ^ np.uint64(4))
+        return reveal(ctx, mul_raw(ctx, x, x))
+
+    out = _run_cheater(MpcContext, 2, prog, "secondshare")
+    for p in (0, 1):
+        assert out[p][0] == "cheating" and 2 in out[p][1], out

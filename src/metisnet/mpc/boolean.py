@@ -88,6 +88,9 @@ def _carry_save(ctx: MpcContext, x: SharedArray, nbits: int) -> tuple[Pair, Pair
     ``nbits``), with ``x = s + 2c``. One AND round of ``nbits`` planes."""
     sa = to_planes(x.a)
     sb = to_planes(x.b)
+    if ctx.verifier is not None and 0 < sa[:nbits].size <= ctx.verifier.stock(True):
+        # malicious mode with verified triples made: maj as one Beaver AND
+        return (sa, sb), ctx.verifier.beaver_carry_save(ctx, sa[:nbits], sb[:nbits])
     t = sa[:nbits] & sb[:nbits]  # x_i & x_{i+1}: this party's term of maj, 3-out-of-3
     t ^= ctx.zero_share_xor(t.shape)
     tag = ctx.tag("a2b_maj")

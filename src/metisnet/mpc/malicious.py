@@ -132,8 +132,10 @@ class MaliciousVerifier:
         self._dirty = True
         self.aborted = False
         self.checks = 0
-        #: every value opened by a Beaver multiplication, compared at the next check
+        #: every value opened by a Beaver multiplication, compared at the next check, and
+        #: this party's two shares of them (each compared with its other holder)
         self._opened = hashlib.sha256()
+        self._bstreams = {me: hashlib.sha256(), nx: hashlib.sha256()}
         #: verified triples in stock (6-tuples of flat arrays), arithmetic and boolean
         self._stock: dict[bool, list[Six]] = {False: [], True: []}
         #: products and AND words checked so far (online or by bucketing), for planning
@@ -166,10 +168,10 @@ class MaliciousVerifier:
                           _flat(z[1])))
         self._dirty = True
 
-    def record_carry_save(self, sa: U64, sb: U64, t: Pair) -> None:
-        """The A2B carry-save message: ``t = maj(x0, x1, x2)`` for this party's planes
-        ``(sa, sb) = (x_i, x_{i+1})``. Since ``maj = ((x0^x1) & (x1^x2)) ^ x1``, record the
-        AND ``P & Q = t ^ X1`` with ``P = X0^X1``, ``Q = X1^X2`` (``X_j``: share j alone)."""
+    def _maj_operands(self, sa: U64, sb: U64) -> tuple[Pair, Pair, Pair]:
+        """For this party's planes ``(sa, sb) = (x_i, x_{i+1})``: the XOR-sharings of
+        ``P = X0^X1``, ``Q = X1^X2`` and ``X1`` (``X_j``: share j alone), with
+        ``maj(x0, x1, x2) = (P & Q) ^ X1``."""
         zero = np.zeros_like(sa)
 
         def comp(j: int) -> Pair:
@@ -179,7 +181,23 @@ class MaliciousVerifier:
         x0, x1, x2 = comp(0), comp(1), comp(2)
         p = (x0[0] ^ x1[0], x0[1] ^ x1[1])
         q = (x1[0] ^ x2[0], x1[1] ^ x2[1])
+        return p, q, x1
+
+    def record_carry_save(self, sa: U64, sb: U64, t: Pair) -> None:
+        """The A2B carry-save message: ``t = maj(x0, x1, x2)`` for this party's planes
+        ``(sa, sb) = (x_i, x_{i+1})``. Since ``maj = ((x0^x1) & (x1^x2)) ^ x1``, record the
+        AND ``P & Q = t ^ X1`` with ``P = X0^X1``, ``Q = X1^X2`` (``X_j``: share j alone)."""
+        p, q, x1 = self._maj_operands(sa, sb)
         self.record_and(p, q, (t[0] ^ x1[0], t[1] ^ x1[1]))
+
+    def beaver_carry_save(self, ctx: MpcContext, sa: U64, sb: U64) -> Pair:
+        """``maj(x0, x1, x2)`` of the A2B carry-save step as one Beaver AND (1 round, 16 B
+        per word and party; :meth:`stock` checked by the caller)."""
+        p, q, x1 = self._maj_operands(sa, sb)
+        za, zb = self.beaver_and(ctx, p, q)
+        za ^= x1[0]
+        zb ^= x1[1]
+        return za, zb
 
     def on_input(self, x: SharedArray, owner: int) -> None:
         """Fold the message-borne share ``x_{owner+1}`` of an input into its holders'
@@ -451,6 +469,8 @@ class MaliciousVerifier:
         op(y[1], trip[3], out=sh_b[n:])
         step = ctx.tag("beaver-b" if boolean else "beaver-a")
         ctx.send(ctx.next, step, sh_a)
+        self._bstreams[self.party].update(sh_a.data)
+        self._bstreams[ctx.next].update(sh_b.data)
         got = ctx.recv(ctx.prev, step, (2 * n,))
         if boolean:
             sh_a ^= sh_b
@@ -578,6 +598,8 @@ class MaliciousVerifier:
             mine[f"share:input/x{j}"] = h.digest()
         for j, h in self._dealt.items():
             mine[f"dealt:pair/x{j}"] = h.digest()
+        for j, h in self._bstreams.items():
+            mine[f"share:beaver/x{j}"] = h.digest()
         mine.update(self._keys)
         mine["opened:beaver"] = self._opened.digest()
 
@@ -585,11 +607,19 @@ class MaliciousVerifier:
             shared = sender if (sender - 1) % PARTIES == receiver else receiver
             keys = [f"share:key/k{shared}", "dealt:key/all"] if self._keys else []
             return [f"share:input/x{shared}", f"dealt:pair/x{shared}", *keys,
-                    "opened:beaver"]
+                    f"share:beaver/x{shared}", "opened:beaver"]
 
         bad = self._exchange(ctx, step + ":s", mine, items_for)
         if not bad:
             return
+        # Beaver openings first: a wrong share sent to one honest party makes its later
+        # shares differ from the other honest party's, so no share item may be blamed then
+        opened = [t for t in bad if t[2].item == "opened:beaver"]
+        if opened:
+            peer, own, theirs = opened[0]
+            raise self._fail(f"party {peer} saw other values opened in Beaver "
+                             "multiplications: a party sent a wrong share (not attributable)",
+                             "failed-check", step, self._others(), (own, theirs))
         # a dealer's equivocation also shows in the input stream if the caller folded the
         # dealt pair there too: a peer's share item is a certain lie only if its dealt
         # pairs agree with mine
@@ -598,13 +628,7 @@ class MaliciousVerifier:
             if theirs.item.startswith("share:") and peer not in dealt_peers:
                 raise self._fail(f"party {peer} disagrees about {theirs.item[6:]}, which "
                                  "both hold", "disagreement", step, (peer,), (own, theirs))
-        dealt = [t for t in bad if t[2].item.startswith("dealt:")]
-        if not dealt:  # only the Beaver openings differ
-            peer, own, theirs = bad[0]
-            raise self._fail(f"party {peer} saw other values opened in Beaver "
-                             "multiplications: a party sent a wrong share (not attributable)",
-                             "failed-check", step, self._others(), (own, theirs))
-        peer, own, theirs = dealt[0]
+        peer, own, theirs = next(t for t in bad if t[2].item.startswith("dealt:"))
         sus: tuple[int, ...] = ()  # a pair from an outside dealer, who may have equivocated
         if theirs.item == "dealt:key/all":  # dealt by party 0 to both others
             sus = (peer,) if self.party == 0 else self._others()
