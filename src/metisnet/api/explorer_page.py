@@ -60,6 +60,7 @@ _BODY = r"""
   &middot; round <span id="live-round">-</span>
   &middot; <span id="live-follow" class="muted">following the newest task</span></div>
  <ol class="stages" id="live-stages"></ol>
+ <div class="muted">on chain: <span id="live-history">-</span></div>
  <div class="grid">
   <div>
    <div>votes: <span id="live-votes" class="mono">-</span></div>
@@ -182,6 +183,8 @@ function showLive(t) {
     }
     ol.appendChild(li);
   }
+  $("live-history").textContent = t.history.length ? t.history.map((h) => h.stage +
+    ("round" in h ? " (round " + h.round + ")" : "") + " @" + h.block).join(" → ") : "-";
   const vt = t.votes;
   $("live-votes").textContent = "owners " + vt.owner_approvals + " approved, validators " +
     eth(vt.approve_wei) + " for / " + eth(vt.reject_wei) + " against of " +
