@@ -74,6 +74,10 @@ def test_routes_show_nodes_datasets_and_a_task_to_its_verdict(net: LocalNetwork)
     assert "settled" not in live, live  # the verdict is posted after the last pump
     final = client.get("/api/live").json()["task"]
     assert final["task_id"] == task_id and final["stage"] == "settled"
+    assert "credits" not in final and final["members"] and final["payouts"]
+    assert client.get(f"/api/live?task={task_id}").json()["task"]["history"] == \
+        final["history"]
+    assert client.get("/api/live?task=99").status_code == 404
 
     # every dataset the task named is listed now, with owner and policy hash, never data
     datasets = client.get("/api/datasets").json()

@@ -496,10 +496,16 @@ def create_explorer_app(view: ChainView, *, refresh_on_read: bool = True) -> Fas
             raise HTTPException(404, str(exc)) from None
 
     @app.get("/api/live")
-    def live() -> dict[str, Any]:
-        """The task a live view follows (newest in flight, else newest), or null."""
+    def live(task: int | None = None) -> dict[str, Any]:
+        """The task a live view follows: ``task``, else the newest in flight, else the
+        newest, or null; without the validator set and credits (a few chain reads only)."""
         fresh()
-        return {"task": view.live()}
+        if task is None:
+            return {"task": view.live()}
+        try:
+            return {"task": view.task(task, extras=False)}
+        except ValidationError as exc:
+            raise HTTPException(404, str(exc)) from None
 
     @app.get("/api/stats")
     def stats(bucket: int | None = None) -> dict[str, Any]:

@@ -208,7 +208,7 @@ function showLive(t) {
 async function liveTick() {
   let next = 1000;
   try {
-    const t = pinned ? await get("/api/tasks/" + pinned) : (await get("/api/live")).task;
+    const t = (await get("/api/live" + (pinned ? "?task=" + pinned : ""))).task;
     $("live-follow").textContent = pinned ? "pinned (click a task to change)"
       : "following the newest task";
     if (!t) next = 250;  // pick up a new task soon
