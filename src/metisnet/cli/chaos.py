@@ -89,7 +89,7 @@ def chaos(runs: int, seed: int, json_file: Path | None, kinds: tuple[str, ...],
     where = "devnet" if devnet else "in-process"
     table = Table(title=f"metis chaos ({where}): {runs} scenarios, seed {seed}, "
                         f"{elapsed:.0f} s")
-    table.add_column("scenario")
+    table.add_column("scenario", no_wrap=True)
     table.add_column("expected")
     table.add_column("runs", justify="right")
     table.add_column("as expected", justify="right")
