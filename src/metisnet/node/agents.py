@@ -44,7 +44,7 @@ from metisnet.chain.tasks import TaskInfo, TaskState
 from metisnet.errors import MetisError, PolicyViolation, ProtocolError, ValidationError
 from metisnet.mpc.evidence import Signer
 from metisnet.net.channel import Channel
-from metisnet.node import outsource_task
+from metisnet.node import outsource_task, sql_task
 from metisnet.node.claims import NodeSigner
 from metisnet.node.datanode import DataNode
 from metisnet.node.programs import get_program
@@ -232,6 +232,10 @@ class DataNodeAgent:
                 self.errors.append((task_id, w.error))
 
     def _contribute(self, task_id: int, info: TaskInfo, t: _DataTask) -> None:
+        if t.spec.program == sql_task.SQL_PROGRAM:  # whole tables, its own session protocol
+            layout = layout_for(info, lambda d: self.contracts.datasets.owner_of(DatasetId(d)))
+            channel = self.sessions(session_id(task_id, info.round), layout.members)
+            return sql_task.contribute(channel, layout, self.me, t.spec, self.node, t.local_ids)
         columns = []
         for inp, local_id in zip(self._held_inputs(t.spec), t.local_ids, strict=True):
             cols = self.node.read_columns(local_id, inp.columns[:1])

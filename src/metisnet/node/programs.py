@@ -17,6 +17,11 @@ mean       [sum x / N]                            3 * 2^-f + |mean| * 2^-24
 variance   [sum x^2 / N - mean^2]                 (6 max|x| + 8) 2^-f + 2 E[x^2] 2^-24
 =========  =====================================  =====================================
 
+``sql`` (:mod:`metisnet.node.sql_task`): its ``params`` carry a query, the tables and their
+public schema; each data node deals whole tables (one flattened input per dataset), and the
+program cuts them back into tables and runs the query's compiled plan; its output is the
+released table (a present flag and the query's aggregates per group).
+
 Rounds per party (semi-honest): count, sum 0; mean 2; variance 6 (square and truncate,
 divide both moments by the public N, square the mean). Valid while the mean and the mean
 of squares stay below 2^23 in magnitude. In malicious mode the integrity check before the
@@ -138,11 +143,18 @@ PROGRAMS: dict[str, Program] = {
 
 
 def get_program(name: str, params: dict[str, Any] | None = None) -> Program:
-    """The program called ``name``; a clear error names the ones that exist."""
+    """The program called ``name``; a clear error names the ones that exist.
+
+    ``sql`` checks its params (the query is parsed and planned): an unsupported query or
+    malformed params raise :class:`~metisnet.errors.ValidationError`."""
+    if name == "sql":
+        from metisnet.node.sql_task import program  # sql_task imports the session
+
+        return program(params or {})
     prog = PROGRAMS.get(name)
     if prog is None:
         raise ValidationError(
-            f"unknown program {name!r}; available: {', '.join(sorted(PROGRAMS))}")
+            f"unknown program {name!r}; available: {', '.join(sorted([*PROGRAMS, 'sql']))}")
     if params:
         raise ValidationError(f"program {name!r} takes no parameters")
     return prog

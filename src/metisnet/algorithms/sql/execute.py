@@ -305,14 +305,16 @@ def released(ctx: MpcContext, plan: Plan, mine: Any, *, k: int, rows: int) -> Sh
     """The committee program: the shared table of released results (columns
     :func:`~metisnet.algorithms.sql.aggregates.released_names`, fixed point f = 16).
 
-    ``mine`` is this member's shares (:func:`own_shares`); ``rows`` the table's public row
+    ``mine`` is this member's shares (:func:`own_shares`; a column's parts may also be
+    shared arrays already, as the task flow receives them); ``rows`` the table's public row
     count (the union of the data nodes' parts; ignored for a join, whose size the committee
     learns).
     """
     if plan.join is not None:
         cols, n = _joined_columns(ctx, plan, mine, k)
     else:
-        cols = {c: mpc.concat([receive(ctx, pair, frac_bits=FRAC_BITS) for pair in pairs])
+        cols = {c: mpc.concat([p if isinstance(p, SharedArray)
+                               else receive(ctx, p, frac_bits=FRAC_BITS) for p in pairs])
                 for c, pairs in mine.items()}
         n = rows
         if any(c.shape[0] != n for c in cols.values()):

@@ -46,7 +46,7 @@ from typing import Any
 from metisnet.errors import PolicyViolation, ValidationError
 
 __all__ = ["Agg", "JoinSide", "Plan", "Schema", "Step", "TablePolicy", "check_policies",
-           "explain", "plan_query", "strip_explain"]
+           "explain", "plan_query", "read_columns", "strip_explain"]
 
 #: table name -> column name -> public domain (a sequence of values), or None (numeric, no domain)
 Schema = Mapping[str, Mapping[str, Sequence[Any] | None]]
@@ -561,7 +561,7 @@ class TablePolicy:
     allow_join: bool = True
 
 
-def _read_columns(plan: Plan) -> dict[str, set[str]]:
+def read_columns(plan: Plan) -> dict[str, set[str]]:
     """Table -> raw columns a plan reads (join keys included)."""
     if plan.join is None:
         return {plan.table: set(plan.columns)}
@@ -577,7 +577,7 @@ def check_policies(plan: Plan, policies: Mapping[str, TablePolicy] | None, k: in
         raise ValidationError("the minimum group size k must be at least 1")
     if not policies:
         return k
-    for table, cols in _read_columns(plan).items():
+    for table, cols in read_columns(plan).items():
         pol = policies.get(table)
         if pol is None:
             continue
