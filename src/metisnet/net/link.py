@@ -5,16 +5,26 @@ which reads what the socket has now (non-blocking), decrypts it and hands every 
 frame to ``deliver``; :meth:`send` writes one frame, calling ``wait_io`` while the socket
 is full (the endpoint reads all connections meanwhile, see :mod:`metisnet.net.endpoint`).
 
-Receiving: frames are validated prefix first, header second, before a payload byte is
-accepted. Small frames are decrypted a TLS record at a time into a staging buffer and
-parsed from there; the rest of a large payload is decrypted straight into the ``numpy``
-array that the session will hand out. A frame whose session is full is *parked*: nothing
-more is read from the link until it fits (TCP flow control then slows the sender).
+Two layers share the TCP stream: TLS 1.3 records, and after a ``KIND_BULK`` frame header
+(which itself comes in TLS) the payload of that frame in bulk records
+(:mod:`metisnet.net.bulk`). Sending: frames with a payload of at least ``BULK_MIN`` bytes
+go as a TLS header then bulk records sealed straight from the array (one system call
+per record); smaller frames go whole through TLS.
+
+Receiving: bytes from the socket are split into TLS records, which are fed to TLS one at
+a time, so that TLS never swallows the bulk bytes that follow a bulk header. Frames are
+validated prefix first, header second, before a payload byte is accepted. Small frames
+are parsed from a staging buffer of decrypted bytes; bulk records are received into one
+record buffer and opened straight into the ``numpy`` array that the session will hand
+out (as is the rest of a large TLS-carried payload). A frame whose session is full is
+*parked*: nothing more is read from the link until it fits (TCP flow control then slows
+the sender).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import socket
 import ssl
 import threading
@@ -25,10 +35,19 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from metisnet.errors import NetworkError, PeerTimeout
+from metisnet.errors import NetworkError, PeerTimeout, WireError
+from metisnet.net.bulk import (
+    BULK_MIN,
+    RECORD,
+    TAG_SIZE,
+    BulkOpener,
+    BulkSealer,
+    record_count,
+)
 from metisnet.net.identity import cert_hash
-from metisnet.net.tls import TlsLink
+from metisnet.net.tls import MAX_RECORD, TlsLink
 from metisnet.net.wire import (
+    KIND_BULK,
     KIND_DATA,
     PREFIX_SIZE,
     Header,
@@ -37,10 +56,10 @@ from metisnet.net.wire import (
     decode_prefix,
 )
 
-__all__ = ["Connection", "Eof"]
+__all__ = ["Connection", "Eof", "KeyExhausted"]
 
 _SMALL: Final = 64 << 10  # frames below this go out in one write
-_RAW_BUF: Final = 1 << 20  # socket reads of up to this many bytes
+_RAW_BUF: Final = 256 << 10  # socket reads of up to this many bytes (TLS records)
 _STAGE: Final = 64 << 10  # decrypted bytes of small frames are parsed from a buffer this big
 _CHUNK: Final = 1 << 20  # large payloads are encrypted and written in chunks of this size
 _LOWAT_MAX: Final = 256 << 10  # largest receive low-water mark while a payload streams in
@@ -52,6 +71,10 @@ WaitIo = Callable[[float, "Connection"], None]
 
 class Eof(Exception):
     """The peer closed the connection."""
+
+
+class KeyExhausted(NetworkError):
+    """The link's bulk key sealed its limit; the link was closed, a new one gets new keys."""
 
 
 class Connection:
@@ -81,8 +104,19 @@ class Connection:
         self.alive = True
         self._limits = limits
         self._send_timeout = send_timeout
-        self._raw = bytearray(_RAW_BUF)
-        self._rawview = memoryview(self._raw)
+        self._rx = bytearray(max(_RAW_BUF, len(link.leftover)))  # raw bytes not fed yet:
+        self._rxview = memoryview(self._rx)  # self._rx[self._r0:self._r1]
+        self._rxview[:len(link.leftover)] = link.leftover
+        self._r0, self._r1 = 0, len(link.leftover)
+        self._sealer = BulkSealer(link.bulk.send)
+        self._opener = BulkOpener(link.bulk.recv)
+        #: a bulk frame is being received: its payload arrives as bulk records
+        self._bulk = False
+        self._bdigest = b""  # SHA-256 of its prefix and header
+        self._bindex = self._bcount = 0  # record being received, records in the frame
+        self._brec = bytearray(0)  # one sealed record, filled from the socket
+        self._brecview = memoryview(self._brec)
+        self._bfill = self._bneed = 0
         self._sbuf = bytearray(max(_STAGE, 2 * (PREFIX_SIZE + self._limits.max_header)))
         self._sview = memoryview(self._sbuf)
         self._s0 = self._s1 = 0  # staged plaintext not parsed yet: _sbuf[_s0:_s1]
@@ -114,36 +148,140 @@ class Connection:
         if not self.unpark():
             return
         if self.dirty:
-            if not self._decrypt_available():
+            if not self._process():
                 return
             self.dirty = False
-        raw = self._rawview
         while True:
+            view = self._recv_view()
             try:
-                n = self.sock.recv_into(raw)
+                n = self.sock.recv_into(view)
             except (BlockingIOError, InterruptedError):
                 break
             if n == 0:
                 raise Eof
-            with self.tls_lock:
-                self._inc.write(raw[:n])
-            if not self._decrypt_available():
+            if self._bulk:
+                self._bfill += n
+            else:
+                self._r1 += n
+            if not self._process():
                 self.dirty = True  # bytes wait behind the parked frame
                 return
-            if n < len(raw):  # the socket is drained; poll reports more later
+            if n < len(view):  # the socket is drained; poll reports more later
                 break
         self._set_lowat()
+
+    def _recv_view(self) -> memoryview:
+        """Where the next socket read goes: the bulk record buffer, or the raw buffer."""
+        if self._bulk:  # the raw buffer is empty here (_process drained it into the record)
+            return self._brecview[self._bfill:self._bneed]
+        if self._r0 == self._r1:
+            self._r0 = self._r1 = 0
+        elif len(self._rx) - self._r1 < MAX_RECORD:
+            left = self._r1 - self._r0
+            self._rxview[:left] = self._rxview[self._r0:self._r1]
+            self._r0, self._r1 = 0, left
+        return self._rxview[self._r1:]
+
+    def _process(self) -> bool:
+        """Decode what was received; False if a frame got parked."""
+        while True:
+            if self._bulk:
+                step = self._bulk_step()
+                if step is None:
+                    return True  # the record needs more bytes from the socket
+                if not step:
+                    return False
+                continue
+            if not self._decrypt_available():
+                return False
+            if self._bulk:
+                continue
+            if not self._feed_record():
+                return True
+
+    def _feed_record(self) -> bool:
+        """Feed the next whole TLS record from the raw buffer to TLS; False if none."""
+        r0, avail = self._r0, self._r1 - self._r0
+        if avail < 5:
+            return False
+        size = 5 + int.from_bytes(self._rxview[r0 + 3:r0 + 5], "big")
+        if size > MAX_RECORD:
+            raise WireError(f"TLS record of {size} bytes: the stream is out of sync")
+        if avail < size:
+            return False
+        with self.tls_lock:
+            self._inc.write(self._rxview[r0:r0 + size])
+        self._r0 = r0 + size
+        return True
+
+    def _start_bulk(self, header: Header, head: memoryview) -> None:
+        """A bulk header was decoded: its payload follows on the stream in bulk records."""
+        with self.tls_lock:
+            trailing = self._inc.pending + self._tls.pending()
+        if trailing:
+            raise WireError("bytes after a bulk frame header in its TLS record")
+        plen = header.nbytes
+        if plen < BULK_MIN:
+            raise WireError(f"bulk frame of {plen} bytes, below the bulk minimum {BULK_MIN}")
+        self._header = header
+        self._arr = np.empty(header.shape, dtype=header.dtype)
+        self._target = self._arr.reshape(-1).view(np.uint8).data
+        self._got = 0
+        self._bulk = True
+        self._bdigest = hashlib.sha256(head).digest()
+        self._bindex, self._bcount = 0, record_count(plen)
+        self._next_record()
+
+    def _next_record(self) -> None:
+        if self._target is None:  # pragma: no cover - set by _start_bulk
+            raise RuntimeError("no bulk frame")
+        need = min(RECORD, len(self._target) - self._got) + TAG_SIZE
+        if len(self._brec) < need:
+            self._brec = bytearray(RECORD + TAG_SIZE)
+            self._brecview = memoryview(self._brec)
+        self._bfill, self._bneed = 0, need
+
+    def _bulk_step(self) -> bool | None:
+        """Advance the bulk frame: None if bytes are missing, False if it got parked."""
+        avail = self._r1 - self._r0
+        if avail and self._bfill < self._bneed:  # raw bytes read before the header decoded
+            k = min(avail, self._bneed - self._bfill)
+            self._brecview[self._bfill:self._bfill + k] = self._rxview[self._r0:self._r0 + k]
+            self._bfill += k
+            self._r0 += k
+        if self._bfill < self._bneed:
+            return None
+        target = self._target
+        if target is None:  # pragma: no cover - set by _start_bulk
+            raise RuntimeError("no bulk frame")
+        n = self._bneed - TAG_SIZE
+        self._opener.open_into(self._brecview[:self._bneed], self._bdigest, self._bindex,
+                               self._bcount, target[self._got:self._got + n])
+        self._got += n
+        self._bindex += 1
+        if self._got < len(target):
+            self._next_record()
+            return True
+        header, arr = self._header, self._arr
+        self._bulk = False
+        self._target = self._header = self._arr = None
+        self._bfill = self._bneed = 0
+        if header is None or arr is None:  # pragma: no cover - set by _start_bulk
+            raise RuntimeError("no bulk frame")
+        return self._hand_over(header, arr)
 
     def _set_lowat(self) -> None:
         """In the middle of a large payload, let poll wake us only for a good-sized chunk.
 
-        The mark never exceeds what must still arrive (the rest of the payload minus what
-        TLS already holds), so a wait for it always ends.
+        The mark never exceeds what must still arrive (the rest of the bulk record, or of
+        a TLS-carried payload minus what TLS already holds), so a wait for it always ends.
         """
         want = 1
-        if self._target is not None:
+        if self._bulk:
+            want = max(1, min(_LOWAT_MAX, self._bneed - self._bfill))
+        elif self._target is not None:
             with self.tls_lock:
-                held = self._inc.pending + self._tls.pending()
+                held = self._inc.pending + self._tls.pending() + self._r1 - self._r0
             want = max(1, min(_LOWAT_MAX, len(self._target) - self._got - held))
         if want != self._lowat:
             with contextlib.suppress(OSError):
@@ -185,6 +323,8 @@ class Connection:
             if self._s1 > self._s0:
                 if not self._parse_staged():
                     return False
+                if self._bulk:
+                    return True
                 if self._target is not None:
                     continue
             k = self._tls_read(self._sview[self._s1:])
@@ -223,6 +363,12 @@ class Connection:
             if body > s1:
                 break
             header = decode_header(buf[s0 + PREFIX_SIZE:body], plen, self._limits)
+            if header.kind == KIND_BULK:
+                if body != s1:
+                    raise WireError("bytes after a bulk frame header in its TLS record")
+                self._s0 = self._s1 = 0
+                self._start_bulk(header, buf[s0:body])
+                return True
             arr = np.empty(header.shape, dtype=header.dtype)
             have = min(plen, s1 - body)
             if plen:
@@ -246,7 +392,7 @@ class Connection:
         return True
 
     def _hand_over(self, header: Header, arr: NDArray[Any]) -> bool:
-        if header.kind != KIND_DATA:
+        if header.kind not in (KIND_DATA, KIND_BULK):
             return True
         frame = (header.session, header.tag, header.seq, arr)
         if not self._deliver(self, *frame):
@@ -256,23 +402,45 @@ class Connection:
 
     # ---- sending
 
-    def send(self, head: bytes, arr: NDArray[Any] | None) -> None:
-        if arr is None or arr.nbytes == 0:
+    def send(self, head: bytes, arr: NDArray[Any] | None, *, bulk: bool = False) -> None:
+        """Write one frame: ``head`` (prefix and header) and the array's bytes.
+
+        ``bulk`` (the header's kind is ``KIND_BULK``, for payloads of at least
+        ``BULK_MIN`` bytes): the header goes through TLS and the payload follows in bulk
+        records. Raises :class:`KeyExhausted`, having closed the link, when the bulk key
+        has sealed its limit (a new link brings new keys).
+        """
+        nbytes = 0 if arr is None else arr.nbytes
+        if bulk and (arr is None or nbytes < BULK_MIN):
+            raise ValueError(f"bulk frames carry at least {BULK_MIN} bytes")
+        view = None if arr is None else arr.reshape(-1).view(np.uint8).data
+        if view is None or nbytes == 0:
             pieces: list[bytes | memoryview] = [head]
-        elif arr.nbytes < _SMALL:
-            pieces = [head + arr.tobytes()]
+        elif bulk:
+            pieces = [head]
+        elif nbytes < _SMALL:
+            pieces = [head + arr.tobytes()]  # type: ignore[union-attr]
         else:
-            view = arr.reshape(-1).view(np.uint8).data
             pieces = [head, *(view[o:o + _CHUNK] for o in range(0, len(view), _CHUNK))]
         with self.send_lock:
             if not self.alive:
                 raise NetworkError(f"connection to {self.peer} is closed")
+            if bulk and not self._sealer.has_room(nbytes):
+                used = KeyExhausted(f"bulk key of the link to {self.peer} used up; re-dialling")
+                self._fail(self, used)
+                raise used
             try:
                 for piece in pieces:
                     with self.tls_lock:
                         self._tls.write(piece)
                         data = self._out.read()
                     self._write_all(data)
+                if bulk and view is not None:
+                    digest = hashlib.sha256(head).digest()
+                    count = record_count(nbytes)
+                    for i in range(count):
+                        self._write_all(self._sealer.seal(
+                            view[i * RECORD:(i + 1) * RECORD], digest, i, count))
             except NetworkError:
                 raise
             except (OSError, ssl.SSLError, ValueError) as exc:
@@ -280,7 +448,7 @@ class Connection:
                 self._fail(self, err)
                 raise err from None
 
-    def _write_all(self, data: bytes) -> None:
+    def _write_all(self, data: bytes | memoryview) -> None:
         try:  # the common case: the kernel takes it all at once
             off = self.sock.send(data)
         except (BlockingIOError, InterruptedError):

@@ -17,8 +17,16 @@ connection is set up in three steps:
    handshake proves the dialer holds that certificate's key.
 3. Both sides re-check the peer certificate from the TLS session against the pin (an
    unpinned or mismatching peer is refused here, before any payload frame is read), and
-   each confirms with a one-byte ``accept`` that the other waits for, so a refusal by
-   either side is known to both at once instead of at a first send or receive.
+   each confirms with an ``accept`` message that the other waits for, so a refusal by
+   either side is known to both at once instead of at a first send or receive. The
+   accept message carries an ephemeral X25519 public value: from the pair, both sides
+   derive the keys of the bulk record layer (:mod:`metisnet.net.bulk`), which carries
+   the payloads of large frames.
+
+Until the link is handed over, bytes are taken from the socket one whole TLS record at a
+time, so that nothing the peer sends right after its accept message (possibly bulk
+records, which are not TLS) is fed to TLS; what was read past it is handed over with
+the link (:attr:`TlsLink.leftover`).
 """
 
 from __future__ import annotations
@@ -36,12 +44,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
 from metisnet.errors import IntegrityError, NetworkError, PeerRefused, PeerTimeout
+from metisnet.net.bulk import PUBLIC_SIZE, BulkKeys, derive_keys
 from metisnet.net.identity import TlsIdentity, cert_hash, verify_certificate
 from metisnet.net.trust import TrustStore
 from metisnet.types import NodeId
 
 __all__ = [
+    "MAX_RECORD",
     "SOCKET_BUFFER",
     "RefusedByPeer",
     "TlsContexts",
@@ -53,10 +65,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_HELLO_MAGIC: Final = b"MNHELLO1"
+_HELLO_MAGIC: Final = b"MNHELLO2"
 _HELLO = struct.Struct(">8sH")
 _MAX_CERT: Final = 4096
-_ACCEPT: Final = b"\x01"
+_ACCEPT: Final = b"\x02"  # followed by an X25519 public value
+_ACCEPT_SIZE: Final = 1 + PUBLIC_SIZE
+#: Largest TLS record on the wire: 5 header bytes and at most 2**14 + 256 (RFC 8446 5.2).
+MAX_RECORD: Final = 5 + (1 << 14) + 256
 #: Kernel socket buffer size requested for node connections.
 SOCKET_BUFFER: Final = 4 << 20
 
@@ -124,6 +139,10 @@ class TlsLink:
     incoming: ssl.MemoryBIO
     outgoing: ssl.MemoryBIO
     peer: NodeId
+    #: keys of the bulk record layer (:mod:`metisnet.net.bulk`)
+    bulk: BulkKeys
+    #: bytes read from the socket past the last TLS record fed to ``tls``
+    leftover: bytes = b""
 
 
 def _flush(link_sock: socket.socket, out: ssl.MemoryBIO) -> None:
@@ -132,7 +151,36 @@ def _flush(link_sock: socket.socket, out: ssl.MemoryBIO) -> None:
         link_sock.sendall(data)
 
 
-def _handshake(sock: socket.socket, obj: ssl.SSLObject, inc: ssl.MemoryBIO,
+class _RecordReader:
+    """Feeds TLS from a socket one whole record at a time, never reading past it into TLS."""
+
+    def __init__(self, sock: socket.socket, inc: ssl.MemoryBIO) -> None:
+        self._sock = sock
+        self._inc = inc
+        self._buf = bytearray()
+
+    def feed_one(self) -> bool:
+        """Move the next whole TLS record into ``inc``; False at end of stream."""
+        while True:
+            if len(self._buf) >= 5:
+                size = 5 + int.from_bytes(self._buf[3:5], "big")
+                if size > MAX_RECORD:
+                    raise NetworkError("peer sent something that is not a TLS record")
+                if len(self._buf) >= size:
+                    self._inc.write(bytes(self._buf[:size]))
+                    del self._buf[:size]
+                    return True
+            data = self._sock.recv(65536)
+            if not data:
+                return False
+            self._buf += data
+
+    @property
+    def leftover(self) -> bytes:
+        return bytes(self._buf)
+
+
+def _handshake(sock: socket.socket, obj: ssl.SSLObject, reader: _RecordReader,
                out: ssl.MemoryBIO) -> None:
     """Drive the TLS handshake over a blocking socket (its timeout bounds each wait)."""
     while True:
@@ -142,13 +190,11 @@ def _handshake(sock: socket.socket, obj: ssl.SSLObject, inc: ssl.MemoryBIO,
             return
         except ssl.SSLWantReadError:
             _flush(sock, out)
-            data = sock.recv(65536)
-            if not data:
+            if not reader.feed_one():
                 raise ssl.SSLEOFError("peer closed the connection during the handshake") from None
-            inc.write(data)
 
 
-def _read_plain(sock: socket.socket, obj: ssl.SSLObject, inc: ssl.MemoryBIO, n: int) -> bytes:
+def _read_plain(obj: ssl.SSLObject, reader: _RecordReader, n: int) -> bytes:
     """Read ``n`` application bytes during connection set-up (blocking, with timeout)."""
     got = b""
     while len(got) < n:
@@ -158,13 +204,28 @@ def _read_plain(sock: socket.socket, obj: ssl.SSLObject, inc: ssl.MemoryBIO, n: 
                 return got
             got += chunk
         except ssl.SSLWantReadError:
-            data = sock.recv(65536)
-            if not data:
+            if not reader.feed_one():
                 return got
-            inc.write(data)
         except ssl.SSLZeroReturnError:
             return got
     return got
+
+
+def _exchange(raw: socket.socket, obj: ssl.SSLObject, reader: _RecordReader,
+              out: ssl.MemoryBIO, *, dialer: bool, own_hash: bytes,
+              peer_hash: bytes) -> BulkKeys | None:
+    """Send our accept message, read the peer's; None if the peer refused us (hung up)."""
+    secret = X25519PrivateKey.generate()
+    obj.write(_ACCEPT + secret.public_key().public_bytes_raw())
+    _flush(raw, out)
+    msg = _read_plain(obj, reader, _ACCEPT_SIZE)
+    if not msg:
+        return None
+    if len(msg) != _ACCEPT_SIZE or msg[:1] != _ACCEPT:
+        raise NetworkError("peer sent a malformed accept message (an older metisnet?)")
+    d_hash, a_hash = (own_hash, peer_hash) if dialer else (peer_hash, own_hash)
+    return derive_keys(secret, msg[1:], dialer=dialer, dialer_cert_hash=d_hash,
+                       acceptor_cert_hash=a_hash)
 
 
 class RefusedByPeer(PeerRefused):
@@ -224,20 +285,21 @@ def dial_tls(
         der = ctx.identity.cert_der
         raw.sendall(_HELLO.pack(_HELLO_MAGIC, len(der)) + der)
         inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        reader = _RecordReader(raw, inc)
         obj = ctx.client.wrap_bio(inc, out, server_side=False)
-        _handshake(raw, obj, inc, out)
+        _handshake(raw, obj, reader, out)
         peer_der = obj.getpeercert(binary_form=True)
         if peer_der is None:
             raise PeerRefused(f"{expected} presented no certificate")
         got = _check_pin(trust, peer_der, "dialled peer")
         if got != expected:
             raise PeerRefused(f"dialled {expected} at {address} but {got} answered")
-        obj.write(_ACCEPT)
-        _flush(raw, out)
-        if _read_plain(raw, obj, inc, 1) != _ACCEPT:  # b"" when the acceptor refused us
+        keys = _exchange(raw, obj, reader, out, dialer=True, own_hash=ctx.identity.cert_hash,
+                         peer_hash=cert_hash(peer_der))
+        if keys is None:  # the acceptor hung up: it refused us
             raise PeerRefused(f"{expected} refused us after the TLS handshake "
                               "(is this node in its trust store?)")
-        return TlsLink(raw, obj, inc, out, got)
+        return TlsLink(raw, obj, inc, out, got, keys, reader.leftover)
     except TimeoutError:
         _close(raw)
         raise PeerTimeout(f"TLS handshake with {expected} at {address} timed out") from None
@@ -274,16 +336,17 @@ def accept_tls(
         node_id = _check_pin(trust, der, "incoming peer")
         ctx.trust_client_cert(der)
         inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        reader = _RecordReader(raw, inc)
         obj = ctx.server.wrap_bio(inc, out, server_side=True)
-        _handshake(raw, obj, inc, out)
+        _handshake(raw, obj, reader, out)
         if obj.getpeercert(binary_form=True) != der:
             raise PeerRefused(f"incoming peer {node_id} switched certificates in the handshake")
         _check_pin(trust, der, "incoming peer")
-        obj.write(_ACCEPT)
-        _flush(raw, out)
-        if _read_plain(raw, obj, inc, 1) != _ACCEPT:
+        keys = _exchange(raw, obj, reader, out, dialer=False, own_hash=ctx.identity.cert_hash,
+                         peer_hash=cert_hash(der))
+        if keys is None:
             raise RefusedByPeer(node_id)
-        return TlsLink(raw, obj, inc, out, node_id)
+        return TlsLink(raw, obj, inc, out, node_id, keys, reader.leftover)
     except TimeoutError:
         _close(raw)
         raise PeerTimeout("incoming peer did not complete its hello and handshake") from None

@@ -39,6 +39,7 @@ from metisnet.errors import WireError
 __all__ = [
     "DTYPES",
     "KINDS",
+    "KIND_BULK",
     "KIND_DATA",
     "KIND_PING",
     "PREFIX_SIZE",
@@ -58,10 +59,13 @@ __all__ = [
 
 #: Version of the wire format; a frame of any other version is refused.
 VERSION: Final = 1
-#: Frame kinds: an array for a session, or a keep-alive without payload.
+#: Frame kinds: an array for a session, a keep-alive without payload, or an array whose
+#: payload follows in bulk records (:mod:`metisnet.net.bulk`; only on a TLS link that
+#: agreed bulk keys: a plain byte stream never carries it, see :class:`FrameDecoder`).
 KIND_DATA: Final = 0
 KIND_PING: Final = 1
-KINDS: Final = frozenset({KIND_DATA, KIND_PING})
+KIND_BULK: Final = 2
+KINDS: Final = frozenset({KIND_DATA, KIND_PING, KIND_BULK})
 
 _MAGIC: Final = b"MN"
 _PREFIX = struct.Struct(">2sHQ")
@@ -298,6 +302,8 @@ class FrameDecoder:
                 if header is None:
                     header = self._header = decode_header(
                         self._buf[PREFIX_SIZE:PREFIX_SIZE + hlen], plen, self._limits)
+                    if header.kind == KIND_BULK:
+                        raise WireError("a bulk frame on a plain byte stream")
                 if len(self._buf) < end:
                     break
                 payload = bytearray(self._buf[PREFIX_SIZE + hlen:end])
