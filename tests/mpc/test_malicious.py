@@ -461,6 +461,8 @@ def test_randomised_injections_memory() -> None:
         data, cheat = random_injection(rng, i, ("drop",))
         i += 1
         results = run_threads(data, cheat, timeout=0.5)
+        if not results[cheat.party][3]:
+            continue  # fewer messages than the probe's (Beaver or not depends on n)
         outcome = judge(data, cheat, results)
         assert "timeout" in outcome or "cheating" in outcome
         outcomes[f"drop:{outcome}"] += 1
@@ -811,8 +813,8 @@ def test_a_wrong_beaver_share_aborts_before_release_naming_a_pair() -> None:
 
 def test_a_tampered_share_the_cheater_never_sends_still_aborts() -> None:
     """A Beaver product sends only a party's first share; a wrong second share still
-    changes the cheater's own opened values and its share stream, both compared at the
-    check: the session aborts, and each honest party's suspects include the cheater."""
+    changes the cheater's own view of the opened values, compared at the check: the
+    session aborts, and each honest party's suspects include the cheater."""
     n = 50
 
     def prog(ctx: MpcContext) -> Any:

@@ -114,7 +114,10 @@ class MpcContext:
         ``rng`` is this party's CSPRNG; pass ``Csprng(seed)`` for reproducible tests.
 
         ``security``: ``"malicious"`` (default; security with abort against one cheating
-        party, :mod:`metisnet.mpc.malicious`) or ``"semi-honest"`` (faster, no checks).
+        party, :mod:`metisnet.mpc.malicious`: Beaver products with verified triples made
+        ahead by :func:`~metisnet.mpc.malicious.preprocess`, or products checked by
+        bucketing before release when none are in stock) or ``"semi-honest"`` (passive
+        security only: faster, no checks).
         ``signer`` signs this party's check digests for evidence (the node's key).
         """
         if security not in ("malicious", "semi-honest"):

@@ -1,20 +1,38 @@
 """Security with abort against one actively cheating party: the default ``"malicious"`` mode.
 
-Protocol: the semi-honest replicated-sharing operations run unchanged (Araki et al.,
-CCS 2016); every product they compute is *recorded* and checked, before any output is
-opened, by sacrifice against random triples with cut-and-choose bucketing (Furukawa,
-Lindell, Nof and Weinstein, EUROCRYPT 2017; Araki et al., S&P 2017 for the boolean
-gates; Lindell and Nof, CCS 2017, for checking each multiplication with a triple; over
-Z_2^64 with no lift, as in Eerikson et al., ITC 2020: the sacrifice needs no division).
-See :mod:`metisnet.mpc.triples` for the algebra and the bucket sizes: a cheat passes one
-check with probability below 2^-40.
+Protocol: replicated sharing over Z_2^64 (Araki et al., CCS 2016) with products computed
+from *verified triples* made ahead, the honest-majority protocol of Araki, Barak, Furukawa,
+Lichter, Lindell, Nof, Ohara, Watzman and Weinstein ("Optimized honest-majority MPC for
+malicious adversaries", S&P 2017) and Furukawa, Lindell, Nof and Weinstein (EUROCRYPT
+2017), over Z_2^64 and GF(2)^64 words with no lift (the sacrifice needs no division;
+Eerikson et al., ITC 2020):
 
-What is checked, and how (``ctx.verifier`` is a :class:`MaliciousVerifier`):
+* **offline** (:func:`preprocess`): random triples (a, b from the PRGs, c by one
+  semi-honest product) are verified by cut-and-choose and bucketing: each is sacrificed
+  against ``k`` others drawn by a random permutation chosen after every error is committed
+  (:mod:`metisnet.mpc.triples`: a spoiled triple survives with probability below 2^-40);
+* **online**: ``mul_raw`` (hence ``mul``, ``dot``, ``matmul``, bit injection) and every
+  AND gate, including the A2B carry-save step, are Beaver products with one verified
+  triple each (Beaver, CRYPTO 1991): open ``x - a`` and ``y - b``. A wrong share sent in
+  an opening cannot make a wrong product pass unnoticed: every party folds the opened
+  values into a running SHA-256 digest, compared with both peers at the check before any
+  output is released ("compare views", as in Furukawa et al. 2017). The two honest
+  parties' reconstructions differ exactly when the cheater sent a share other than its
+  honest co-holder's copy; they cannot tell which of the other two lied, so a mismatch
+  names a pair;
+* **no stock**: products made while no verified triples are in stock (none made ahead,
+  or too few) run semi-honestly and are *recorded*; the check verifies them against
+  verified triples left in stock (one each, 2 openings), and sacrifices the rest directly
+  against a fresh bucketed pool (Lindell and Nof, CCS 2017, checking each multiplication
+  with a triple). ``select`` is always recorded and checked this way.
 
-* **products**: ``mul_raw``, ``dot``, ``matmul``, ``select`` (arithmetic) and every AND
-  gate, including the carry-save step of A2B, which is the AND ``(x0^x1)&(x1^x2)`` in
-  disguise (boolean words). ``dot``/``matmul`` run as elementwise products plus a local
-  sum in this mode (8 bytes per *input* element, not per output).
+Statistical security: each bucketing (one per :func:`preprocess` call, and one per check
+that runs out of stock) lets a cheat through with probability below 2^-40 (s = 40, the
+default of :func:`metisnet.mpc.triples.plan`); the Beaver products and digest comparisons
+add only SHA-256 collisions. A session with B bucketings is secure up to B x 2^-40.
+
+What else is checked (``ctx.verifier`` is a :class:`MaliciousVerifier`):
+
 * **conversions** whose semi-honest form trusts one party are replaced: bit injection
   (``b2a``) by two checked multiplications per bit (``u ^ v = u + v - 2uv``; ABY3 §5.4);
   the zero test by two sign bits; truncation keeps the one-message SecureML split, but
@@ -26,29 +44,38 @@ What is checked, and how (``ctx.verifier`` is a :class:`MaliciousVerifier`):
 * **inputs, dealt pairs and keys**: each share of an input (or of a pair from an outside
   dealer) and each PRG key is held by two parties; their digests are compared first thing
   at the next check, before anything is opened, and are never sent to a party lacking them.
-* **openings**: each missing share is sent by one holder and its digest by the other;
-  both holders' signed digests are compared (1 round, as semi-honest, plus 2 small claims).
+* **openings** (outputs, and inside checks): each missing share is sent by one holder and
+  its digest by the other; both holders' signed digests are compared (1 round, as
+  semi-honest, plus 2 small claims).
 
 A check (:meth:`MaliciousVerifier.check`) runs before every reveal, or on demand via
-:func:`verify`: 4 rounds (input/key digests with the pool triples; coin toss; openings;
-zero digests), plus 8 for the batched range checks if truncations are pending. Nothing is
-opened before every earlier product is verified, and a failed check raises
-:class:`~metisnet.errors.CheatingDetected`, after which the context refuses to go on.
+:func:`verify`: 1 round of digests when every product since the last check was a Beaver
+product; +2 (openings against stock, zero digests) for recorded products checked against
+stock; +2 more (coin toss, sacrifice openings) when it must bucket; +8 for the batched
+range checks if truncations are pending. Nothing is opened before every earlier product is
+verified, and a failed check raises :class:`~metisnet.errors.CheatingDetected`, after which
+the context refuses to go on.
 
-Overhead (per party, against semi-honest): a multiplication costs 8 B online plus, at the
-check, ``k`` pool triples (8 B each) and ``k`` sacrifices (16 B each), ``k`` from
-:func:`metisnet.mpc.triples.plan` (3 from about 10^4 to 7 x 10^5 products per check, 2
-beyond, more below): 7x (k = 2) to 10x (k = 3) the bytes; an AND word likewise (a
-less-than: 464 B against 62 B, 7.4x, with bit injection by multiplications). Time is
-worse: the check makes some 50-100 passes over the data per product (pool, permutation,
-gathers, openings, digests, sacrifice) against about 6 for the multiplication itself;
-``benchmarks/mpc_malicious.py`` measured 20-50x the semi-honest time on a shared 2-core
-machine. **The issue's 3x target is not reached**: sacrifice needs ``k >= 2`` extra
-products and ``2k`` openings per checked product. Reaching it needs a check with sublinear
-communication, i.e. distributed zero-knowledge proofs over a Galois-ring extension of
-Z_2^64 (Boyle, Gilboa, Ishai and Nof, CCS 2019), or at least SPDZ2k-style MACs in
-Z_2^(64+s) (Chida et al., CRYPTO 2018, lifted as in Abspoel, Dalskov, Escudero and Nof,
-ACNS 2021; about 4x the bytes with 128-bit words).
+Overhead per party against semi-honest (8 B per product or AND word, 1 round):
+
+* online, with triples made ahead: 16 B per product (**2x the bytes**), 1 round (the
+  same), plus the check's digests; a less-than 93-101 B against 62 B (1.5-1.6x; its other
+  steps are local or unchanged). ``benchmarks/mpc_malicious.py`` rows "(malicious,
+  online)" give the time.
+* making a verified triple: ``8 + 8M/n + 16k`` B (:func:`preprocess`; ``k = 2`` from about
+  7 x 10^5 triples per call: 56 B; ``k = 3`` from about 10^4: 80 B), so online plus
+  offline is 9x (``k = 2``) to 12x (``k = 3``) the bytes, and the permutation and random
+  gathers of the bucketing dominate the time (rows "(malicious, total)").
+* without triples made ahead the check buckets the recorded products themselves: 7x
+  (``k = 2``) to 10x (``k = 3``) the bytes, all at the check (rows "(malicious, no
+  stock)").
+
+**The issue's 3x target holds for the online phase only**; with the making of the triples
+counted it does not (7-12x the bytes). Reaching it in total needs a check with sublinear
+communication: distributed zero-knowledge proofs over a Galois-ring extension of Z_2^64
+(Boyle, Gilboa, Ishai and Nof, CCS 2019; Boyle et al., ASIACRYPT 2020), or SPDZ2k-style
+MACs in Z_2^(64+s) (Chida et al., CRYPTO 2018, lifted as in Abspoel, Dalskov, Escudero
+and Nof, ACNS 2021; about 4x the bytes with 128-bit words).
 
 Cheater identification: see :mod:`metisnet.mpc.evidence`. ``CheatingDetected.suspects`` is
 the raising party's own view: a single party when that party sent something the raiser
@@ -68,6 +95,7 @@ from metisnet.crypto.bitslice import n_words, planes_to_bits
 from metisnet.crypto.prg import KEY_BYTES, Prg
 from metisnet.errors import CheatingDetected, ShapeError, ValidationError
 from metisnet.mpc import arith, boolean
+from metisnet.mpc.beaver import Six, TripleStock, concat6, head, maj_operands, tail
 from metisnet.mpc.context import PARTIES, MpcContext
 from metisnet.mpc.evidence import (
     Claim,
@@ -85,7 +113,6 @@ __all__ = ["SECURITY_MODES", "MaliciousVerifier", "preprocess", "verify"]
 
 U64 = NDArray[np.uint64]
 Pair = tuple[U64, U64]
-Six = tuple[U64, U64, U64, U64, U64, U64]
 ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 #: The two modes a context can run in.
@@ -132,12 +159,8 @@ class MaliciousVerifier:
         self._dirty = True
         self.aborted = False
         self.checks = 0
-        #: every value opened by a Beaver multiplication, compared at the next check, and
-        #: this party's two shares of them (each compared with its other holder)
-        self._opened = hashlib.sha256()
-        self._bstreams = {me: hashlib.sha256(), nx: hashlib.sha256()}
-        #: verified triples in stock (6-tuples of flat arrays), arithmetic and boolean
-        self._stock: dict[bool, list[Six]] = {False: [], True: []}
+        #: verified triples made ahead, and the Beaver products that use them
+        self.triples = TripleStock(party)
         #: products and AND words checked so far (online or by bucketing), for planning
         self.checked = {"arith": 0, "bool": 0}
 
@@ -168,36 +191,33 @@ class MaliciousVerifier:
                           _flat(z[1])))
         self._dirty = True
 
-    def _maj_operands(self, sa: U64, sb: U64) -> tuple[Pair, Pair, Pair]:
-        """For this party's planes ``(sa, sb) = (x_i, x_{i+1})``: the XOR-sharings of
-        ``P = X0^X1``, ``Q = X1^X2`` and ``X1`` (``X_j``: share j alone), with
-        ``maj(x0, x1, x2) = (P & Q) ^ X1``."""
-        zero = np.zeros_like(sa)
+    # -- verified triples (:class:`~metisnet.mpc.beaver.TripleStock`) ----------------------
+    def stock(self, boolean: bool) -> int:
+        """How many verified triples (arithmetic, or boolean words) are in stock."""
+        return self.triples.count(boolean)
 
-        def comp(j: int) -> Pair:
-            return (sa if self.party == j else zero, sb if (self.party + 1) % PARTIES == j
-                    else zero)
+    def beaver_mul(self, ctx: MpcContext, x: SharedArray, y: SharedArray) -> SharedArray:
+        """``x * y`` with verified triples (the caller checks :meth:`stock`)."""
+        self._dirty = True
+        return self.triples.mul(ctx, x, y)
 
-        x0, x1, x2 = comp(0), comp(1), comp(2)
-        p = (x0[0] ^ x1[0], x0[1] ^ x1[1])
-        q = (x1[0] ^ x2[0], x1[1] ^ x2[1])
-        return p, q, x1
+    def beaver_and(self, ctx: MpcContext, x: Pair, y: Pair) -> Pair:
+        """``x & y`` on XOR-shared words with verified triples."""
+        self._dirty = True
+        return self.triples.and_words(ctx, x, y)
 
     def record_carry_save(self, sa: U64, sb: U64, t: Pair) -> None:
         """The A2B carry-save message: ``t = maj(x0, x1, x2)`` for this party's planes
         ``(sa, sb) = (x_i, x_{i+1})``. Since ``maj = ((x0^x1) & (x1^x2)) ^ x1``, record the
         AND ``P & Q = t ^ X1`` with ``P = X0^X1``, ``Q = X1^X2`` (``X_j``: share j alone)."""
-        p, q, x1 = self._maj_operands(sa, sb)
+        p, q, x1 = maj_operands(self.party, sa, sb)
         self.record_and(p, q, (t[0] ^ x1[0], t[1] ^ x1[1]))
 
     def beaver_carry_save(self, ctx: MpcContext, sa: U64, sb: U64) -> Pair:
         """``maj(x0, x1, x2)`` of the A2B carry-save step as one Beaver AND (1 round, 16 B
         per word and party; :meth:`stock` checked by the caller)."""
-        p, q, x1 = self._maj_operands(sa, sb)
-        za, zb = self.beaver_and(ctx, p, q)
-        za ^= x1[0]
-        zb ^= x1[1]
-        return za, zb
+        self._dirty = True
+        return self.triples.carry_save(ctx, sa, sb)
 
     def on_input(self, x: SharedArray, owner: int) -> None:
         """Fold the message-borne share ``x_{owner+1}`` of an input into its holders'
@@ -299,8 +319,8 @@ class MaliciousVerifier:
             self._run_range_checks(ctx)
         muls, ands = self._mul, self._and
         self._mul, self._and = [], []
-        ma = _concat6(muls)
-        mb = _concat6(ands)
+        ma = concat6(muls)
+        mb = concat6(ands)
         step = ctx.tag("verify")
         na, nb = ma[0].size, mb[0].size
         self.checked["arith"] += na
@@ -319,17 +339,17 @@ class MaliciousVerifier:
         self._zero_arith, self._zero_bool = [], []
         # round 2: open rho, sigma against the verified triples (no coins needed)
         if ha:
-            zero_a.append(self._verified_open(ctx, _head(ma, ha), self._take(False, ha),
+            zero_a.append(self._verified_open(ctx, head(ma, ha), self.triples.take(False, ha),
                                               boolean=False))
         if hb:
-            zero_b.append(self._verified_open(ctx, _head(mb, hb), self._take(True, hb),
+            zero_b.append(self._verified_open(ctx, head(mb, hb), self.triples.take(True, hb),
                                               boolean=True))
         if pa is not None or pb is not None:
             # round 2': public coins, opened only now that every error is committed
             prg = self._coins(ctx)
             # round 3: open rho, sigma and the left-over triples
-            opened_a = self._sacrifice_open(ctx, _tail(ma, ha), pa, prg, boolean=False)
-            opened_b = self._sacrifice_open(ctx, _tail(mb, hb), pb, prg, boolean=True)
+            opened_a = self._sacrifice_open(ctx, tail(ma, ha), pa, prg, boolean=False)
+            opened_b = self._sacrifice_open(ctx, tail(mb, hb), pb, prg, boolean=True)
             if opened_a is not None:
                 zero_a.append(opened_a)
             if opened_b is not None:
@@ -347,26 +367,6 @@ class MaliciousVerifier:
         if coins is None:  # pragma: no cover - every party is a receiver
             raise ValidationError("coins not opened")
         return Prg(coins.tobytes()[:KEY_BYTES])
-
-    # -- verified triples, made ahead ------------------------------------------------------
-    def stock(self, boolean: bool) -> int:
-        """How many verified triples (arithmetic, or boolean words) are in stock."""
-        return sum(t[0].size for t in self._stock[boolean])
-
-    def _take(self, boolean: bool, n: int) -> Six:
-        """The next ``n`` verified triples, in stock order (each used once)."""
-        rows: list[Six] = []
-        lst = self._stock[boolean]
-        while n > 0:
-            first = lst[0]
-            if first[0].size <= n:
-                rows.append(lst.pop(0))
-                n -= first[0].size
-            else:
-                rows.append(_head(first, n))
-                lst[0] = _tail(first, n)
-                n = 0
-        return _concat6(rows)
 
     def preprocess(self, ctx: MpcContext, n_arith: int = 0, n_bool: int = 0) -> None:
         """Make ``n_arith`` arithmetic and ``n_bool`` boolean-word triples and verify them
@@ -401,86 +401,7 @@ class MaliciousVerifier:
                 zero[is_bool].append(v)
         self._zero_claims(ctx, step, zero[False], zero[True])
         for is_bool, (cand, _) in made.items():
-            self._stock[is_bool].append(cand)
-
-    # -- Beaver multiplication with verified triples (online) -------------------------------
-    def beaver_mul(self, ctx: MpcContext, x: SharedArray, y: SharedArray) -> SharedArray:
-        """``x * y`` with one verified triple per element (Beaver, CRYPTO 1991): open
-        ``rho = x - a`` and ``sigma = y - b``; ``z = c + sigma*a + rho*b + rho*sigma``.
-        1 round, 16 B per element and party; the opened values are compared (by digest)
-        at the next check. The caller checks :meth:`stock` first."""
-        n = x.size
-        trip = self._take(False, n)
-        rho, sig = self._beaver_open(ctx, (_flat(x.a), _flat(x.b)), (_flat(y.a), _flat(y.b)),
-                                     trip, boolean=False)
-        a0, a1, b0, b1, c0, c1 = trip
-        za = sig * a0
-        za += c0
-        t = rho * b0
-        za += t
-        zb = np.multiply(sig, a1)
-        zb += c1
-        np.multiply(rho, b1, out=t)
-        zb += t
-        if self.party in (0, 2):  # the public term goes into share 0
-            np.multiply(rho, sig, out=t)
-            if self.party == 0:
-                za += t
-            else:
-                zb += t
-        return SharedArray(za.reshape(x.shape), zb.reshape(x.shape), party=self.party,
-                           frac_bits=x.frac_bits + y.frac_bits)
-
-    def beaver_and(self, ctx: MpcContext, x: Pair, y: Pair) -> Pair:
-        """``x & y`` on XOR-shared words with one verified boolean triple per word (the
-        same over GF(2)^64): 1 round, 16 B per word and party."""
-        shape = x[0].shape
-        trip = self._take(True, x[0].size)
-        rho, sig = self._beaver_open(ctx, (_flat(x[0]), _flat(x[1])),
-                                     (_flat(y[0]), _flat(y[1])), trip, boolean=True)
-        a0, a1, b0, b1, c0, c1 = trip
-        za = sig & a0
-        za ^= c0
-        t = rho & b0
-        za ^= t
-        zb = np.bitwise_and(sig, a1)
-        zb ^= c1
-        np.bitwise_and(rho, b1, out=t)
-        zb ^= t
-        if self.party in (0, 2):
-            np.bitwise_and(rho, sig, out=t)
-            if self.party == 0:
-                za ^= t
-            else:
-                zb ^= t
-        return za.reshape(shape), zb.reshape(shape)
-
-    def _beaver_open(self, ctx: MpcContext, x: Pair, y: Pair, trip: Six, *, boolean: bool
-                     ) -> tuple[U64, U64]:
-        """Open ``x - a`` and ``y - b`` (each party sends its first share to the next one,
-        which lacks it) and fold the values into the running digest of openings."""
-        n = x[0].size
-        op = np.bitwise_xor if boolean else np.subtract
-        sh_a = np.empty(2 * n, dtype=np.uint64)
-        sh_b = np.empty(2 * n, dtype=np.uint64)
-        op(x[0], trip[0], out=sh_a[:n])
-        op(y[0], trip[2], out=sh_a[n:])
-        op(x[1], trip[1], out=sh_b[:n])
-        op(y[1], trip[3], out=sh_b[n:])
-        step = ctx.tag("beaver-b" if boolean else "beaver-a")
-        ctx.send(ctx.next, step, sh_a)
-        self._bstreams[self.party].update(sh_a.data)
-        self._bstreams[ctx.next].update(sh_b.data)
-        got = ctx.recv(ctx.prev, step, (2 * n,))
-        if boolean:
-            sh_a ^= sh_b
-            sh_a ^= got
-        else:
-            sh_a += sh_b
-            sh_a += got
-        self._opened.update(sh_a.data)
-        self._dirty = True
-        return sh_a[:n], sh_a[n:]
+            self.triples.add(is_bool, cand)
 
     def _verified_open(self, ctx: MpcContext, rec: Six, trip: Six, *, boolean: bool) -> Pair:
         """Check products against verified triples, one each (Furukawa et al. 2017, §2.3):
@@ -598,22 +519,21 @@ class MaliciousVerifier:
             mine[f"share:input/x{j}"] = h.digest()
         for j, h in self._dealt.items():
             mine[f"dealt:pair/x{j}"] = h.digest()
-        for j, h in self._bstreams.items():
-            mine[f"share:beaver/x{j}"] = h.digest()
         mine.update(self._keys)
-        mine["opened:beaver"] = self._opened.digest()
+        mine["opened:beaver"] = self.triples.opened_digest()
 
         def items_for(sender: int, receiver: int) -> list[str]:
             shared = sender if (sender - 1) % PARTIES == receiver else receiver
             keys = [f"share:key/k{shared}", "dealt:key/all"] if self._keys else []
             return [f"share:input/x{shared}", f"dealt:pair/x{shared}", *keys,
-                    f"share:beaver/x{shared}", "opened:beaver"]
+                    "opened:beaver"]
 
         bad = self._exchange(ctx, step + ":s", mine, items_for)
         if not bad:
             return
         # Beaver openings first: a wrong share sent to one honest party makes its later
         # shares differ from the other honest party's, so no share item may be blamed then
+        # (two honest parties' openings may differ too: a pair, never one party)
         opened = [t for t in bad if t[2].item == "opened:beaver"]
         if opened:
             peer, own, theirs = opened[0]
@@ -807,24 +727,6 @@ class MaliciousVerifier:
             raise ShapeError("bits not opened")
         planes = got.reshape(x.a.shape)
         return planes_to_bits(planes, x.count).reshape((x.nbits, *x.shape))
-
-
-def _head(t: Six, n: int) -> Six:
-    return t[0][:n], t[1][:n], t[2][:n], t[3][:n], t[4][:n], t[5][:n]
-
-
-def _tail(t: Six, n: int) -> Six:
-    return t[0][n:], t[1][n:], t[2][n:], t[3][n:], t[4][n:], t[5][n:]
-
-
-def _concat6(rows: list[Six]) -> Six:
-    if not rows:
-        e = np.zeros(0, dtype=np.uint64)
-        return e, e, e, e, e, e
-    if len(rows) == 1:
-        return rows[0]
-    cols = [np.concatenate([r[i] for r in rows]) for i in range(6)]
-    return cols[0], cols[1], cols[2], cols[3], cols[4], cols[5]
 
 
 def _concat2(rows: list[Pair]) -> Pair:

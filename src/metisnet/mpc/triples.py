@@ -1,7 +1,9 @@
 """Bucket sizes and the sacrifice algebra for checking products with random triples.
 
 Pure functions: no messages, no randomness of their own. The protocol that uses them is
-:mod:`metisnet.mpc.malicious`.
+:mod:`metisnet.mpc.malicious`, in two places: to verify triples made ahead (the "checked
+products" below are then candidate triples, Araki et al., S&P 2017, §3: a bucket of
+``k + 1``), and to check recorded products directly when no verified triples are in stock.
 
 Sacrifice (Furukawa, Lindell, Nof and Weinstein, EUROCRYPT 2017, §2.3; over Z_2^k as in
 Eerikson, Keller, Orlandi, Pullonen, Puura and Simkin, "Use your brain! Arithmetic 3PC for
