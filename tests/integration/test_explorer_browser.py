@@ -133,10 +133,13 @@ def test_the_explorer_shows_a_task_pass_every_stage_to_its_verdict(tmp_path: Pat
     sync_playwright = _playwright()
     _require_anvil()
     root = tmp_path / "devnet"
+    t0 = time.monotonic()
     state, _ = devnet_up(root, rows=ROWS)
     explorer: subprocess.Popen[bytes] | None = None
     try:
+        t1 = time.monotonic()
         explorer, base = _start_explorer(root, tmp_path / "explorer.log")
+        t2 = time.monotonic()
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
                 executable_path=chromium,
@@ -145,6 +148,8 @@ def test_the_explorer_shows_a_task_pass_every_stage_to_its_verdict(tmp_path: Pat
                 _watch_a_task(browser, base, state, tmp_path)
             finally:
                 browser.close()
+        print(f"devnet up {t1 - t0:.1f} s, explorer up {t2 - t1:.1f} s, browser and task "
+              f"{time.monotonic() - t2:.1f} s")
     finally:
         if explorer is not None:
             _stop(explorer)

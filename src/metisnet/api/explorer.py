@@ -90,8 +90,9 @@ class ChainView:
         self._stakes: dict[str, tuple[int, float]] = {}
         self._final: dict[int, TaskInfo] = {}
         self._initial: int | None = None  # tasks on chain at the first refresh
-        self.events = EventLog(contracts.registry.chain.w3, contracts.tasks.address,
-                               contracts.datasets.address)
+        chain = contracts.registry.chain
+        self.events = EventLog(chain.w3, contracts.tasks.address, contracts.datasets.address,
+                               lock=getattr(chain, "_lock", None))  # Chain's own lock
         self._refreshed = 0.0
 
     # ------------------------------------------------------------------ polling

@@ -13,6 +13,8 @@ read.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,8 +60,12 @@ class EventLog:
 
     CHUNK = 2000
 
-    def __init__(self, w3: Web3, tasks_address: str, datasets_address: str) -> None:
+    def __init__(self, w3: Web3, tasks_address: str, datasets_address: str, *,
+                 lock: threading.RLock | None = None) -> None:
         self._w3 = w3
+        #: the lock that serialises the chain connection's users (the embedded chain is not
+        #: safe to read while another thread sends a transaction)
+        self._chain_lock: Any = lock if lock is not None else contextlib.nullcontext()
         self._addresses = [Web3.to_checksum_address(tasks_address),
                            Web3.to_checksum_address(datasets_address)]
         tm = w3.eth.contract(address=self._addresses[0],
@@ -87,14 +93,14 @@ class EventLog:
     def scan(self) -> None:
         """Read the logs of every block not yet scanned; never raises (sets :attr:`error`)."""
         try:
-            latest = int(self._w3.eth.block_number)
+            with self._chain_lock:
+                latest = int(self._w3.eth.block_number)
             while self._scanned < latest:
                 lo = self._scanned + 1
                 hi = min(latest, lo + self.CHUNK - 1)
-                logs: list[Any] = []
-                for address in self._addresses:
-                    logs.extend(self._w3.eth.get_logs(
-                        {"address": address, "fromBlock": lo, "toBlock": hi}))
+                with self._chain_lock:
+                    logs = list(self._w3.eth.get_logs(
+                        {"address": self._addresses, "fromBlock": lo, "toBlock": hi}))
                 logs.sort(key=lambda lg: (int(lg["blockNumber"]), int(lg["logIndex"])))
                 for lg in logs:
                     self._apply(lg)
@@ -105,7 +111,8 @@ class EventLog:
 
     def _time(self, block: int) -> int:
         if block not in self._block_time:
-            self._block_time[block] = int(self._w3.eth.get_block(block)["timestamp"])
+            with self._chain_lock:
+                self._block_time[block] = int(self._w3.eth.get_block(block)["timestamp"])
         return self._block_time[block]
 
     def _apply(self, lg: Any) -> None:
