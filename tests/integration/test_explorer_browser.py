@@ -9,9 +9,9 @@ lasts from about 0.2 s to seconds on the devnet and the live panel polls every 1
 task runs, so the page usually shows every stage as current in turn; the test requires the
 current stage to move only forward from "submitted" to "settled" and the stage history (read
 from the chain's events, so no stage can be missed) to grow in order to all five stages,
-each at its own block, and the verdict. A screenshot goes to ``$METIS_TEST_ARTIFACTS`` (or
-the test's ``tmp_path``). Every request the page makes must stay on the explorer's loopback
-origin.
+each at its own block, and the verdict. Screenshots (the page while the task runs, when a
+poll catches it running, and at the end) go to ``$METIS_TEST_ARTIFACTS`` (or the test's
+``tmp_path``). Every request the page makes must stay on the explorer's loopback origin.
 A missing chromium or Playwright fails the test: both are requirements of the suite.
 """
 
@@ -187,6 +187,8 @@ def _watch_a_task(browser: Any, base: str, state: Any, tmp_path: Path) -> None:
             live = page.evaluate("() => ({...document.getElementById('live').dataset})")
             if live["task"] == str(task_id) and (not polled or polled[-1] != live["stage"]):
                 polled.append(live["stage"])
+                if live["stage"] == "running":  # the live view mid-task, for the artefacts
+                    page.screenshot(path=str(_artifacts(tmp_path) / "explorer-running.png"))
             if live["verdict"] or (not worker.is_alive() and "error" in result):
                 break
             page.wait_for_timeout(100)
