@@ -32,7 +32,7 @@ def _stakes(net: LocalNetwork) -> dict[str, int]:
 @pytest.fixture
 def net(tmp_path: Path) -> LocalNetwork:
     n = LocalNetwork(tmp_path / "net", rows=40, compute_nodes=6)
-    n.sessions.timeout = 1.0
+    n.sessions.timeout = 2.0
     yield n
     n.close()
 
@@ -104,7 +104,7 @@ def test_a_disagreement_only_cheat_slashes_nobody_and_the_task_completes(
 def test_no_honest_node_is_slashed_across_a_random_sample(tmp_path: Path) -> None:
     """Five scenarios drawn at random (any kind, cheats included), beside the every-kind
     sample of tests/e2e/test_chaos.py."""
-    totals = run_chaos(tmp_path, 5, seed=4242, timeout=1.0)
+    totals = run_chaos(tmp_path, 5, seed=4242, timeout=2.0)
     for r in totals.scenarios:
         assert r.honest_slashed == 0 and r.as_expected, (r.kind, r.outcome, r.problems)
     assert totals.totals()["honest_slashed"] == 0

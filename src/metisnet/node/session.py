@@ -272,29 +272,35 @@ def collect_reports(channel: Channel, *, patience: float | None = None
                     ) -> dict[int, bytes | None]:
     """As a receiver: each committee member's report (``None``: silent or lost).
 
-    A first pass waits the channel's timeout for each member in turn; if any member
+    A first pass waits up to the channel's timeout for each member in turn; if any member
     aborted or was silent, a second pass waits up to ``patience`` seconds (default: the
-    channel's timeout) more for each silent one, since a member blocked on an aborted
-    peer reports only when its own wait times out.
+    channel's timeout) more for the silent ones, since a member blocked on an aborted
+    peer reports only when its own wait times out. Within a pass, once one wait has run
+    out, the others only pick up what has arrived: at most two full waits in all.
     """
     got: dict[int, bytes | None] = dict.fromkeys(range(COMMITTEE))
 
-    def wait(i: int, timeout: float | None) -> None:
-        try:
-            raw = channel.recv(i, "out:r", timeout)
-        except NetworkError:  # PeerTimeout or a lost link
-            return
-        if raw.dtype == np.uint8 and raw.ndim == 1 and raw.size <= MAX_REPORT_BYTES:
-            got[i] = raw.tobytes()
-        else:
-            got[i] = b"malformed"
+    def one_pass(members: list[int], timeout: float | None) -> None:
+        expired = False
+        for i in members:
+            try:
+                raw = channel.recv(i, "out:r", _GLANCE if expired else timeout)
+            except NetworkError:  # PeerTimeout or a lost link
+                expired = True
+                continue
+            if raw.dtype == np.uint8 and raw.ndim == 1 and raw.size <= MAX_REPORT_BYTES:
+                got[i] = raw.tobytes()
+            else:
+                got[i] = b"malformed"
 
-    for i in range(COMMITTEE):
-        wait(i, None)
+    one_pass(list(range(COMMITTEE)), None)
     if not all(_completed(v) for v in got.values()):
-        for i in [i for i, v in got.items() if v is None]:
-            wait(i, patience)
+        one_pass([i for i, v in got.items() if v is None], patience)
     return got
+
+
+#: Seconds a receiver still waits for a report once a wait of the same pass ran out.
+_GLANCE = 0.05
 
 
 def _completed(report: bytes | None) -> bool:
