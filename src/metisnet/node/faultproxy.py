@@ -147,7 +147,14 @@ class FaultProxy:
             self.fabric._forget(conn)
             conn.cut()
             return
-        conn.server = server
+        with conn.lock:
+            cut_meanwhile = conn.closed
+            conn.server = server
+        if cut_meanwhile:  # a drop cut it while the node was being reached
+            with contextlib.suppress(OSError):
+                server.close()
+            self.fabric._forget(conn)
+            return
         client.settimeout(None)
         server.settimeout(None)
         for s in (client, server):
