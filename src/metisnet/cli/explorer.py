@@ -25,7 +25,12 @@ __all__ = ["explorer"]
               help="seconds between chain polls")
 def explorer(data_dir: Path, chain_url: str | None, deployment: Path | None, host: str,
              port: int, interval: float) -> None:
-    """Serve the explorer: nodes, stakes, datasets, tasks, stages, verdicts (read only)."""
+    """Serve the explorer: nodes, stakes, datasets, tasks, stages, verdicts (read only).
+
+    One page at / with a live view of the running task (stage, committee, votes, verdict,
+    payouts) and charts of throughput and latency; JSON under /api (OpenAPI at
+    /openapi.json). Datasets' rows never reach it: only what the chain holds.
+    """
     from metisnet.api.explorer import ChainView, serve_explorer
     from metisnet.chain.backend import connect
     from metisnet.chain.deploy import Contracts
