@@ -1,12 +1,16 @@
 """A read-only network explorer: nodes, stakes, datasets, tasks and verdicts, from the chain.
 
 :class:`ChainView` reads the three contracts of one deployment (no account needed, nothing is
-ever sent) and remembers when it first saw each task in each stage, which gives the task
-latencies and the throughput the page charts. :func:`create_explorer_app` serves JSON under
-``/api/`` and one static page at ``/`` (vanilla JavaScript polling ``/api`` every second; no
-build step, no external assets). Only what the chain holds is shown: addresses, stakes,
-dataset owners and policy hashes, task stages, committees, result commitments and payouts;
-a dataset's rows never reach the explorer.
+ever sent), scans their events incrementally (:mod:`metisnet.api.explorer_events`: each
+task's stage history with blocks, committees per round, acknowledgements, payouts,
+slashings; every registered dataset) and remembers when it first saw each task in each stage
+(sub-second, its own clock), which gives the task latencies, the time spent per stage and
+the throughput series the page charts. :func:`create_explorer_app` serves JSON under
+``/api/`` and one static page at ``/`` (:mod:`metisnet.api.explorer_page`: vanilla
+JavaScript and inline SVG; no build step, no external assets). Only what the chain holds is
+shown: addresses, roles, stakes, dataset owners, policy and schema hashes and row counts,
+task stages, committees, votes, result commitments and payouts; a dataset's rows never
+reach the explorer.
 
 :class:`Watcher` polls the chain on a thread so that short stages are recorded even when no
 page is open; without it the view refreshes on each request.
