@@ -83,13 +83,14 @@ def test_two_disagreements_on_dealt_inputs_never_frame_their_common_holder() -> 
     assert j.cheater is None
 
 
-def test_two_disagreements_on_committee_shares_convict_the_common_member() -> None:
+def test_two_disagreements_on_committee_shares_convict_nobody_either() -> None:
+    """Only an equivocation convicts (see the module docstring)."""
     claims = [_claim(0, "o", "share:open/x0", b"\1" * 32),
               _claim(2, "o", "share:open/x0", b"\2" * 32),
               _claim(0, "o", "share:open/x1", b"\3" * 32),
               _claim(1, "o", "share:open/x1", b"\4" * 32)]
     j = judge({1: _report(1, claims[2:]), 2: _report(2, claims[:2])}, COMMITTEE, LABEL)
-    assert j.cheater == 0
+    assert j.cheater is None
 
 
 def test_forged_and_foreign_claims_count_for_nothing() -> None:
@@ -165,6 +166,4 @@ def test_random_reports_never_convict_an_honest_member(seed: int) -> None:
         reports = {i: _report(i, pools[i]) for i in range(3) if rng.random() < 0.9
                    or i != cheater}
         j = judge(reports, COMMITTEE, LABEL)
-        assert j.cheater in (None, cheater), (seed, cheater, j.reason)
-        if equivocated:
-            assert j.cheater == cheater, (seed, j.reason)
+        assert j.cheater == (cheater if equivocated else None), (seed, cheater, j.reason)

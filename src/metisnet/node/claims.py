@@ -19,14 +19,15 @@ A receiver that gets anything but three completed reports pools them and judges
   pins the signer: it is slashed, with ``keccak(evidence)`` on chain, where ``evidence`` is
   the record of the two conflicting claims (:func:`~metisnet.mpc.evidence.slashable`
   checks it; anyone holding the bytes can recheck the hash and the signatures).
-* disagreements on **share items**: two holders of one replicated share signed different
-  digests; one of the two cheated. A pair is never slashed. Two such pairs with one
-  common member convict it (the rule of :func:`~metisnet.mpc.evidence.proven_suspects`)
-  *except* for ``share:input/...`` items: those shares were dealt by a data node, which
-  can make two honest holders disagree (and, dealing two bad copies, frame the member
-  holding both), so they never convict anyone.
-* nothing else convicts: failed multiplication checks, malformed messages, silence. The
-  task is restarted with a fresh committee (``TaskManager.restart``; nobody slashed).
+* nothing else convicts. A **disagreement** (two holders of one replicated share signed
+  different digests) names a pair, never slashed. Two disagreements sharing one member
+  are not used either, although :func:`~metisnet.mpc.evidence.proven_suspects` would
+  convict that member: it holds only while two honest holders of a share always agree,
+  and they do not when a data node deals them inconsistent input shares (dealing one
+  member two bad copies frames it) or when a wrong Beaver opening reached one of them
+  (:mod:`metisnet.mpc.beaver`). Failed multiplication checks, malformed messages and
+  silence convict nobody either. The task is restarted with a fresh committee
+  (``TaskManager.restart``; nobody slashed).
 
 Privacy: a report carries digests (SHA-256) of replicated shares, never a share; each
 share alone is uniform in Z_2^64, so its digest tells a receiver nothing it could use.
@@ -231,30 +232,8 @@ def judge(reports: Mapping[int, bytes], committee: Sequence[str], label: str) ->
                         check, kinds, f"member {party} equivocated on {pair[0].item}")
     if twice:
         return Judgement(reason="several members equivocated: not judged", kinds=kinds)
-    # disagreements between holders of a share; shares dealt by data nodes never count
-    held = tuple(c for c in pooled.values()
-                 if c.item.startswith("share:") and not c.item.startswith("share:input/"))
-    ev = Evidence("disagreement", label, "", -1, (), held, "pooled share claims")
-    common = slashable(ev, check)
-    if common is not None:
-        ev = Evidence("disagreement", label, "", -1, (common,), _conflicts(held, common),
-                      "disagreements with two holders share one member")
-        return _convict(common, ev, check, kinds,
-                        f"member {common} disagreed with both other holders")
     return Judgement(reason="no single member proven (a pair at most): nobody slashed",
                      kinds=kinds)
-
-
-def _conflicts(claims: Sequence[Claim], party: int) -> tuple[Claim, ...]:
-    """The claims of every item on which ``party`` and another signer disagree."""
-    by_item: dict[tuple[str, str], list[Claim]] = {}
-    for c in claims:
-        by_item.setdefault((c.step, c.item), []).append(c)
-    out: list[Claim] = []
-    for group in by_item.values():
-        if len({c.digest for c in group}) > 1 and any(c.party == party for c in group):
-            out.extend(group)
-    return tuple(out)
 
 
 def _convict(party: int, ev: Evidence, check: Callable[[int, bytes, bytes], bool],
