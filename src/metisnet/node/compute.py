@@ -6,7 +6,10 @@ connects to the chain at ``chain_url`` with the deployment file, starts a TLS
 (:class:`~metisnet.node.chaintrust.ChainTrust`), and polls a
 :class:`~metisnet.node.agents.ComputeAgent` until SIGTERM or SIGINT; then it stops polling,
 lets a running session finish for up to ``shutdown_timeout_s``, closes the endpoint and
-restores the previous signal handlers. Example ``compute.toml``::
+restores the previous signal handlers. In malicious-mode sessions the agent signs its
+claims with the node key (:class:`~metisnet.node.claims.NodeSigner`), so a receiver can
+check them against the registry and slash a member they prove to have equivocated.
+Example ``compute.toml``::
 
     [compute]
     name = "compute-0"
