@@ -478,3 +478,46 @@ def test_only_the_requested_aggregates_are_opened(monkeypatch: pytest.MonkeyPatc
             assert math.isclose(table[i, 1], want.loc[region, "mean"], abs_tol=1e-3)
         else:  # a suppressed or empty group: nothing but zeros
             assert table[i, 1] == 0.0
+
+
+# -- one-to-many joins: v holds several rows per id of t ------------------------------------------
+_VIDS = np.concatenate([GEN.choice(_IDS, 40, replace=True), 2000 + np.arange(10)])
+GEN.shuffle(_VIDS)
+V_PARTS = [pd.DataFrame({"id": ix, "amount": np.round(GEN.uniform(1, 50, len(ix)), 2),
+                         "kind": GEN.integers(1, 4, len(ix))})
+           for ix in np.array_split(_VIDS, 3)]
+V_UNION = pd.concat(V_PARTS, ignore_index=True)
+MANY = [
+    "SELECT COUNT(*), SUM(amount) FROM t JOIN v ON t.id = v.id",
+    "SELECT region, COUNT(*), AVG(amount), MAX(income) FROM t JOIN v ON v.id = t.id "
+    "GROUP BY region",
+    "SELECT kind, SUM(amount * 2), MIN(age) FROM v JOIN t ON v.id = t.id WHERE income > 45.005 "
+    "GROUP BY kind ORDER BY kind",
+]
+
+
+@pytest.mark.parametrize("query", MANY)
+def test_one_to_many_join_matches_duckdb(query: str) -> None:
+    assert V_UNION["id"].duplicated().any()  # the keys repeat on v's side
+    got = sql.run_sql(query, {"t": PARTS, "v": V_PARTS}, domains=DOMAINS)
+    con = duckdb.connect()
+    con.register("t", UNION)
+    con.register("v", V_UNION)
+    check(query, got, con.execute(query).df())
+
+
+def test_many_to_many_join_is_refused() -> None:
+    with pytest.raises(ValidationError, match="many-to-many"):
+        sql.run_sql("SELECT COUNT(*) FROM v AS a JOIN v AS b ON a.id = b.id",
+                    {"v": V_PARTS}, domains=DOMAINS)
+
+
+def test_match_many_pairs_each_many_row_with_its_one_row() -> None:
+    from metisnet.algorithms.sql.joins import match_many
+
+    one = np.array([[5, 1], [7, 2], [5, 3]], dtype=np.uint64)  # equal high words, distinct
+    many = np.array([[7, 2], [5, 3], [9, 9], [7, 2], [5, 1]], dtype=np.uint64)
+    i, j = match_many(one, many)
+    assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == [(0, 4), (1, 0), (1, 3), (2, 1)]
+    j2, i2 = match_many(many, one)  # either argument order
+    assert sorted(zip(i2.tolist(), j2.tolist(), strict=True)) == [(0, 4), (1, 0), (1, 3), (2, 1)]

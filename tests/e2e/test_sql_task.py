@@ -39,7 +39,7 @@ def _people(n: int, ids: np.ndarray) -> pd.DataFrame:
 
 IDS = GEN.permutation(500)[:60]
 PEOPLE = [_people(20, IDS[:20]), _people(25, IDS[20:45]), _people(15, IDS[45:])]
-OIDS = np.concatenate([GEN.choice(IDS, 30, replace=False), 900 + np.arange(6)])
+OIDS = np.concatenate([GEN.choice(IDS, 30, replace=True), 900 + np.arange(6)])  # ids repeat
 ORDERS = [pd.DataFrame({"id": part, "spend": np.round(GEN.uniform(0, 100, len(part)), 2)})
           for part in np.array_split(OIDS, 3)]
 OPEN = Policy(allowed_programs=("sql",), allowed_columns=("*",), allowed_requesters=("*",))
@@ -106,6 +106,7 @@ QUERIES = [
      "WHERE age > 30 AND region <> 'east'", "malicious"),
     ("SELECT dept, COUNT(DISTINCT region) FROM people GROUP BY dept HAVING COUNT(*) > 10",
      "malicious"),
+    # one-to-many: several orders per person
     ("SELECT region, SUM(spend), COUNT(*) FROM people JOIN orders ON people.id = orders.id "
      "GROUP BY region", "semi-honest"),
     ("SELECT age, COUNT(*) FROM people WHERE income > 50 GROUP BY age", "semi-honest"),
@@ -115,6 +116,8 @@ QUERIES = [
 @pytest.mark.parametrize(("query", "security"), QUERIES)
 def test_sql_tasks_match_duckdb(net: LocalNetwork, client: Client, query: str,
                                 security: str) -> None:
+    if "JOIN" in query:
+        assert pd.concat(ORDERS)["id"].duplicated().any()  # a one-to-many join
     got = client.sql(query, security=security)
     _same(query, got, _duck(query))
     info = net.contracts.tasks.get_task(TaskId(got.attrs["task_id"]))

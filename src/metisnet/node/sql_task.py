@@ -27,9 +27,9 @@ Lifecycle (DESIGN.md §7, as for every program):
    per dataset in the session's input protocol (:mod:`metisnet.node.session`): the
    ``(rows, columns + 1)`` table (a last column of ones keeps the row count readable when
    a query reads no column) flattened; for a join, keyed-tag PSI inputs
-   (:func:`metisnet.algorithms.psi.prepare`, ``(rows, 3 + columns)`` per join side) under a
-   tag key the first data node draws and sends to the others over the session (the
-   committee never sees it).
+   (:func:`metisnet.algorithms.sql.joins.prepare_rows`, ``(rows, 3 + columns)`` per join
+   side) under a tag key the first data node draws and sends to the others over the
+   session (the committee never sees it).
 5. The committee runs the program like any other
    (:func:`metisnet.node.session.run_committee`): the ``sql`` program
    (:func:`program`) cuts the inputs back into tables by the spec, runs the compiled plan
@@ -56,11 +56,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from metisnet.algorithms import psi
 from metisnet.algorithms.common import deal
 from metisnet.algorithms.psi import PsiShares
 from metisnet.algorithms.sql.datanodes import FRAC_BITS, encode
 from metisnet.algorithms.sql.execute import released
+from metisnet.algorithms.sql.joins import prepare_rows
 from metisnet.algorithms.sql.plan import Plan, plan_query, read_columns, strip_explain
 from metisnet.algorithms.sql.receiver import decode, finish
 from metisnet.crypto.prg import Csprng
@@ -281,8 +281,8 @@ def contribute(channel: Channel, layout: SessionLayout, me: str, spec: TaskSpec,
                 if ids.dtype.kind not in "iu":
                     raise ValidationError(f"join key `{task.plan.join[side].key}` of input "
                                           f"{j} must hold integers")
-                dealt = psi.prepare(ids, tag_key, rng, payload=values if values.shape[1]
-                                    else None, frac_bits=FRAC_BITS)
+                dealt = prepare_rows(ids, tag_key, rng, payload=values if values.shape[1]
+                                     else None, frac_bits=FRAC_BITS)
                 parts.append([p.pair for p in dealt])
         inputs.append([(np.concatenate([p[i][0].reshape(-1) for p in parts]),
                         np.concatenate([p[i][1].reshape(-1) for p in parts]))

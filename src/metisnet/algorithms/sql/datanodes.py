@@ -4,8 +4,8 @@ A data node reads its part of a table (a pandas DataFrame or a dict of numpy col
 encodes the columns a checked plan reads (numbers as fixed point; a category as its index in
 the column's public domain) and deals them as replicated shares
 (:func:`metisnet.algorithms.common.deal`), or, for a join, as keyed-tag PSI inputs
-(:func:`metisnet.algorithms.psi.prepare`). Values outside a declared domain, NULLs and
-magnitudes beyond ``2^VALUE_BITS`` are refused before anything is dealt.
+(:func:`metisnet.algorithms.sql.joins.prepare_rows`: keys may repeat). Values outside a
+declared domain, NULLs and magnitudes beyond ``2^VALUE_BITS`` are refused before anything is dealt.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from metisnet.algorithms import psi
 from metisnet.algorithms.common import deal
 from metisnet.algorithms.psi import PsiShares
+from metisnet.algorithms.sql.joins import prepare_rows
 from metisnet.algorithms.sql.plan import Plan
 from metisnet.crypto.prg import Csprng
 from metisnet.errors import ValidationError
@@ -119,7 +119,8 @@ def _node_rng(seed: bytes | None, *labels: object) -> Csprng:
 def deal_join(plan: Plan, tables: Mapping[str, Sequence[Part]], tag_key: bytes, *,
               seed: bytes | None = None) -> list[list[list[PsiShares]]]:
     """Each data node of both join sides: keyed tags of its ids and its payload columns
-    (:func:`metisnet.algorithms.psi.prepare`): side -> node -> one input per member."""
+    (:func:`metisnet.algorithms.sql.joins.prepare_rows`): side -> node -> one input per
+    member."""
     if plan.join is None:
         raise ValidationError("not a join")
     out = []
@@ -134,8 +135,8 @@ def deal_join(plan: Plan, tables: Mapping[str, Sequence[Part]], tag_key: bytes, 
             if side.columns:
                 payload = np.stack([encode(cols[raw], plan.domains.get(name), name)
                                     for name, raw in side.columns], axis=1)
-            nodes.append(psi.prepare(ids, tag_key, _node_rng(seed, "join", si, ni), payload=payload,
-                                     frac_bits=FRAC_BITS))
+            nodes.append(prepare_rows(ids, tag_key, _node_rng(seed, "join", si, ni),
+                                      payload=payload, frac_bits=FRAC_BITS))
         out.append(nodes)
     return out
 

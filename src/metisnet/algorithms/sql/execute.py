@@ -38,7 +38,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from metisnet import mpc
-from metisnet.algorithms import psi
 from metisnet.algorithms.common import output, receive
 from metisnet.algorithms.psi import PsiShares
 from metisnet.algorithms.sql.aggregates import SUM_FUNCS, final_table, released_names, square
@@ -51,6 +50,7 @@ from metisnet.algorithms.sql.datanodes import (
     deal_tables,
     schemas_of,
 )
+from metisnet.algorithms.sql.joins import join_many
 from metisnet.algorithms.sql.plan import (
     Plan,
     TablePolicy,
@@ -420,7 +420,7 @@ def _joined_columns(ctx: MpcContext, plan: Plan, own: Sequence[Sequence[PsiShare
         a = np.concatenate([m.pair[0] for m in mine])
         b = np.concatenate([m.pair[1] for m in mine])
         inputs.append(PsiShares((a, b), mine[0].payload_cols, mine[0].frac_bits))
-    joined = psi.private_join(ctx, inputs, k=k)
+    joined = join_many(ctx, inputs, k=k)
     names = [name for side in plan.join for name, _ in side.columns]
     cols = {}
     for j, name in enumerate(names):

@@ -16,8 +16,9 @@ The supported subset (everything else is refused with a
   mask folded in; or ``GROUP BY`` one numeric key without a public domain: oblivious sort
   and segmented scans (:mod:`metisnet.algorithms.sql.secret_groups`, semi-honest).
 * ``HAVING``, ``ORDER BY`` and ``LIMIT`` on the released per-group results.
-* ``FROM a JOIN b ON a.key = b.key``: one inner key join (keys unique within each table) by
-  the committee's private join (:func:`metisnet.algorithms.psi.private_join`, semi-honest);
+* ``FROM a JOIN b ON a.key = b.key``: one inner key join, the key unique on at least one
+  side (one-to-one or one-to-many; many-to-many is refused when the matcher sees it) by the
+  committee's private join (:mod:`metisnet.algorithms.sql.joins`, semi-honest);
   columns are then named ``alias.column``.
 * ``COUNT(DISTINCT c)`` for a column with a public domain.
 
@@ -474,7 +475,7 @@ def _rewrite_join(root: Any, src: Any, joins: list[Any], schemas: Schema
     """Check an inner key join and name every column ``alias.column``.
 
     Returns the rewritten query, the joined schema and the join keys. One ``JOIN`` of two
-    tables ``ON a.key = b.key`` (inner; the keys unique within each table: a key join).
+    tables ``ON a.key = b.key`` (inner; the key unique on at least one side).
     """
     from sqlglot import exp
     if len(joins) != 1:
