@@ -7,9 +7,10 @@ and aggregates per department (a public domain of 10 values)::
     SELECT dept, COUNT(*), SUM(spend), AVG(income) FROM t JOIN u ON t.id = u.id
     WHERE age > 30 GROUP BY dept
 
-metisnet: the committee's part (private join, comparisons, one-hot, sums, k policy, opening
-to the receiver), its 3 members as OS processes over loopback TCP (one LocalCluster),
-semi-honest (the private join is semi-honest only). Dealing at the data nodes is measured
+metisnet: the committee's part (private join, comparisons, one-hot, sums, the final
+aggregates with AVG divided on the committee, the present flags, opening only those to the
+receiver), its 3 members as OS processes over loopback TCP (one LocalCluster), semi-honest
+(the private join is semi-honest only). Dealing at the data nodes is measured
 apart (in the note). DuckDB runs the same query on the plaintext union in this process,
 alternating with metisnet. Rows are ``n`` per table (10^5 by default, 10^4 with --quick).
 """

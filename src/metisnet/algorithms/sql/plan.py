@@ -25,6 +25,12 @@ The supported subset (everything else is refused with a
 Data owners' :class:`TablePolicy` (columns, aggregates, joins, minimum group size) is
 checked against the plan before any share moves (:func:`check_policies`).
 
+Security modes: everything above runs in malicious mode (security with abort: every product
+and AND gate of the committee is checked before any opening, :mod:`metisnet.mpc.malicious`)
+except the JOIN (the committee's private join: shuffle and matcher) and GROUP BY a key
+without a public domain (shuffle-then-sort), which are semi-honest only; a plan with either
+is refused in malicious mode, and ``EXPLAIN`` says which applies.
+
 Output policy: groups with fewer than ``k`` rows are suppressed obliviously (released as
 empty, so they vanish from the result). Row-level output (a ``SELECT`` of plain columns
 without ``GROUP BY``) is never released.
@@ -718,8 +724,9 @@ def _final_cost(plan: Plan, g: int) -> list[Step]:
     var = [a for a in means if a.func != "avg"]
     if var:
         e = len(var) * g
-        steps.append(Step(f"{len(var)} variance(s): ss - s mean, divide by the degrees of "
-                          "freedom", 2 + DIV_ROUNDS, 16 * e + DIV_BYTES * e))
+        steps.append(Step(f"{len(var)} variance(s): ss - count mean^2, divide by the degrees "
+                          "of freedom (2 divides)", 4 + 2 * DIV_ROUNDS + 1,
+                          40 * e + 2 * DIV_BYTES * e))
     std = [a for a in var if a.func.startswith("std")]
     if std:
         e = len(std) * g
@@ -786,8 +793,16 @@ def explain(query: str | Plan, schemas: Schema | None = None, *,
         post.append("LIMIT")
     lines.append("receiver, on released results: aggregates arithmetic"
                  + (", " + ", ".join(post) if post else ""))
-    lines.append("released to the receiver: per group a present flag (count >= k) and the "
-                 "aggregates " + ", ".join(a.key.upper() for a in plan.aggs)
+    two = any(a.func in ("var_samp", "std_samp") for a in plan.aggs)
+    lines.append("released to the receiver: per group a present flag (count >= k)"
+                 + (", whether it has 2 rows (a sample variance of 1 row is NULL)" if two
+                    else "") + " and the aggregates " + ", ".join(a.key for a in plan.aggs)
                  + " (those of SELECT, HAVING and ORDER BY); no counts unless selected")
+    why = [w for w, on in (("the private JOIN", plan.join is not None),
+                            ("GROUP BY a key without a public domain (oblivious sort)",
+                             plan.secret_group)) if on]
+    lines.append("security: semi-honest only (" + " and ".join(why) + ")" if why else
+                 "security: malicious (security with abort; every product checked before "
+                 "any opening) or semi-honest")
     lines.append(f"estimated total: {plan.rounds} rounds, {plan.bytes_per_party:,} bytes per party")
     return "\n".join(lines)
