@@ -5,8 +5,9 @@ count ``c`` (shared integer), the sums ``s`` (and sums of squares ``ss``) of the
 expressions, the minima, the ``COUNT(DISTINCT)`` values. Output: one shared table, opened
 only to the receiver, whose columns are
 
-``[key]`` (secret-domain key only), ``present``, one column per aggregate of the query (in
-:attr:`Plan.aggs` order: those of SELECT, HAVING and ORDER BY), ``[defined]``
+``[key]`` (secret-domain key only), ``present``, one column per opened aggregate
+(:attr:`Plan.released_aggs`: those of SELECT and ORDER BY, and of HAVING when the receiver
+evaluates it), ``[defined]``
 
 and nothing else: a group's count leaves the committee only when the query asks for
 ``COUNT``; sums behind ``AVG``/``VARIANCE``/``STDDEV`` never do.
@@ -26,6 +27,8 @@ and nothing else: a group's count leaves the committee only when the query asks 
   division; error about ``(4 |mean| + 2) ulp / VAR`` relative.
   ``STDDEV = sqrt(max(VAR, 0))`` (:func:`metisnet.mpc.sqrt`, by :func:`_sqrt_wide` beyond its
   domain 2^21).
+* HAVING, when the plan runs it here (:class:`_Having`): one batch of comparisons over the
+  aggregates, the key and constants, combined like WHERE, multiplied into ``present``.
 * ``defined = present * [c >= 2]`` when a sample variance or deviation is asked: SQL gives
   NULL for one row, so the receiver learns that bit, as any SQL engine's answer shows it.
 
@@ -40,11 +43,13 @@ square roots in one batch (~40); 1 round for the flags' products.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from metisnet import mpc
-from metisnet.algorithms.sql.plan import Agg, Plan
+from metisnet.algorithms.sql.plan import Agg, Plan, agg_func, same_agg
 from metisnet.errors import ShapeError
 from metisnet.mpc import MpcContext, SharedArray
 
@@ -78,7 +83,7 @@ def released_names(plan: Plan) -> list[str]:
     """The released table's columns, in order."""
     names = ["key"] if plan.secret_group else []
     names.append("present")
-    names.extend(a.key for a in plan.aggs)
+    names.extend(a.key for a in plan.released_aggs)
     if needs_defined(plan):
         names.append("defined")
     return names
@@ -156,6 +161,134 @@ def _sqrt_wide(ctx: MpcContext, v: SharedArray) -> SharedArray:
     return out.like(out.a, out.b, frac_bits=f)
 
 
+Value = SharedArray | NDArray[np.float64]
+
+
+class _Having:
+    """HAVING on the committee (:func:`metisnet.algorithms.sql.plan._having_in_mpc` says
+    which): aggregates are shared per group, a public-domain key is public per group, a
+    secret-domain key is shared; all comparisons in one batch (9 rounds), AND a product,
+    OR ``a + b - ab``, NOT ``1 - a``."""
+
+    def __init__(self, ctx: MpcContext, plan: Plan, values: dict[str, SharedArray],
+                 keys: SharedArray | None, g: int) -> None:
+        self.ctx, self.plan, self.values, self.keys, self.g = ctx, plan, values, keys, g
+        self.lt: list[SharedArray] = []
+        self.eq: list[SharedArray] = []
+
+    def _key(self, name: str) -> Value:
+        plan = self.plan
+        if plan.secret_group:
+            if self.keys is None:
+                raise ShapeError("the secret key is missing")
+            return self.keys
+        dims = [len(plan.domains[k]) for k in plan.group_by]
+        idx = np.unravel_index(np.arange(self.g), dims)
+        pos = plan.group_by.index(name)
+        dom = plan.domains[name]
+        return np.array([dom[int(i)] for i in idx[pos]], dtype=object)
+
+    def value(self, node: Any) -> Value:
+        from sqlglot import exp
+        if isinstance(node, exp.Paren):
+            return self.value(node.this)
+        if agg_func(node) is not None:
+            for agg in self.plan.aggs:
+                if same_agg(agg, node):
+                    return self.values[agg.key]
+            raise ShapeError(f"aggregate {node.sql()} was not planned")
+        if isinstance(node, exp.Column):
+            return self._key(str(node.name))
+        if isinstance(node, exp.Literal):
+            return np.full(self.g, float(str(node.this)))
+        if isinstance(node, exp.Neg):
+            return -self.value(node.this)
+        a: Any = self.value(node.this)
+        b: Any = self.value(node.expression)
+        if isinstance(node, (exp.Add, exp.Sub)):
+            if isinstance(node, exp.Sub):
+                b = -b
+            out: Value = a + b if isinstance(a, SharedArray) else b + a
+            return out
+        if isinstance(node, exp.Div):  # by a constant (checked by the plan)
+            b = 1.0 / np.asarray(b, dtype=np.float64)
+        if isinstance(a, SharedArray) and isinstance(b, SharedArray):
+            raise ShapeError("a product of two aggregates is evaluated by the receiver")
+        if isinstance(a, SharedArray) or isinstance(b, SharedArray):
+            x, c = (a, b) if isinstance(a, SharedArray) else (b, a)
+            if not isinstance(x, SharedArray):  # pragma: no cover - one side is shared
+                raise ShapeError("no shared operand")
+            c0 = float(np.asarray(c, dtype=np.float64)[0])
+            return x * int(c0) if c0.is_integer() else mpc.mul_public(self.ctx, x, c0)
+        return np.asarray(a, dtype=np.float64) * np.asarray(b, dtype=np.float64)
+
+    def _queue(self, kind: str, a: Any, b: Any) -> Any:
+        if not isinstance(a, SharedArray) and not isinstance(b, SharedArray):
+            if kind == "eq":
+                return ("pub", np.asarray(a == b, dtype=np.int64))
+            return ("pub", np.asarray(np.asarray(a, dtype=np.float64)
+                                      < np.asarray(b, dtype=np.float64), dtype=np.int64))
+        diff: SharedArray = a - b if isinstance(a, SharedArray) else -(b - a)
+        lst = self.lt if kind == "lt" else self.eq
+        lst.append(diff)
+        return (kind, len(lst) - 1)
+
+    def tree(self, node: Any) -> Any:
+        from sqlglot import exp
+        if isinstance(node, exp.Paren):
+            return self.tree(node.this)
+        if isinstance(node, exp.And):
+            return ("and", self.tree(node.this), self.tree(node.expression))
+        if isinstance(node, exp.Or):
+            return ("or", self.tree(node.this), self.tree(node.expression))
+        if isinstance(node, exp.Not):
+            return ("not", self.tree(node.this))
+        if isinstance(node, (exp.EQ, exp.NEQ)):
+            for col, lit in ((node.this, node.expression), (node.expression, node.this)):
+                if isinstance(col, exp.Literal) or not (isinstance(lit, exp.Literal)
+                                                        and lit.is_string):
+                    continue
+                got = ("pub", np.asarray(self._key(str(col.name)) == str(lit.this),
+                                         dtype=np.int64))
+                return got if isinstance(node, exp.EQ) else ("not", got)
+            t = self._queue("eq", self.value(node.this), self.value(node.expression))
+            return t if isinstance(node, exp.EQ) else ("not", t)
+        x, y = self.value(node.this), self.value(node.expression)
+        if isinstance(node, exp.LT):
+            return self._queue("lt", x, y)
+        if isinstance(node, exp.GT):
+            return self._queue("lt", y, x)
+        if isinstance(node, exp.LTE):
+            return ("not", self._queue("lt", y, x))
+        return ("not", self._queue("lt", x, y))  # GTE
+
+    def mask(self) -> SharedArray:
+        """The HAVING condition per group, shared 0/1."""
+        tree = self.tree(self.plan.having)
+
+        def batch(diffs: list[SharedArray], fn: Any) -> list[SharedArray]:
+            if not diffs:
+                return []
+            res = fn(self.ctx, mpc.concat(diffs), 0)
+            return [res[i * self.g:(i + 1) * self.g] for i in range(len(diffs))]
+
+        lt, eq = batch(self.lt, mpc.less_than), batch(self.eq, mpc.equal)
+
+        def combine(t: Any) -> SharedArray:
+            if t[0] == "pub":
+                return mpc.public(self.ctx, t[1], frac_bits=0)
+            if t[0] in ("lt", "eq"):
+                got: SharedArray = (lt if t[0] == "lt" else eq)[t[1]]
+                return got
+            if t[0] == "not":
+                return 1 - combine(t[1])
+            a, b = combine(t[1]), combine(t[2])
+            ab = mpc.mul_raw(self.ctx, a, b)
+            return ab if t[0] == "and" else a + b - ab
+
+        return _ints(combine(tree))
+
+
 def final_table(ctx: MpcContext, plan: Plan, counts: SharedArray, sums: SharedArray | None,
                 ext: SharedArray | None, distinct: SharedArray | None, *, k: int,
                 gate: SharedArray | None = None,
@@ -213,8 +346,7 @@ def final_table(ctx: MpcContext, plan: Plan, counts: SharedArray, sums: SharedAr
             elif a.func == "avg":
                 by_key[a.key] = means[a.key]
     ei = di = 0
-    cols: list[SharedArray] = []
-    gates: list[SharedArray] = []
+    values: dict[str, SharedArray] = {}
     for a in plan.aggs:
         if a.func == "count":
             v = _to_fixed(counts, f)
@@ -230,7 +362,18 @@ def final_table(ctx: MpcContext, plan: Plan, counts: SharedArray, sums: SharedAr
             ei += 1
         else:
             v = by_key[a.key]
-        cols.append(v)
+        values[a.key] = v
+    if plan.having_mpc:  # HAVING on the committee: folded into the flags, nothing opened
+        mask = _Having(ctx, plan, values, keys, g).mask()
+        both = mpc.mul_raw(ctx, mpc.concat([present] + ([defined] if defined is not None
+                                                        else [])),
+                           mpc.concat([mask] * (2 if defined is not None else 1)))
+        present = both[:g]
+        defined = both[g:] if defined is not None else None
+    cols: list[SharedArray] = []
+    gates: list[SharedArray] = []
+    for a in plan.released_aggs:
+        cols.append(values[a.key])
         gates.append(defined if a.func in ("var_samp", "std_samp") and defined is not None
                      else present)
     if keys is not None:

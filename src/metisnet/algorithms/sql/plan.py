@@ -36,11 +36,15 @@ empty, so they vanish from the result). Row-level output (a ``SELECT`` of plain 
 without ``GROUP BY``) is never released.
 
 Released to the receiver (stated in ``EXPLAIN``): per group a present flag
-(``count >= max(k, 1)``) and the final value of every aggregate the query names in SELECT,
-HAVING or ORDER BY, computed on the committee (:mod:`metisnet.algorithms.sql.aggregates`:
+(``count >= max(k, 1)``, and HAVING) and the final value of every aggregate the query names
+in SELECT or ORDER BY, computed on the committee (:mod:`metisnet.algorithms.sql.aggregates`:
 AVG, VARIANCE and STDDEV are divided there); a group's count only when ``COUNT`` is asked,
-and for a sample variance whether the group has two rows (SQL's NULL). The receiver then
-evaluates the arithmetic over those aggregates, HAVING, ORDER BY and LIMIT.
+and for a sample variance whether the group has two rows (SQL's NULL). HAVING runs on the
+committee (folded into the present flag, its aggregates never opened) when it compares
+aggregates, the group key and constants with + - and constant factors; otherwise (a
+sample variance, a product or quotient of aggregates) the receiver evaluates it and its
+aggregates are opened too. The receiver evaluates the arithmetic over the opened
+aggregates, ORDER BY and LIMIT.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from typing import Any
 from metisnet.errors import PolicyViolation, ValidationError
 
 __all__ = ["Agg", "JoinSide", "Plan", "Schema", "Step", "TablePolicy", "check_policies",
-           "explain", "plan_query", "read_columns", "strip_explain"]
+           "explain", "plan_query", "read_columns", "same_agg", "strip_explain"]
 
 #: table name -> column name -> public domain (a sequence of values), or None (numeric, no domain)
 Schema = Mapping[str, Mapping[str, Sequence[Any] | None]]
@@ -119,6 +123,15 @@ class Plan:
     secret_group: bool = False  # GROUP BY one key without public domain (oblivious sort)
     k: int = 1  # the minimum group size applied (requester's and policies')
     steps: list[Step] = field(default_factory=list)
+    #: HAVING evaluated on the committee (folded into the present flags), not by the receiver
+    having_mpc: bool = False
+    #: keys of the aggregates opened to the receiver (None: all): those of SELECT and
+    #: ORDER BY, and of HAVING when the receiver evaluates it
+    released: tuple[str, ...] | None = None
+
+    @property
+    def released_aggs(self) -> tuple[Agg, ...]:
+        return tuple(a for a in self.aggs if self.released is None or a.key in self.released)
 
     def with_k(self, k: int) -> Plan:
         """This plan with minimum group size ``k`` (and its costs)."""
@@ -163,6 +176,20 @@ def agg_func(node: Any) -> str | None:
         if type(node) is cls:
             return name
     return None
+
+
+def same_agg(a: Agg, node: Any) -> bool:
+    """Whether the aggregate expression ``node`` is the planned aggregate ``a``."""
+    from sqlglot import exp
+    fn = agg_func(node)
+    arg = node.this
+    if fn == "count":
+        if isinstance(arg, exp.Distinct):
+            name = arg.expressions[0].name
+            return a.func == "count_distinct" and a.key == f"count(distinct {name})"
+        return a.func == "count"
+    return (a.func == fn and a.arg is not None
+            and a.arg.sql(dialect="duckdb") == arg.sql(dialect="duckdb"))
 
 
 class _Checker:
@@ -356,6 +383,8 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
         chk.condition(cond)
 
     aggs: dict[str, Agg] = {}
+    section = ["show"]
+    used_in: dict[str, set[str]] = {"show": set(), "having": set()}
 
     def post(node: Any) -> None:
         """Expressions over aggregates and the group key (released values)."""
@@ -365,6 +394,7 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
         if fn is not None:
             agg = _aggregate(node, fn)
             aggs.setdefault(agg.key, agg)
+            used_in[section[0]].add(agg.key)
             return None
         if isinstance(node, exp.Column):
             name = chk.column(node)
@@ -427,7 +457,9 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
     having = root.args.get("having")
     hcond = having.this if having is not None else None
     if hcond is not None:
+        section[0] = "having"
         post(hcond)
+        section[0] = "show"
     aliases = {n for n, _ in outputs}
     order: list[tuple[Any, bool]] = []
     ord_node = root.args.get("order")
@@ -465,11 +497,76 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
                 where=cond, group_by=group_by, aggs=tuple(aggs.values()), outputs=tuple(outputs),
                 having=hcond, order=tuple(order), limit=limit, join=join,
                 secret_group=secret_group, k=k)
+    plan.having_mpc = hcond is not None and _having_in_mpc(hcond, group_by, schema)
+    shown = used_in["show"] | (set() if plan.having_mpc else used_in["having"])
+    plan.released = tuple(key for key in aggs if key in shown)
     if secret_group and any(a.func == "count_distinct" for a in plan.aggs):
         raise ValidationError("COUNT(DISTINCT) with GROUP BY a secret-domain key is not "
                               "supported; declare the key's domain")
     plan.steps = _cost(plan)
     return plan
+
+
+def _having_in_mpc(node: Any, group_by: Sequence[str],
+                   schema: Mapping[str, Sequence[Any] | None]) -> bool:
+    """Whether the committee can evaluate HAVING itself (then the aggregates only HAVING
+    uses are never opened): comparisons, AND/OR/NOT over aggregates (not the sample
+    variance or deviation, which may be NULL), the group key and constants, with + - and
+    products or quotients by constants. Otherwise the receiver evaluates it."""
+    from sqlglot import exp
+
+    def categorical(name: str) -> bool:
+        dom = schema.get(name)
+        return dom is not None and any(isinstance(v, str) for v in dom)
+
+    def const(n: Any) -> bool:
+        if isinstance(n, exp.Paren):
+            return const(n.this)
+        if isinstance(n, exp.Neg):
+            return const(n.this)
+        return isinstance(n, exp.Literal) and not n.is_string
+
+    def val(n: Any) -> bool:
+        if isinstance(n, exp.Paren):
+            return val(n.this)
+        fn = agg_func(n)
+        if fn is not None:
+            return fn not in ("var_samp", "std_samp")
+        if isinstance(n, exp.Literal):
+            return not n.is_string
+        if isinstance(n, exp.Column):
+            return str(n.name) in group_by and not categorical(str(n.name))
+        if isinstance(n, exp.Neg):
+            return val(n.this)
+        if isinstance(n, (exp.Add, exp.Sub)):
+            return val(n.this) and val(n.expression)
+        if isinstance(n, exp.Mul):
+            return val(n.this) and val(n.expression) and (const(n.this) or const(n.expression))
+        if isinstance(n, exp.Div):
+            return (val(n.this) and const(n.expression)
+                    and float(n.expression.sql().strip("()")) != 0.0)
+        return False
+
+    def cond(n: Any) -> bool:
+        if isinstance(n, exp.Paren):
+            return cond(n.this)
+        if isinstance(n, (exp.And, exp.Or)):
+            return cond(n.this) and cond(n.expression)
+        if isinstance(n, exp.Not):
+            return cond(n.this)
+        if isinstance(n, (exp.EQ, exp.NEQ)):
+            for col, lit in ((n.this, n.expression), (n.expression, n.this)):
+                if (isinstance(col, exp.Column) and str(col.name) in group_by
+                        and categorical(str(col.name))):
+                    return isinstance(lit, exp.Literal) and lit.is_string
+        if isinstance(n, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
+            return val(n.this) and val(n.expression)
+        return False
+
+    try:
+        return cond(node)
+    except ValueError:
+        return False
 
 
 def _alias_table(join: Any) -> str:
@@ -732,7 +829,13 @@ def _final_cost(plan: Plan, g: int) -> list[Step]:
         e = len(std) * g
         steps.append(Step(f"{len(std)} deviation(s): clamp at 0, square root",
                           LT_ROUNDS + 1 + SQRT_ROUNDS, (LT_BYTES + 8 + SQRT_BYTES) * e))
-    w = len(plan.aggs) + (1 if plan.secret_group else 0)
+    if plan.having_mpc:
+        atoms = sum(1 for n in plan.having.walk()
+                    if type(n).__name__ in ("EQ", "NEQ", "GT", "GTE", "LT", "LTE"))
+        steps.append(Step(f"HAVING on the committee: {atoms} comparison(s) per group, "
+                          "combined and folded into the present flags", LT_ROUNDS + 3,
+                          (LT_BYTES + 16) * g * max(atoms, 1)))
+    w = len(plan.released_aggs) + (1 if plan.secret_group else 0)
     if w:
         steps.append(Step("zero every value of an absent or suppressed group (1 product)", 1,
                           8 * g * w))
@@ -740,7 +843,8 @@ def _final_cost(plan: Plan, g: int) -> list[Step]:
     if plan.secret_group:
         steps.append(Step(f"shuffle the {g} result rows", 3, 16 * g * released))
     steps.append(Step(f"open the results to the receiver only: a present flag and "
-                      f"{len(plan.aggs)} aggregate(s) per group", 1, 8 * g * released))
+                      f"{len(plan.released_aggs)} aggregate(s) per group", 1,
+                      8 * g * released))
     return steps
 
 
@@ -785,7 +889,7 @@ def explain(query: str | Plan, schemas: Schema | None = None, *,
     for i, s in enumerate(plan.steps, 1):
         lines.append(f"  {i}. {s.what}  [{s.rounds} rounds, {s.bytes_per_party:,} B]")
     post = []
-    if plan.having is not None:
+    if plan.having is not None and not plan.having_mpc:
         post.append("HAVING")
     if plan.order:
         post.append("ORDER BY")
@@ -796,8 +900,11 @@ def explain(query: str | Plan, schemas: Schema | None = None, *,
     two = any(a.func in ("var_samp", "std_samp") for a in plan.aggs)
     lines.append("released to the receiver: per group a present flag (count >= k)"
                  + (", whether it has 2 rows (a sample variance of 1 row is NULL)" if two
-                    else "") + " and the aggregates " + ", ".join(a.key for a in plan.aggs)
-                 + " (those of SELECT, HAVING and ORDER BY); no counts unless selected")
+                    else "") + " and the aggregates "
+                 + (", ".join(a.key for a in plan.released_aggs) or "(none)")
+                 + " (those of SELECT and ORDER BY"
+                 + (", and of HAVING, which the receiver evaluates" if plan.having is not None
+                    and not plan.having_mpc else "") + "); no counts unless selected")
     why = [w for w, on in (("the private JOIN", plan.join is not None),
                             ("GROUP BY a key without a public domain (oblivious sort)",
                              plan.secret_group)) if on]

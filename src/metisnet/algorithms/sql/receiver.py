@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from metisnet.algorithms.sql.aggregates import released_names
-from metisnet.algorithms.sql.plan import Agg, Plan, agg_func
+from metisnet.algorithms.sql.plan import Plan, agg_func, same_agg
 from metisnet.errors import ValidationError
 
 __all__ = ["decode", "finish"]
@@ -39,7 +39,8 @@ def decode(plan: Plan, table: F64) -> dict[str, Any]:
         raise ValidationError(f"the released table has {table.shape[0]} rows for "
                               f"{plan.groups} groups")
     res: dict[str, Any] = {"present": np.rint(table[:, names.index("present")]),
-                           "aggs": {a.key: table[:, names.index(a.key)] for a in plan.aggs}}
+                           "aggs": {a.key: table[:, names.index(a.key)]
+                                    for a in plan.released_aggs}}
     if "defined" in names:
         res["defined"] = np.rint(table[:, names.index("defined")])
     if plan.secret_group:
@@ -50,7 +51,7 @@ def decode(plan: Plan, table: F64) -> dict[str, Any]:
 def _agg_values(plan: Plan, res: Mapping[str, Any], gi: int) -> dict[str, Any]:
     present = int(res["present"][gi]) == 1
     out: dict[str, Any] = {}
-    for a in plan.aggs:
+    for a in plan.released_aggs:
         v = float(res["aggs"][a.key][gi])
         if a.func in ("count", "count_distinct"):
             out[a.key] = round(v) if present else 0
@@ -69,7 +70,7 @@ def _post_eval(node: Any, aggs: Mapping[str, Any], key: Any, plan: Plan) -> Any:
         return _post_eval(node.this, aggs, key, plan)
     if agg_func(node) is not None:
         for a in plan.aggs:
-            if _same_agg(a, node):
+            if same_agg(a, node):
                 return aggs[a.key]
         raise ValidationError(f"aggregate {node.sql()} was not planned")
     if isinstance(node, exp.Column):
@@ -107,19 +108,6 @@ def _post_eval(node: Any, aggs: Mapping[str, Any], key: Any, plan: Plan) -> Any:
     return fn()
 
 
-def _same_agg(a: Agg, node: Any) -> bool:
-    from sqlglot import exp
-    fn = agg_func(node)
-    arg = node.this
-    if fn == "count":
-        if isinstance(arg, exp.Distinct):
-            name = arg.expressions[0].name
-            return a.func == "count_distinct" and a.key == f"count(distinct {name})"
-        return a.func == "count"
-    return (a.func == fn and a.arg is not None
-            and a.arg.sql(dialect="duckdb") == arg.sql(dialect="duckdb"))
-
-
 def _order_key(body: Any, names: list[str], plan: Plan) -> Any:
     from sqlglot import exp
     if isinstance(body, exp.Column) and str(body.name) in names and not body.table:
@@ -151,7 +139,8 @@ def finish(plan: Plan, res: Mapping[str, Any]) -> Any:
             key = {name: plan.domains[name][int(i)] for name, i in zip(plan.group_by, idx,
                                                                        strict=True)}
         aggs = _agg_values(plan, res, gi)
-        if plan.having is not None and _post_eval(plan.having, aggs, key, plan) is not True:
+        if (plan.having is not None and not plan.having_mpc
+                and _post_eval(plan.having, aggs, key, plan) is not True):
             continue
         vals = [_post_eval(e, aggs, key, plan) for _, e in plan.outputs]
         rows.append((vals, aggs, key))
