@@ -44,9 +44,10 @@ Security argument
   the salt binds the keys to both certificates and both public values.
 * Confidentiality and integrity of each record: AES-256-GCM under a key used by one
   sender only (one key per direction, so reflection fails) with a nonce that never
-  repeats under that key (a strictly increasing counter; the sender refuses to go past
-  :data:`MAX_BYTES` per direction -- far below the GCM bounds of NIST SP 800-38D -- and the
-  connection is then closed and re-dialled with new keys).
+  repeats under that key (a strictly increasing counter). After :data:`MAX_BYTES` of
+  plaintext under one key -- far below the GCM bounds of NIST SP 800-38D -- both sides
+  replace it, in step, by ``HKDF-Expand(key, LABEL || " next", 32)`` (they count the same
+  records, so no message is needed; the old key is dropped).
 * Order, replay, splicing and truncation: the receiver expects exactly the counter it
   has reached, so a dropped, repeated, reordered or replayed record fails its tag; the AAD
   binds each record to its frame header (itself authenticated by TLS), its index and the
@@ -73,7 +74,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
 from metisnet.errors import NetworkError, WireError
 
@@ -88,6 +89,7 @@ __all__ = [
     "BulkOpener",
     "BulkSealer",
     "derive_keys",
+    "next_key",
     "record_count",
 ]
 
@@ -100,8 +102,8 @@ BULK_MIN: Final = 64 << 10
 TAG_SIZE: Final = 16
 #: X25519 public value size
 PUBLIC_SIZE: Final = 32
-#: bytes one key may seal; then the link is closed and re-dialled with fresh keys
-MAX_BYTES: Final = 1 << 40
+#: plaintext bytes sealed under one key before both sides move to the next key
+MAX_BYTES = 1 << 36
 _IDX = struct.Struct(">II")
 
 
@@ -149,18 +151,37 @@ def _aad(head_digest: bytes, index: int, count: int) -> bytes:
     return LABEL + head_digest + _IDX.pack(index, count)
 
 
-class BulkSealer:
+def next_key(key: bytes) -> bytes:
+    """The key that follows ``key`` after :data:`MAX_BYTES` (a one-way step)."""
+    return HKDFExpand(algorithm=hashes.SHA256(), length=32, info=LABEL + b" next").derive(key)
+
+
+class _Direction:
+    """One direction's key, record counter and the bytes sealed under the current key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._aead = AESGCM(key)
+        self._counter = 0
+        self._bytes = 0
+        #: how many times the key was replaced
+        self.epoch = 0
+
+    def _account(self, n: int) -> None:
+        if self._bytes + n > MAX_BYTES:
+            self._key = next_key(self._key)
+            self._aead = AESGCM(self._key)
+            self._bytes = 0
+            self.epoch += 1
+        self._bytes += n
+
+
+class BulkSealer(_Direction):
     """The sending half: seals records in order into one reused buffer."""
 
     def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
-        self._counter = 0
-        self._sent = 0
+        super().__init__(key)
         self._buf = bytearray(0)
-
-    def has_room(self, nbytes: int) -> bool:
-        """Whether ``nbytes`` more may be sealed under this key."""
-        return self._sent + nbytes <= MAX_BYTES
 
     def seal(self, plain: memoryview, head_digest: bytes, index: int,
              count: int) -> memoryview:
@@ -169,30 +190,28 @@ class BulkSealer:
         The returned view points into a buffer that the next call overwrites.
         """
         n = len(plain)
-        if not self.has_room(n):
-            raise NetworkError("bulk key used up; the link must be re-dialled")
+        self._account(n)
         if len(self._buf) < n + TAG_SIZE:
             self._buf = bytearray(max(n, min(RECORD, 1 << 16)) + TAG_SIZE)
         out = memoryview(self._buf)[:n + TAG_SIZE]
         self._aead.encrypt_into(_nonce(self._counter), plain, _aad(head_digest, index, count),
                                 out)
         self._counter += 1
-        self._sent += n
         return out
 
 
-class BulkOpener:
+class BulkOpener(_Direction):
     """The receiving half: opens records in the order they were sealed."""
-
-    def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
-        self._counter = 0
 
     def open_into(self, sealed: memoryview, head_digest: bytes, index: int, count: int,
                   dest: memoryview) -> None:
-        """Authenticate and decrypt one record into ``dest`` (its plaintext length)."""
+        """Authenticate and decrypt one record into ``dest`` (its plaintext length).
+
+        On failure ``dest`` may hold unauthenticated bytes; the caller discards it.
+        """
         if len(sealed) != len(dest) + TAG_SIZE:
             raise WireError("bulk record has the wrong length")
+        self._account(len(dest))
         try:
             self._aead.decrypt_into(_nonce(self._counter), sealed,
                                     _aad(head_digest, index, count), dest)

@@ -73,7 +73,7 @@ from metisnet.net.identity import (
     create_node_files,
     load_node_identity,
 )
-from metisnet.net.link import Connection, Eof, KeyExhausted, reap
+from metisnet.net.link import Connection, Eof, reap
 from metisnet.net.tls import RefusedByPeer, TlsContexts, TlsLink, accept_tls, dial_tls
 from metisnet.net.trust import FileTrustStore, PeerDirectory, TrustStore
 from metisnet.net.wire import (
@@ -138,6 +138,26 @@ class EndpointConfig:
 
     def limits(self) -> WireLimits:
         return WireLimits(max_header=self.max_header, max_payload=self.max_payload)
+
+
+_pollers = threading.local()  # per thread: registrations -> a poll object made for them
+
+
+def _poller(regs: list[tuple[int, int]]) -> select.poll:
+    """A poll object for these (fd, events) registrations, reused by the calling thread."""
+    key = tuple(regs)
+    cache: dict[tuple[tuple[int, int], ...], select.poll] | None = getattr(
+        _pollers, "cache", None)
+    if cache is None:
+        cache = _pollers.cache = {}
+    poller = cache.get(key)
+    if poller is None:
+        if len(cache) >= 64:
+            cache.clear()
+        poller = cache[key] = select.poll()
+        for fd, mask in regs:
+            poller.register(fd, mask)
+    return poller
 
 
 # --------------------------------------------------------------------------- sessions
@@ -292,16 +312,10 @@ class TlsChannel:
         bulk = array.nbytes >= BULK_MIN
         head, arr = encode_head(self._session, tag, array, seq=seq, limits=self._limits,
                                 kind=KIND_BULK if bulk else KIND_DATA)
-        for attempt in range(2):
-            conn = self._ep._conns.get(node)
-            if conn is None or not conn.alive:
-                conn = self._ep._connection(node, self._timeout, self._inbox)
-            try:
-                conn.send(head, arr, bulk=bulk)
-                break
-            except KeyExhausted:  # that link was closed; a new one has fresh keys
-                if attempt:
-                    raise
+        conn = self._ep._conns.get(node)
+        if conn is None or not conn.alive:
+            conn = self._ep._connection(node, self._timeout, self._inbox)
+        conn.send(head, arr, bulk=bulk)
         self._seq[(peer, tag)] = seq + 1
         self._rounds.on_send(0 if arr is None else arr.nbytes)
 
@@ -532,26 +546,31 @@ class Endpoint:
         conns = self._readable()
         held = [c for c in conns if c.token.acquire(blocking=False)]
         try:
-            if until is not None and until():
-                return
-            poller = select.poll()
+            if until is not None:
+                # what has arrived already needs no poll: a reply often comes in while this
+                # thread was still sending the request
+                for c in held:
+                    self._pump(c)
+                if until():
+                    return
+            regs: list[tuple[int, int]] = []
             by_fd: dict[int, Connection] = {}
             for c in held:
-                if c.dirty or c.parked is not None:  # bytes a socket poll would not report
-                    self._pump(c)
+                if until is None and (c.dirty or c.parked is not None):
+                    self._pump(c)  # bytes a socket poll would not report
                 if c.parked is not None or not c.alive:  # a full session: do not read it
                     if c is write:
-                        poller.register(c.fd, select.POLLOUT)
+                        regs.append((c.fd, select.POLLOUT))
                     continue
                 mask = select.POLLIN
                 if c is write:
                     mask |= select.POLLOUT
-                poller.register(c.fd, mask)
+                regs.append((c.fd, mask))
                 by_fd[c.fd] = c
             if until is not None and until():
                 return
             if write is not None and write not in held:
-                poller.register(write.fd, select.POLLOUT)
+                regs.append((write.fd, select.POLLOUT))
             elif write is None and not by_fd:  # others are reading, or every session is full
                 pause = _BUSY_SLICE if len(held) < len(conns) else _PARKED_SLICE
                 with self._lock:
@@ -559,7 +578,7 @@ class Endpoint:
                 return
             slice_s = _BUSY_SLICE if len(held) < len(conns) else _IDLE_SLICE
             wait = min(max(deadline - time.monotonic(), 0.0), slice_s)
-            for fd, ev in poller.poll(wait * 1000.0):
+            for fd, ev in _poller(regs).poll(wait * 1000.0):
                 ready = by_fd.get(fd)
                 if ready is not None and ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
                     self._pump(ready)

@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -56,7 +57,7 @@ from metisnet.net.wire import (
     decode_prefix,
 )
 
-__all__ = ["Connection", "Eof", "KeyExhausted"]
+__all__ = ["Connection", "Eof"]
 
 _SMALL: Final = 64 << 10  # frames below this go out in one write
 _RAW_BUF: Final = 256 << 10  # socket reads of up to this many bytes (TLS records)
@@ -69,12 +70,57 @@ Fail = Callable[["Connection", BaseException], None]
 WaitIo = Callable[[float, "Connection"], None]
 
 
+class _RecvPool:
+    """Receive buffers for large payloads, reused once nothing refers to them any more.
+
+    A fresh multi-MiB array costs a page fault per page when it is first written, which
+    on the 2-core test machines is about as much as the copy itself. The arrays handed to
+    sessions are views of pooled ``bytearray`` objects; a buffer is reused only when its
+    reference count is back to what it was when nothing else held it (every numpy view and
+    memoryview of the array keeps a reference to it). At most :attr:`SLOTS` buffers of
+    :attr:`MIN`..:attr:`MAX` bytes are kept per link, released with the link.
+    """
+
+    SLOTS: Final = 2
+    MIN: Final = 1 << 20
+    MAX: Final = 256 << 20
+
+    def __init__(self) -> None:
+        self._bufs: list[bytearray] = []
+        self._idle: list[int] = []  # reference count of each buffer when nothing uses it
+
+    def _refs(self, i: int) -> int:
+        return sys.getrefcount(self._bufs[i])
+
+    def array(self, header: Header) -> NDArray[Any]:
+        n = header.nbytes
+        if not self.MIN <= n <= self.MAX:
+            return np.empty(header.shape, dtype=header.dtype)
+        slot = -1
+        for i in range(len(self._bufs)):  # (no local name may hold a buffer here)
+            if self._refs(i) == self._idle[i]:
+                if len(self._bufs[i]) == n:
+                    slot = i
+                    break
+                slot = i  # free but of another size: replace it if nothing fits
+        if slot < 0 or len(self._bufs[slot]) != n:
+            if slot < 0 and len(self._bufs) >= self.SLOTS:
+                return np.empty(header.shape, dtype=header.dtype)
+            if slot < 0:
+                self._bufs.append(bytearray(0))
+                self._idle.append(0)
+                slot = len(self._bufs) - 1
+            self._bufs[slot] = bytearray(n)
+            self._idle[slot] = self._refs(slot)
+        return np.frombuffer(self._bufs[slot], dtype=header.dtype).reshape(header.shape)
+
+    def clear(self) -> None:
+        self._bufs.clear()
+        self._idle.clear()
+
+
 class Eof(Exception):
     """The peer closed the connection."""
-
-
-class KeyExhausted(NetworkError):
-    """The link's bulk key sealed its limit; the link was closed, a new one gets new keys."""
 
 
 class Connection:
@@ -110,6 +156,8 @@ class Connection:
         self._r0, self._r1 = 0, len(link.leftover)
         self._sealer = BulkSealer(link.bulk.send)
         self._opener = BulkOpener(link.bulk.recv)
+        #: TLS may hold input or plaintext not read yet (records were fed since it ran dry)
+        self._fed = True
         #: a bulk frame is being received: its payload arrives as bulk records
         self._bulk = False
         self._bdigest = b""  # SHA-256 of its prefix and header
@@ -117,6 +165,7 @@ class Connection:
         self._brec = bytearray(0)  # one sealed record, filled from the socket
         self._brecview = memoryview(self._brec)
         self._bfill = self._bneed = 0
+        self._pool = _RecvPool()
         self._sbuf = bytearray(max(_STAGE, 2 * (PREFIX_SIZE + self._limits.max_header)))
         self._sview = memoryview(self._sbuf)
         self._s0 = self._s1 = 0  # staged plaintext not parsed yet: _sbuf[_s0:_s1]
@@ -168,7 +217,8 @@ class Connection:
                 return
             if n < len(view):  # the socket is drained; poll reports more later
                 break
-        self._set_lowat()
+        if self._bulk or self._target is not None or self._lowat != 1:
+            self._set_lowat()
 
     def _recv_view(self) -> memoryview:
         """Where the next socket read goes: the bulk record buffer, or the raw buffer."""
@@ -212,6 +262,7 @@ class Connection:
         with self.tls_lock:
             self._inc.write(self._rxview[r0:r0 + size])
         self._r0 = r0 + size
+        self._fed = True
         return True
 
     def _start_bulk(self, header: Header, head: memoryview) -> None:
@@ -224,7 +275,7 @@ class Connection:
         if plen < BULK_MIN:
             raise WireError(f"bulk frame of {plen} bytes, below the bulk minimum {BULK_MIN}")
         self._header = header
-        self._arr = np.empty(header.shape, dtype=header.dtype)
+        self._arr = self._pool.array(header)
         self._target = self._arr.reshape(-1).view(np.uint8).data
         self._got = 0
         self._bulk = True
@@ -290,15 +341,18 @@ class Connection:
 
     def _tls_read(self, dest: memoryview) -> int:
         """Decrypt into ``dest``; -1 if TLS needs more bytes from the socket."""
+        if not self._fed:
+            return -1
         with self.tls_lock:
-            if not self._inc.pending and not self._tls.pending():
-                return -1
             try:
                 k: int = self._tls.read(len(dest), dest)  # type: ignore[assignment]
             except ssl.SSLWantReadError:
+                self._fed = False
                 return -1
             except ssl.SSLZeroReturnError:
                 raise Eof from None
+            if k < len(dest) and not self._inc.pending:  # that was all TLS held
+                self._fed = False
         if k == 0:
             raise Eof
         return k
@@ -335,7 +389,7 @@ class Connection:
     def _read_payload(self) -> bool:
         """Decrypt records straight into the payload being received; False if none came."""
         target, got, end = self._target, self._got, 0
-        if target is None:  # pragma: no cover - caller checks
+        if target is None or not self._fed:
             return False
         end = len(target)
         tls = self._tls
@@ -344,6 +398,7 @@ class Connection:
                 try:
                     k: int = tls.read(end - got, target[got:])  # type: ignore[assignment]
                 except ssl.SSLWantReadError:
+                    self._fed = False
                     break
                 except ssl.SSLZeroReturnError:
                     raise Eof from None
@@ -407,8 +462,7 @@ class Connection:
 
         ``bulk`` (the header's kind is ``KIND_BULK``, for payloads of at least
         ``BULK_MIN`` bytes): the header goes through TLS and the payload follows in bulk
-        records. Raises :class:`KeyExhausted`, having closed the link, when the bulk key
-        has sealed its limit (a new link brings new keys).
+        records.
         """
         nbytes = 0 if arr is None else arr.nbytes
         if bulk and (arr is None or nbytes < BULK_MIN):
@@ -425,10 +479,6 @@ class Connection:
         with self.send_lock:
             if not self.alive:
                 raise NetworkError(f"connection to {self.peer} is closed")
-            if bulk and not self._sealer.has_room(nbytes):
-                used = KeyExhausted(f"bulk key of the link to {self.peer} used up; re-dialling")
-                self._fail(self, used)
-                raise used
             try:
                 for piece in pieces:
                     with self.tls_lock:
@@ -478,5 +528,7 @@ class Connection:
 
 def reap(conn: Connection) -> None:
     """Close the descriptor once no thread can be using it any more."""
-    with conn.send_lock, conn.token, contextlib.suppress(OSError):
-        conn.sock.close()
+    with conn.send_lock, conn.token:
+        conn._pool.clear()
+        with contextlib.suppress(OSError):
+            conn.sock.close()
