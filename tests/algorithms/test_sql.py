@@ -280,7 +280,7 @@ REFUSED = [
     ("SELECT age, COUNT(DISTINCT dept) FROM t GROUP BY age", "COUNT(DISTINCT)"),
     ("SELECT COUNT(*) FROM t LEFT JOIN u ON t.id = u.id", "inner JOIN"),
     ("SELECT COUNT(*) FROM t JOIN u ON t.age > u.level", "JOIN needs ON"),
-    ("SELECT COUNT(*) FROM t JOIN u ON t.id = u.id JOIN u AS v ON v.id = t.id", "one JOIN"),
+    ("SELECT COUNT(*) FROM t JOIN u ON t.id = u.id JOIN u AS v ON v.level = t.dept", "one key"),
     ("SELECT SUM(id) FROM t JOIN u ON t.id = u.id", "ambiguous"),
     ("SELECT COUNT(*) FROM t, u", "JOIN"),
     ("SELECT COUNT(*) FROM (SELECT * FROM t)", "FROM"),
@@ -539,3 +539,34 @@ def test_having_on_the_committee_opens_only_the_selected(query: str, released: l
     got = sql.run_sql(query, {"t": PARTS}, domains=DOMAINS)
     check(query, got, _duck(query))
     assert got.attrs["released"] == released
+
+
+# -- more than one join, on one key ---------------------------------------------------------------
+MULTI = [
+    "SELECT COUNT(*), SUM(spend), SUM(amount) FROM t JOIN u ON t.id = u.id JOIN v ON u.id = v.id",
+    "SELECT region, COUNT(*), AVG(spend + amount), MIN(income) FROM t JOIN v ON t.id = v.id "
+    "JOIN u ON u.id = t.id WHERE level > 1 GROUP BY region",
+    "SELECT kind, COUNT(*) FROM v JOIN u ON v.id = u.id JOIN t ON t.id = v.id GROUP BY kind",
+]
+
+
+@pytest.mark.parametrize("query", MULTI)
+def test_more_than_one_join_matches_duckdb(query: str) -> None:
+    got = sql.run_sql(query, {"t": PARTS, "u": U_PARTS, "v": V_PARTS}, domains=JOIN_DOMAINS)
+    con = duckdb.connect()
+    for name, df in (("t", UNION), ("u", U_UNION), ("v", V_UNION)):
+        con.register(name, df)
+    check(query, got, con.execute(query).df())
+
+
+def test_match_all_joins_three_tables_with_one_many_side() -> None:
+    from metisnet.algorithms.sql.joins import match_all
+
+    a = np.array([[1, 1], [2, 2], [3, 3]], dtype=np.uint64)
+    b = np.array([[3, 3], [2, 2], [1, 1], [2, 2]], dtype=np.uint64)  # 2 repeats: the driver
+    c = np.array([[2, 2], [1, 1]], dtype=np.uint64)
+    pa, pb, pc = match_all([a, b, c])
+    got = sorted(zip(pa.tolist(), pb.tolist(), pc.tolist(), strict=True))
+    assert got == [(0, 2, 1), (1, 1, 0), (1, 3, 0)]
+    with pytest.raises(ValidationError, match="many-to-many"):
+        match_all([b, b, a])

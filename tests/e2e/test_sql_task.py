@@ -110,6 +110,9 @@ QUERIES = [
     ("SELECT region, SUM(spend), COUNT(*) FROM people JOIN orders ON people.id = orders.id "
      "GROUP BY region", "semi-honest"),
     ("SELECT age, COUNT(*) FROM people WHERE income > 50 GROUP BY age", "semi-honest"),
+    # two joins on one key; people on two sides (each of its data nodes deals it twice)
+    ("SELECT p.region, COUNT(*), SUM(o.spend), MAX(q.age) FROM people AS p JOIN orders AS o "
+     "ON p.id = o.id JOIN people AS q ON q.id = o.id GROUP BY p.region", "semi-honest"),
 ]
 
 

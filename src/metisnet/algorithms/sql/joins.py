@@ -1,4 +1,4 @@
-"""The inner key join of SQL: keys unique on at least one side (one-to-one or one-to-many).
+"""The inner key joins of SQL: two or more tables on one key, unique in all but at most one.
 
 The construction of :mod:`metisnet.algorithms.psi` (keyed tags under a key the data nodes
 agree among themselves, a committee shuffle of each table, the tags opened to one member,
@@ -7,10 +7,12 @@ matching rows locally), with one change: the keys need to be unique on one side 
 
 * Data nodes (:func:`prepare_rows`): as :func:`metisnet.algorithms.psi.prepare`, but a key
   may repeat (many rows of ``orders`` per ``people.id``); equal keys give equal tags.
-* Matcher (:func:`match_many`): in the clear on the shuffled tags, the side whose tags are
-  all distinct is the "one" side; each row of the other side is paired with the row of equal
-  tag, so a one-side row is repeated once per matching many-side row. Neither side unique
-  (a many-to-many join) is refused by every member.
+* Matcher (:func:`match_all`, :func:`match_many`): in the clear on the shuffled tags of
+  every table, the table whose tags repeat (at most one: the "many" side) drives; each of
+  its rows is paired with the row of equal tag in every other table (distinct tags), so a
+  one-side row is repeated once per matching many-side row. Two tables with repeated keys
+  (many-to-many) are refused by every member. ``FROM a JOIN b ON .. JOIN c ON ..`` on one
+  key is one such multiway match (the matcher sees all tags at once, as a multiway PSI).
 * Every member gathers ``one[i]`` and ``many[j]`` for the pairs ``(i, j)``: the joined rows
   stay secret-shared, ``m`` (the number of pairs) is public to the committee.
 
@@ -40,7 +42,7 @@ from metisnet.crypto.sharing import share
 from metisnet.errors import ProtocolError, ShapeError, ValidationError
 from metisnet.mpc import MpcContext, SharedArray
 
-__all__ = ["join_many", "match_many", "prepare_rows"]
+__all__ = ["join_many", "match_all", "match_many", "prepare_rows"]
 
 U64 = NDArray[np.uint64]
 I64 = NDArray[np.int64]
@@ -110,6 +112,30 @@ def match_many(ta: U64, tb: U64) -> tuple[I64, I64]:
     return (j, i) if swap else (i, j)
 
 
+def match_all(opened: Sequence[U64]) -> list[I64]:
+    """Positions, one array per table, of the rows joined on equal tags: every table's tags
+    distinct but at most one's (the "many" side, which drives the order). Raises
+    :class:`ValidationError` when two tables repeat keys (many-to-many)."""
+    many = [i for i, t in enumerate(opened) if not _distinct(t)]
+    if len(many) > 1:
+        raise ValidationError("the JOIN keys repeat in more than one table (many-to-many); "
+                              "a key must be unique in all tables but one")
+    driver = many[0] if many else 0
+    nd = opened[driver].shape[0]
+    pos: dict[int, I64] = {driver: np.arange(nd, dtype=np.int64)}
+    alive = np.ones(nd, dtype=bool)
+    for o, t in enumerate(opened):
+        if o == driver:
+            continue
+        i, j = match_many(t, opened[driver])  # t's tags are distinct: i in t, j in driver
+        p = np.full(nd, -1, dtype=np.int64)
+        p[j] = i
+        pos[o] = p
+        alive &= p >= 0
+    rows = np.nonzero(alive)[0]
+    return [pos[o][rows] for o in range(len(opened))]
+
+
 def _as_shared(ctx: MpcContext, inp: PsiShares) -> SharedArray:
     a, b = inp.pair
     if a.ndim != 2 or a.shape[1] != _TAG_COLS + 1 + inp.payload_cols:
@@ -118,18 +144,20 @@ def _as_shared(ctx: MpcContext, inp: PsiShares) -> SharedArray:
 
 
 def join_many(ctx: MpcContext, inputs: Sequence[PsiShares], *, k: int = 1) -> Joined:
-    """Inner join of two inputs on their keys, unique on at least one side (module doc);
-    the joined rows (both payloads side by side) stay secret-shared."""
-    if len(inputs) != 2:
-        raise ValidationError("a join takes two inputs")
+    """Inner join of two or more inputs on one key, unique in all but at most one of them
+    (module doc); the joined rows (the payloads side by side, in input order) stay
+    secret-shared."""
+    if len(inputs) < 2:
+        raise ValidationError("a join takes two or more inputs")
     if ctx.security != "semi-honest":
         raise ValidationError("the committee's join is semi-honest only")
     tables = [mpc.shuffle(ctx, [_as_shared(ctx, inp)])[0] for inp in inputs]
     opened = [mpc.reveal_to(ctx, t[:, :_TAG_COLS], MATCHER) for t in tables]
     tag = ctx.tag("sql-join")
+    nt = len(tables)
     if ctx.party == MATCHER:
         try:
-            pos = list(match_many(*(np.asarray(o).view(np.uint64) for o in opened)))
+            pos = match_all([np.asarray(o).view(np.uint64) for o in opened])
             m = int(pos[0].size)
         except ValidationError:
             pos, m = [], -1  # tell the others, then refuse
@@ -139,20 +167,20 @@ def join_many(ctx: MpcContext, inputs: Sequence[PsiShares], *, k: int = 1) -> Jo
             ctx.send(peer, tag + ":pos", msg)
     else:
         size = int(ctx.recv(MATCHER, tag, (1,))[0])
-        if not 1 <= size <= 1 + 2 * max(t.shape[0] for t in tables) * 2:
+        if not 1 <= size <= 1 + nt * max(t.shape[0] for t in tables):
             raise ProtocolError("the matcher sent a malformed message")
         flat = np.asarray(ctx.recv(MATCHER, tag + ":pos", (size,)).view(np.int64))
         m = int(flat[0])
         if m >= 0:
-            if size != 1 + 2 * m:
+            if size != 1 + nt * m:
                 raise ProtocolError("the matcher sent malformed positions")
-            pos = [flat[1:1 + m], flat[1 + m:1 + 2 * m]]
+            pos = [flat[1 + i * m:1 + (i + 1) * m] for i in range(nt)]
             for p, t in zip(pos, tables, strict=True):
                 if p.size and (p.min() < 0 or p.max() >= t.shape[0]):
                     raise ProtocolError("the matcher sent positions out of range")
     if m < 0:
-        raise ValidationError("the JOIN keys repeat on both sides (many-to-many); a key "
-                              "must be unique on one side")
+        raise ValidationError("the JOIN keys repeat in more than one table (many-to-many); "
+                              "a key must be unique in all tables but one")
     check_min_rows(m, k, "the join")
     fracs = {inp.frac_bits for inp in inputs if inp.payload_cols}
     if len(fracs) > 1:

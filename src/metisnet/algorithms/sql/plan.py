@@ -119,7 +119,7 @@ class Plan:
     having: Any
     order: tuple[tuple[Any, bool], ...]  # (expression, descending)
     limit: int | None
-    join: tuple[JoinSide, JoinSide] | None = None
+    join: tuple[JoinSide, ...] | None = None
     secret_group: bool = False  # GROUP BY one key without public domain (oblivious sort)
     k: int = 1  # the minimum group size applied (requester's and policies')
     steps: list[Step] = field(default_factory=list)
@@ -333,7 +333,7 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
     if table not in schemas:
         raise ValidationError(f"unknown table `{table}`; known: {', '.join(sorted(schemas))}")
     schema: Mapping[str, Sequence[Any] | None] = schemas[table]
-    join_keys: tuple[str, str, str, str] | None = None
+    join_keys: list[tuple[str, str, str]] | None = None
     names = [str(item.alias_or_name) if isinstance(item, exp.Alias)
              else item.sql(dialect="duckdb") for item in root.expressions]
     if joins:
@@ -486,13 +486,12 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
     n = (rows or {}).get(table, 1000)
     join = None
     if join_keys is not None:
-        la, lt, ra, rt = join_keys[0].split(".", 1) + join_keys[1].split(".", 1)
         sides = []
-        for alias, tname, key in ((la, src.name, lt), (ra, _alias_table(joins[0]), rt)):
+        for alias, tname, key in join_keys:
             cols = tuple((c, c.split(".", 1)[1]) for c in chk.used if c.split(".", 1)[0] == alias)
-            sides.append(JoinSide(alias, str(tname), key, cols))
-        join = (sides[0], sides[1])
-        n = min(n, (rows or {}).get(sides[1].table, 1000))
+            sides.append(JoinSide(alias, tname, key, cols))
+        join = tuple(sides)
+        n = min((rows or {}).get(side.table, 1000) for side in sides)
     plan = Plan(sql=sql, table=table, rows=n, columns=tuple(chk.used), domains=domains,
                 where=cond, group_by=group_by, aggs=tuple(aggs.values()), outputs=tuple(outputs),
                 having=hcond, order=tuple(order), limit=limit, join=join,
@@ -569,37 +568,44 @@ def _having_in_mpc(node: Any, group_by: Sequence[str],
         return False
 
 
-def _alias_table(join: Any) -> str:
-    return str(join.this.name)
+#: tables in one query (FROM and JOINs)
+MAX_JOIN_TABLES = 4
 
 
 def _rewrite_join(root: Any, src: Any, joins: list[Any], schemas: Schema
-                  ) -> tuple[Any, dict[str, Sequence[Any] | None], tuple[str, str, str, str]]:
-    """Check an inner key join and name every column ``alias.column``.
+                  ) -> tuple[Any, dict[str, Sequence[Any] | None], list[tuple[str, str, str]]]:
+    """Check inner key joins and name every column ``alias.column``.
 
-    Returns the rewritten query, the joined schema and the join keys. One ``JOIN`` of two
-    tables ``ON a.key = b.key`` (inner; the key unique on at least one side).
+    ``FROM a JOIN b ON a.key = b.key [JOIN c ON b.key = c.key ...]``: inner joins all on one
+    key (each table joined by one column, every ON equating the new table's key with an
+    earlier one's), unique in every table but at most one. Returns the rewritten query, the
+    joined schema and ``(alias, table, key column)`` per table in FROM order.
     """
     from sqlglot import exp
-    if len(joins) != 1:
-        raise _refuse(joins[1], "only one JOIN is supported")
-    j = joins[0]
-    kind = (j.args.get("kind") or "").upper()
-    if (j.args.get("side") or kind not in ("", "INNER") or j.args.get("using")
-            or j.args.get("method")):
-        raise _refuse(j, "only an inner JOIN ... ON a.key = b.key is supported")
-    right = j.this
-    if not isinstance(right, exp.Table) or not isinstance(right.this, exp.Identifier):
-        raise _refuse(right, "JOIN takes one table name")
-    if str(right.name) not in schemas:
-        raise ValidationError(f"unknown table `{right.name}`")
-    on = j.args.get("on")
-    if (not isinstance(on, exp.EQ) or not isinstance(on.this, exp.Column)
-            or not isinstance(on.expression, exp.Column)):
-        raise _refuse(on if on is not None else j, "JOIN needs ON a.key = b.key")
-    aliases = {str(src.alias_or_name): str(src.name), str(right.alias_or_name): str(right.name)}
-    if len(aliases) != 2:
-        raise ValidationError("a self-join needs two different aliases")
+    if len(joins) + 1 > MAX_JOIN_TABLES:
+        raise _refuse(joins[MAX_JOIN_TABLES - 1],
+                      f"at most {MAX_JOIN_TABLES} tables may be joined")
+    aliases = {str(src.alias_or_name): str(src.name)}
+    order = [str(src.alias_or_name)]
+    for j in joins:
+        kind = (j.args.get("kind") or "").upper()
+        if (j.args.get("side") or kind not in ("", "INNER") or j.args.get("using")
+                or j.args.get("method")):
+            raise _refuse(j, "only an inner JOIN ... ON a.key = b.key is supported")
+        right = j.this
+        if not isinstance(right, exp.Table) or not isinstance(right.this, exp.Identifier):
+            raise _refuse(right, "JOIN takes one table name")
+        if str(right.name) not in schemas:
+            raise ValidationError(f"unknown table `{right.name}`")
+        on = j.args.get("on")
+        if (not isinstance(on, exp.EQ) or not isinstance(on.this, exp.Column)
+                or not isinstance(on.expression, exp.Column)):
+            raise _refuse(on if on is not None else j, "JOIN needs ON a.key = b.key")
+        alias = str(right.alias_or_name)
+        if alias in aliases:
+            raise ValidationError("a self-join needs two different aliases")
+        aliases[alias] = str(right.name)
+        order.append(alias)
 
     def resolve(node: Any) -> Any:
         if not isinstance(node, exp.Column):
@@ -621,22 +627,25 @@ def _rewrite_join(root: Any, src: Any, joins: list[Any], schemas: Schema
         return exp.Column(this=exp.to_identifier(f"{alias}.{col}", quoted=True))
 
     root = root.transform(resolve)
-    on = root.args["joins"][0].args["on"]
-    keys = (str(on.this.name), str(on.expression.name))
-    first = str(src.alias_or_name)
-    if keys[0].split(".", 1)[0] != first:
-        keys = (keys[1], keys[0])
-    if keys[0].split(".", 1)[0] != first or keys[1].split(".", 1)[0] == first:
-        raise _refuse(on, "the JOIN keys must be one column of each table")
-    for key in keys:
-        alias, col = key.split(".", 1)
-        if schemas[aliases[alias]][col] is not None and any(
-                isinstance(v, str) for v in schemas[aliases[alias]][col] or ()):
-            raise ValidationError(f"join key `{key}` must be an integer id column")
+    key_of: dict[str, str] = {}
+    for i, j in enumerate(root.args["joins"]):
+        on = j.args["on"]
+        ends = [str(on.this.name).split(".", 1), str(on.expression.name).split(".", 1)]
+        if ends[0][0] == ends[1][0] or order[i + 1] not in (ends[0][0], ends[1][0]):
+            raise _refuse(on, "each JOIN's keys must be one column of the joined table and "
+                              "one of an earlier table")
+        for alias, col in ends:
+            if key_of.setdefault(alias, col) != col:
+                raise _refuse(on, "all JOINs must be on one key (each table joined by one "
+                                  "column); joins on different keys are not supported")
+    for alias, col in key_of.items():
+        dom = schemas[aliases[alias]][col]
+        if dom is not None and any(isinstance(v, str) for v in dom):
+            raise ValidationError(f"join key `{alias}.{col}` must be an integer id column")
     root.set("joins", None)
     schema: dict[str, Sequence[Any] | None] = {
         f"{a}.{c}": d for a, t in aliases.items() for c, d in schemas[t].items()}
-    return root, schema, (keys[0], keys[1], "", "")
+    return root, schema, [(a, aliases[a], key_of[a]) for a in order]
 
 
 def strip_explain(sql: str) -> tuple[str, bool]:
@@ -746,8 +755,9 @@ def _cost(plan: Plan) -> list[Step]:
     steps = [Step(f"deal {len(plan.columns)} column(s) of {n} rows from the data nodes "
                   "(replicated shares)", 0, 0)]
     if plan.join is not None:
-        w = 3 + max(len(plan.join[0].columns), len(plan.join[1].columns))
-        steps.append(Step(f"private key join {plan.join[0].table} x {plan.join[1].table} "
+        w = 3 + max(len(side.columns) for side in plan.join)
+        tables = " x ".join(side.table for side in plan.join)
+        steps.append(Step(f"private key join {tables} "
                           "(keyed tags, committee shuffle, matcher; semi-honest; join size "
                           f"public to the committee, here at most {n})", 5,
                           16 * n * w * 2 + 16 * n))
