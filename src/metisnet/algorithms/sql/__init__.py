@@ -14,8 +14,13 @@ API::
 :func:`schemas_of` derives them from the data nodes' parts (``domains`` or categorical
 dtypes). Modules: :mod:`.plan` (the supported SQL, policies, the cost model),
 :mod:`.datanodes` (encoding and dealing), :mod:`.execute` (the committee program and the
-in-process run), :mod:`.secret_groups` (GROUP BY a secret-domain key), :mod:`.receiver`
-(post-processing of released results).
+in-process run), :mod:`.joins` (the private join: one key, unique in all tables but one),
+:mod:`.secret_groups` (GROUP BY a secret-domain key), :mod:`.aggregates` (the final
+aggregates on the committee: AVG/VARIANCE/STDDEV divided there, HAVING, the present flags;
+only those are opened), :mod:`.receiver` (rows, ORDER BY, LIMIT on the opened values).
+
+The same plan runs as a task of a network (program ``sql``): :mod:`metisnet.node.sql_task`,
+:class:`metisnet.sdk.Client`, ``metis sql --network embedded|devnet``.
 """
 
 from metisnet.algorithms.sql.execute import explain_tables, run_sql, schemas_of

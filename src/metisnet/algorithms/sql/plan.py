@@ -16,9 +16,11 @@ The supported subset (everything else is refused with a
   mask folded in; or ``GROUP BY`` one numeric key without a public domain: oblivious sort
   and segmented scans (:mod:`metisnet.algorithms.sql.secret_groups`, semi-honest).
 * ``HAVING``, ``ORDER BY`` and ``LIMIT`` on the released per-group results.
-* ``FROM a JOIN b ON a.key = b.key``: one inner key join, the key unique on at least one
-  side (one-to-one or one-to-many; many-to-many is refused when the matcher sees it) by the
-  committee's private join (:mod:`metisnet.algorithms.sql.joins`, semi-honest);
+* ``FROM a JOIN b ON a.key = b.key [JOIN c ON b.key = c.key ...]``: inner joins of up to 4
+  tables on one key, the key unique in all tables but at most one (one-to-one or
+  one-to-many; many-to-many is refused when the matcher sees it), by the committee's private
+  join (:mod:`metisnet.algorithms.sql.joins`, semi-honest); joins on different keys are
+  refused;
   columns are then named ``alias.column``.
 * ``COUNT(DISTINCT c)`` for a column with a public domain.
 
