@@ -280,7 +280,8 @@ REFUSED = [
     ("SELECT age, COUNT(DISTINCT dept) FROM t GROUP BY age", "COUNT(DISTINCT)"),
     ("SELECT COUNT(*) FROM t LEFT JOIN u ON t.id = u.id", "inner JOIN"),
     ("SELECT COUNT(*) FROM t JOIN u ON t.age > u.level", "JOIN needs ON"),
-    ("SELECT COUNT(*) FROM t JOIN u ON t.id = u.id JOIN u AS v ON v.level = t.dept", "one key"),
+    ("SELECT COUNT(*) FROM t JOIN u ON t.id = u.id JOIN u AS v ON t.dept = u.level",
+     "one column of the joined table"),
     ("SELECT SUM(id) FROM t JOIN u ON t.id = u.id", "ambiguous"),
     ("SELECT COUNT(*) FROM t, u", "JOIN"),
     ("SELECT COUNT(*) FROM (SELECT * FROM t)", "FROM"),
@@ -570,3 +571,26 @@ def test_match_all_joins_three_tables_with_one_many_side() -> None:
     assert got == [(0, 2, 1), (1, 1, 0), (1, 3, 0)]
     with pytest.raises(ValidationError, match="many-to-many"):
         match_all([b, b, a])
+
+
+# -- joins on different keys: w(wid, id) links t (by id) to x (by wid) ---------------------------
+W_PARTS = [pd.DataFrame({"wid": np.arange(i * 20, i * 20 + 20), "id": GEN.choice(_IDS, 20),
+                         "w": np.round(GEN.uniform(0, 5, 20), 2)}) for i in range(3)]
+W_UNION = pd.concat(W_PARTS, ignore_index=True)
+X_PARTS = [pd.DataFrame({"wid": GEN.choice(np.arange(70), 15), "x": GEN.integers(1, 9, 15)})
+           for _ in range(3)]
+X_UNION = pd.concat(X_PARTS, ignore_index=True)
+CHAINS = [
+    "SELECT COUNT(*), SUM(x), SUM(income) FROM t JOIN w ON t.id = w.id JOIN x ON w.wid = x.wid",
+    "SELECT region, COUNT(*), AVG(x * w) FROM x JOIN w ON x.wid = w.wid JOIN t ON t.id = w.id "
+    "GROUP BY region",
+]
+
+
+@pytest.mark.parametrize("query", CHAINS)
+def test_joins_on_different_keys_match_duckdb(query: str) -> None:
+    got = sql.run_sql(query, {"t": PARTS, "w": W_PARTS, "x": X_PARTS}, domains=DOMAINS)
+    con = duckdb.connect()
+    for name, df in (("t", UNION), ("w", W_UNION), ("x", X_UNION)):
+        con.register(name, df)
+    check(query, got, con.execute(query).df())

@@ -27,7 +27,7 @@ Lifecycle (DESIGN.md §7, as for every program):
    per dataset in the session's input protocol (:mod:`metisnet.node.session`): the
    ``(rows, columns + 1)`` table (a last column of ones keeps the row count readable when
    a query reads no column) flattened; for a join, keyed-tag PSI inputs
-   (:func:`metisnet.algorithms.sql.joins.prepare_rows`, ``(rows, 3 + columns)`` per join
+   (:func:`metisnet.algorithms.sql.joins.prepare_rows`, ``(rows, 2 keys + 1 + columns)`` per join
    side) under a tag key the first data node draws and sends to the others over the
    session (the committee never sees it).
 5. The committee runs the program like any other
@@ -109,7 +109,7 @@ class SqlTask:
         or the PSI input's tags, index and payload (a join)."""
         if self.plan.join is None:
             return len(self.plan.columns) + 1
-        return 3 + len(self.plan.join[side].columns)
+        return 2 * len(self.plan.join[side].keys) + 1 + len(self.plan.join[side].columns)
 
     def receive_order(self) -> list[int]:
         """The inputs in the order the committee receives them: by data node (in order of
@@ -257,7 +257,7 @@ def contribute(channel: Channel, layout: SessionLayout, me: str, spec: TaskSpec,
         need: dict[str, None] = {}
         for side in task.uses(j):
             if task.plan.join is not None:
-                need[task.plan.join[side].key] = None
+                need.update(dict.fromkeys(task.plan.join[side].keys))
             need.update(dict.fromkeys(_side_columns(task, side)))
         data = node.read_columns(local, list(need)) if need else {}
         rows = {len(v) for v in data.values()} or {int(node.get_dataset(inp.dataset).row_count)}
@@ -277,10 +277,9 @@ def contribute(channel: Channel, layout: SessionLayout, me: str, spec: TaskSpec,
                 table = np.concatenate([values, np.ones((n, 1))], axis=1)
                 parts.append(deal(table, rng, frac_bits=FRAC_BITS))
             else:
-                ids = np.asarray(data[task.plan.join[side].key])
-                if ids.dtype.kind not in "iu":
-                    raise ValidationError(f"join key `{task.plan.join[side].key}` of input "
-                                          f"{j} must hold integers")
+                ids = [np.asarray(data[key]) for key in task.plan.join[side].keys]
+                if any(v.dtype.kind not in "iu" for v in ids):
+                    raise ValidationError(f"the join keys of input {j} must hold integers")
                 dealt = prepare_rows(ids, tag_key, rng, payload=values if values.shape[1]
                                      else None, frac_bits=FRAC_BITS)
                 parts.append([p.pair for p in dealt])

@@ -128,9 +128,10 @@ def deal_join(plan: Plan, tables: Mapping[str, Sequence[Part]], tag_key: bytes, 
         nodes = []
         for ni, part in enumerate(tables[side.table]):
             cols = columns_of(part)
-            ids = cols[side.key]
-            if ids.dtype.kind not in "iu":
-                raise ValidationError(f"join key `{side.table}.{side.key}` must hold integers")
+            ids = [cols[key] for key in side.keys]
+            for key, v in zip(side.keys, ids, strict=True):
+                if v.dtype.kind not in "iu":
+                    raise ValidationError(f"join key `{side.table}.{key}` must hold integers")
             payload = None
             if side.columns:
                 payload = np.stack([encode(cols[raw], plan.domains.get(name), name)

@@ -50,7 +50,7 @@ from metisnet.algorithms.sql.datanodes import (
     deal_tables,
     schemas_of,
 )
-from metisnet.algorithms.sql.joins import join_many
+from metisnet.algorithms.sql.joins import join_chain
 from metisnet.algorithms.sql.plan import (
     Plan,
     TablePolicy,
@@ -420,7 +420,7 @@ def _joined_columns(ctx: MpcContext, plan: Plan, own: Sequence[Sequence[PsiShare
         a = np.concatenate([m.pair[0] for m in mine])
         b = np.concatenate([m.pair[1] for m in mine])
         inputs.append(PsiShares((a, b), mine[0].payload_cols, mine[0].frac_bits))
-    joined = join_many(ctx, inputs, k=k)
+    joined = join_chain(ctx, inputs, plan.join_on, k=k)
     names = [name for side in plan.join for name, _ in side.columns]
     cols = {}
     for j, name in enumerate(names):

@@ -1,4 +1,4 @@
-"""The inner key joins of SQL: two or more tables on one key, unique in all but at most one.
+"""The inner key joins of SQL: one after the other, each on a key unique on one side.
 
 The construction of :mod:`metisnet.algorithms.psi` (keyed tags under a key the data nodes
 agree among themselves, a committee shuffle of each table, the tags opened to one member,
@@ -15,6 +15,10 @@ matching rows locally), with one change: the keys need to be unique on one side 
   key is one such multiway match (the matcher sees all tags at once, as a multiway PSI).
 * Every member gathers ``one[i]`` and ``many[j]`` for the pairs ``(i, j)``: the joined rows
   stay secret-shared, ``m`` (the number of pairs) is public to the committee.
+* More JOINs (:func:`join_chain`): a table carries the tags of every column it is joined
+  on; the rows joined so far are shuffled again and joined with the next table on the
+  columns its ON names, so ``FROM a JOIN b ON a.x = b.x JOIN c ON b.y = c.y`` works; the
+  matcher learns each join's size and pattern, not how one join's rows continue in the next.
 
 **Semi-honest only**, as the PSI join. What the matcher learns beyond the key join's
 (``m``, the sizes, the equality pattern of pseudorandom tags across tables after a shuffle
@@ -42,20 +46,25 @@ from metisnet.crypto.sharing import share
 from metisnet.errors import ProtocolError, ShapeError, ValidationError
 from metisnet.mpc import MpcContext, SharedArray
 
-__all__ = ["join_many", "match_all", "match_many", "prepare_rows"]
+__all__ = ["join_chain", "match_all", "match_many", "prepare_rows"]
 
 U64 = NDArray[np.uint64]
 I64 = NDArray[np.int64]
 _TAG_COLS = 2
 
 
-def prepare_rows(ids: ArrayLike, key: bytes, rng: Csprng, *, payload: ArrayLike | None = None,
-                 frac_bits: int = 16) -> list[PsiShares]:
+def prepare_rows(keys: Sequence[ArrayLike], key: bytes, rng: Csprng, *,
+                 payload: ArrayLike | None = None, frac_bits: int = 16) -> list[PsiShares]:
     """A data node's join input, one :class:`PsiShares` per member: its rows permuted with
-    ``rng``, each ``(tag_hi, tag_lo, index, payload...)``; keys may repeat."""
-    t = tags(ids, key)
-    n = t.shape[0]
-    cols = [t, np.arange(n, dtype=np.int64).view(np.uint64).reshape(n, 1)]
+    ``rng``, each ``(tag_hi, tag_lo per join key column, index, payload...)``; keys may
+    repeat. ``keys`` holds the table's join key columns (one per JOIN it takes part in)."""
+    if not keys:
+        raise ValidationError("a join input needs a key column")
+    ts = [tags(ids, key) for ids in keys]
+    n = ts[0].shape[0]
+    if any(t.shape[0] != n for t in ts):
+        raise ShapeError("the join key columns differ in length")
+    cols = [*ts, np.arange(n, dtype=np.int64).view(np.uint64).reshape(n, 1)]
     c = 0
     if payload is not None:
         p = np.asarray(payload, dtype=np.float64)
@@ -136,25 +145,23 @@ def match_all(opened: Sequence[U64]) -> list[I64]:
     return [pos[o][rows] for o in range(len(opened))]
 
 
-def _as_shared(ctx: MpcContext, inp: PsiShares) -> SharedArray:
+def _as_shared(ctx: MpcContext, inp: PsiShares) -> tuple[SharedArray, int]:
+    """The input shared, and its number of key columns."""
     a, b = inp.pair
-    if a.ndim != 2 or a.shape[1] != _TAG_COLS + 1 + inp.payload_cols:
+    rest = a.shape[1] - 1 - inp.payload_cols if a.ndim == 2 else -1
+    if a.ndim != 2 or b.shape != a.shape or rest < _TAG_COLS or rest % _TAG_COLS:
         raise ShapeError("a join input has the wrong number of columns")
-    return mpc.share_pair(ctx, a, b, frac_bits=0)
+    return mpc.share_pair(ctx, a, b, frac_bits=0), rest // _TAG_COLS
 
 
-def join_many(ctx: MpcContext, inputs: Sequence[PsiShares], *, k: int = 1) -> Joined:
-    """Inner join of two or more inputs on one key, unique in all but at most one of them
-    (module doc); the joined rows (the payloads side by side, in input order) stay
-    secret-shared."""
-    if len(inputs) < 2:
-        raise ValidationError("a join takes two or more inputs")
-    if ctx.security != "semi-honest":
-        raise ValidationError("the committee's join is semi-honest only")
-    tables = [mpc.shuffle(ctx, [_as_shared(ctx, inp)])[0] for inp in inputs]
-    opened = [mpc.reveal_to(ctx, t[:, :_TAG_COLS], MATCHER) for t in tables]
-    tag = ctx.tag("sql-join")
-    nt = len(tables)
+def _contiguous(x: SharedArray) -> SharedArray:
+    return x.like(np.ascontiguousarray(x.a), np.ascontiguousarray(x.b))
+
+
+def _matched(ctx: MpcContext, left: SharedArray, right: SharedArray, tag: str) -> list[I64]:
+    """Open two tag columns to the matcher; every member gets the pairs' positions."""
+    opened = [mpc.reveal_to(ctx, _contiguous(t), MATCHER) for t in (left, right)]
+    sizes = (left.shape[0], right.shape[0])
     if ctx.party == MATCHER:
         try:
             pos = match_all([np.asarray(o).view(np.uint64) for o in opened])
@@ -167,31 +174,60 @@ def join_many(ctx: MpcContext, inputs: Sequence[PsiShares], *, k: int = 1) -> Jo
             ctx.send(peer, tag + ":pos", msg)
     else:
         size = int(ctx.recv(MATCHER, tag, (1,))[0])
-        if not 1 <= size <= 1 + nt * max(t.shape[0] for t in tables):
+        if not 1 <= size <= 1 + 2 * max(sizes):
             raise ProtocolError("the matcher sent a malformed message")
         flat = np.asarray(ctx.recv(MATCHER, tag + ":pos", (size,)).view(np.int64))
         m = int(flat[0])
         if m >= 0:
-            if size != 1 + nt * m:
+            if size != 1 + 2 * m:
                 raise ProtocolError("the matcher sent malformed positions")
-            pos = [flat[1 + i * m:1 + (i + 1) * m] for i in range(nt)]
-            for p, t in zip(pos, tables, strict=True):
-                if p.size and (p.min() < 0 or p.max() >= t.shape[0]):
+            pos = [flat[1:1 + m], flat[1 + m:1 + 2 * m]]
+            for p, n in zip(pos, sizes, strict=True):
+                if p.size and (p.min() < 0 or p.max() >= n):
                     raise ProtocolError("the matcher sent positions out of range")
     if m < 0:
-        raise ValidationError("the JOIN keys repeat in more than one table (many-to-many); "
-                              "a key must be unique in all tables but one")
+        raise ValidationError("the JOIN keys repeat on both sides of a join (many-to-many); "
+                              "a key must be unique on one side")
+    return pos
+
+
+def join_chain(ctx: MpcContext, inputs: Sequence[PsiShares],
+               on: Sequence[tuple[int, int, int, int]], *, k: int = 1) -> Joined:
+    """Inner joins of the inputs, one after the other: JOIN ``i`` joins the rows so far with
+    input ``i + 1`` on ``on[i] = (earlier input, its key column, i + 1, its key column)``,
+    the key unique on one side (module doc). The joined rows (the payloads side by side, in
+    input order) stay secret-shared; every intermediate is shuffled again before its tags
+    are opened, so the matcher cannot link one join's positions to the next's."""
+    if len(inputs) < 2 or len(on) != len(inputs) - 1:
+        raise ValidationError("a join chain takes n inputs and n - 1 conditions")
+    if ctx.security != "semi-honest":
+        raise ValidationError("the committee's join is semi-honest only")
+    shared = [_as_shared(ctx, inp) for inp in inputs]
+    cur = mpc.shuffle(ctx, [shared[0][0]])[0]
+    offs = {0: 0}
+    for step, (ls, lk, rs, rk) in enumerate(on):
+        if rs != step + 1 or ls not in offs or lk >= shared[ls][1] or rk >= shared[rs][1]:
+            raise ValidationError("malformed join conditions")
+        right = mpc.shuffle(ctx, [shared[rs][0]])[0]
+        if step:
+            cur = mpc.shuffle(ctx, [cur])[0]
+        at = offs[ls] + _TAG_COLS * lk
+        pos = _matched(ctx, cur[:, at:at + _TAG_COLS],
+                       right[:, _TAG_COLS * rk:_TAG_COLS * (rk + 1)], ctx.tag("sql-join"))
+        offs[rs] = cur.shape[1]
+        cur = mpc.concat([cur[pos[0]], right[pos[1]]], axis=1)
+    m = cur.shape[0]
     check_min_rows(m, k, "the join")
     fracs = {inp.frac_bits for inp in inputs if inp.payload_cols}
     if len(fracs) > 1:
         raise ShapeError("all payloads of a join must share one fixed-point scale")
     f = fracs.pop() if fracs else ctx.fxp.frac_bits
     payloads, indices = [], []
-    for inp, t, p in zip(inputs, tables, pos, strict=True):
-        rows = t[p]
-        indices.append(rows[:, _TAG_COLS])
+    for s, (inp, (_, nk)) in enumerate(zip(inputs, shared, strict=True)):
+        at = offs[s] + _TAG_COLS * nk
+        indices.append(cur[:, at])
         if inp.payload_cols:
-            pay = rows[:, _TAG_COLS + 1:]
+            pay = _contiguous(cur[:, at + 1:at + 1 + inp.payload_cols])
             payloads.append(pay.like(pay.a, pay.b, frac_bits=f))
     joined = mpc.concat(payloads, axis=1) if payloads else \
         mpc.public(ctx, np.zeros((m, 0)), frac_bits=f)

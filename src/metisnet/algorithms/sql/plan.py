@@ -16,11 +16,11 @@ The supported subset (everything else is refused with a
   mask folded in; or ``GROUP BY`` one numeric key without a public domain: oblivious sort
   and segmented scans (:mod:`metisnet.algorithms.sql.secret_groups`, semi-honest).
 * ``HAVING``, ``ORDER BY`` and ``LIMIT`` on the released per-group results.
-* ``FROM a JOIN b ON a.key = b.key [JOIN c ON b.key = c.key ...]``: inner joins of up to 4
-  tables on one key, the key unique in all tables but at most one (one-to-one or
-  one-to-many; many-to-many is refused when the matcher sees it), by the committee's private
-  join (:mod:`metisnet.algorithms.sql.joins`, semi-honest); joins on different keys are
-  refused;
+* ``FROM a JOIN b ON a.x = b.x [JOIN c ON b.y = c.y ...]``: inner key joins of up to 4
+  tables, each ON equating a column of the joined table with one of an earlier table, the
+  key unique on at least one side of each join (one-to-one or one-to-many; many-to-many is
+  refused when the matcher sees it), by the committee's private join
+  (:mod:`metisnet.algorithms.sql.joins`, semi-honest), one join after the other;
   columns are then named ``alias.column``.
 * ``COUNT(DISTINCT c)`` for a column with a public domain.
 
@@ -101,7 +101,7 @@ class JoinSide:
 
     alias: str
     table: str
-    key: str  # the join key column (raw name)
+    keys: tuple[str, ...]  # the raw columns this table is joined on (each dealt as tags)
     columns: tuple[tuple[str, str], ...]  # (name in the plan, raw column) dealt as payload
 
 
@@ -122,6 +122,8 @@ class Plan:
     order: tuple[tuple[Any, bool], ...]  # (expression, descending)
     limit: int | None
     join: tuple[JoinSide, ...] | None = None
+    #: per JOIN, in order: (earlier side, its key index, joined side, its key index)
+    join_on: tuple[tuple[int, int, int, int], ...] = ()
     secret_group: bool = False  # GROUP BY one key without public domain (oblivious sort)
     k: int = 1  # the minimum group size applied (requester's and policies')
     steps: list[Step] = field(default_factory=list)
@@ -335,7 +337,8 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
     if table not in schemas:
         raise ValidationError(f"unknown table `{table}`; known: {', '.join(sorted(schemas))}")
     schema: Mapping[str, Sequence[Any] | None] = schemas[table]
-    join_keys: list[tuple[str, str, str]] | None = None
+    join_keys: tuple[list[tuple[str, str, tuple[str, ...]]],
+                     tuple[tuple[int, int, int, int], ...]] | None = None
     names = [str(item.alias_or_name) if isinstance(item, exp.Alias)
              else item.sql(dialect="duckdb") for item in root.expressions]
     if joins:
@@ -487,16 +490,17 @@ def plan_query(sql: str, schemas: Schema, *, rows: Mapping[str, int] | None = No
     domains = {c: tuple(d) for c, d in schema.items() if d is not None and c in chk.used}
     n = (rows or {}).get(table, 1000)
     join = None
+    join_on: tuple[tuple[int, int, int, int], ...] = ()
     if join_keys is not None:
         sides = []
-        for alias, tname, key in join_keys:
+        for alias, tname, keys in join_keys[0]:
             cols = tuple((c, c.split(".", 1)[1]) for c in chk.used if c.split(".", 1)[0] == alias)
-            sides.append(JoinSide(alias, tname, key, cols))
-        join = tuple(sides)
+            sides.append(JoinSide(alias, tname, keys, cols))
+        join, join_on = tuple(sides), join_keys[1]
         n = min((rows or {}).get(side.table, 1000) for side in sides)
     plan = Plan(sql=sql, table=table, rows=n, columns=tuple(chk.used), domains=domains,
                 where=cond, group_by=group_by, aggs=tuple(aggs.values()), outputs=tuple(outputs),
-                having=hcond, order=tuple(order), limit=limit, join=join,
+                having=hcond, order=tuple(order), limit=limit, join=join, join_on=join_on,
                 secret_group=secret_group, k=k)
     plan.having_mpc = hcond is not None and _having_in_mpc(hcond, group_by, schema)
     shown = used_in["show"] | (set() if plan.having_mpc else used_in["having"])
@@ -575,13 +579,16 @@ MAX_JOIN_TABLES = 4
 
 
 def _rewrite_join(root: Any, src: Any, joins: list[Any], schemas: Schema
-                  ) -> tuple[Any, dict[str, Sequence[Any] | None], list[tuple[str, str, str]]]:
+                  ) -> tuple[Any, dict[str, Sequence[Any] | None],
+                             tuple[list[tuple[str, str, tuple[str, ...]]],
+                                   tuple[tuple[int, int, int, int], ...]]]:
     """Check inner key joins and name every column ``alias.column``.
 
-    ``FROM a JOIN b ON a.key = b.key [JOIN c ON b.key = c.key ...]``: inner joins all on one
-    key (each table joined by one column, every ON equating the new table's key with an
-    earlier one's), unique in every table but at most one. Returns the rewritten query, the
-    joined schema and ``(alias, table, key column)`` per table in FROM order.
+    ``FROM a JOIN b ON a.x = b.x [JOIN c ON b.y = c.y ...]``: each ON equates one column of
+    the joined table with one of an earlier table (a key unique on at least one side of that
+    join). Returns the rewritten query, the joined schema, ``(alias, table, key columns)``
+    per table in FROM order, and per JOIN ``(earlier side, key index, joined side, key
+    index)``.
     """
     from sqlglot import exp
     if len(joins) + 1 > MAX_JOIN_TABLES:
@@ -629,25 +636,30 @@ def _rewrite_join(root: Any, src: Any, joins: list[Any], schemas: Schema
         return exp.Column(this=exp.to_identifier(f"{alias}.{col}", quoted=True))
 
     root = root.transform(resolve)
-    key_of: dict[str, str] = {}
+    keys_of: dict[str, list[str]] = {a: [] for a in order}
+    steps: list[tuple[str, str, str, str]] = []
     for i, j in enumerate(root.args["joins"]):
         on = j.args["on"]
         ends = [str(on.this.name).split(".", 1), str(on.expression.name).split(".", 1)]
-        if ends[0][0] == ends[1][0] or order[i + 1] not in (ends[0][0], ends[1][0]):
+        new = order[i + 1]
+        if ends[1][0] != new:
+            ends.reverse()
+        if ends[1][0] != new or ends[0][0] not in order[:i + 1]:
             raise _refuse(on, "each JOIN's keys must be one column of the joined table and "
                               "one of an earlier table")
         for alias, col in ends:
-            if key_of.setdefault(alias, col) != col:
-                raise _refuse(on, "all JOINs must be on one key (each table joined by one "
-                                  "column); joins on different keys are not supported")
-    for alias, col in key_of.items():
-        dom = schemas[aliases[alias]][col]
-        if dom is not None and any(isinstance(v, str) for v in dom):
-            raise ValidationError(f"join key `{alias}.{col}` must be an integer id column")
+            dom = schemas[aliases[alias]][col]
+            if dom is not None and any(isinstance(v, str) for v in dom):
+                raise ValidationError(f"join key `{alias}.{col}` must be an integer id column")
+            if col not in keys_of[alias]:
+                keys_of[alias].append(col)
+        steps.append((ends[0][0], ends[0][1], ends[1][0], ends[1][1]))
     root.set("joins", None)
     schema: dict[str, Sequence[Any] | None] = {
         f"{a}.{c}": d for a, t in aliases.items() for c, d in schemas[t].items()}
-    return root, schema, [(a, aliases[a], key_of[a]) for a in order]
+    on = tuple((order.index(la), keys_of[la].index(lc), order.index(ra), keys_of[ra].index(rc))
+               for la, lc, ra, rc in steps)
+    return root, schema, ([(a, aliases[a], tuple(keys_of[a])) for a in order], on)
 
 
 def strip_explain(sql: str) -> tuple[str, bool]:
@@ -682,7 +694,7 @@ def read_columns(plan: Plan) -> dict[str, set[str]]:
         return {plan.table: set(plan.columns)}
     out: dict[str, set[str]] = {}
     for side in plan.join:
-        out.setdefault(side.table, set()).update({side.key, *(raw for _, raw in side.columns)})
+        out.setdefault(side.table, set()).update({*side.keys, *(raw for _, raw in side.columns)})
     return out
 
 
