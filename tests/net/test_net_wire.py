@@ -19,11 +19,13 @@ from hypothesis.extra import numpy as hnp
 from metisnet.errors import WireError
 from metisnet.net.wire import (
     DTYPES,
+    KIND_BULK,
     KIND_DATA,
     KIND_PING,
     PREFIX_SIZE,
     VERSION,
     FrameDecoder,
+    HeadEncoder,
     WireLimits,
     decode_header,
     decode_prefix,
@@ -31,9 +33,9 @@ from metisnet.net.wire import (
     encode_head,
 )
 
-# Generated cases per test, weighted towards the cheap ones: 10,200 in total (>= 10^4).
+# Generated cases per test, weighted towards the cheap ones: 10,500 in total (>= 10^4).
 FUZZ_CASES = {"fragments": 500, "garbage": 3500, "mutated": 1500, "headers": 700,
-              "prefixes": 4000}
+              "prefixes": 4000, "head_encoder": 300}
 
 
 def fuzz(name: str) -> settings:
@@ -263,3 +265,44 @@ def test_prefixes_respect_the_caps(hlen, plen, magic) -> None:
         return
     assert magic == b"MN" and 0 < h <= LIMITS.max_header and p <= LIMITS.max_payload
     assert len(prefix) == PREFIX_SIZE
+
+
+@fuzz("head_encoder")
+@given(session=_sessions, items=st.lists(
+    st.tuples(st.sampled_from(["a", "b", "step:1"]) | _tags, _arrays,
+              st.integers(0, 2**63 - 1), st.sampled_from([KIND_DATA, KIND_BULK])),
+    min_size=1, max_size=6))
+def test_head_encoder_matches_encode_head(session, items) -> None:
+    enc = HeadEncoder(session, LIMITS)
+    for tag, arr, seq, kind in items + items:  # the second pass hits the cache
+        try:
+            want = encode_head(session, tag, arr, seq=seq, kind=kind, limits=LIMITS)
+        except WireError:
+            with pytest.raises(WireError):
+                enc.encode(tag, arr, seq=seq, kind=kind)
+            continue
+        head, out = enc.encode(tag, arr, seq=seq, kind=kind)
+        assert head == want[0] and out is not None and want[1] is not None
+        assert np.array_equal(out, want[1])
+
+
+def test_head_encoder_refuses_what_encode_head_refuses() -> None:
+    enc = HeadEncoder(b"s", LIMITS)
+    with pytest.raises(WireError, match="tag must be a string"):
+        enc.encode(5, np.zeros(1), seq=0)  # type: ignore[arg-type]
+    with pytest.raises(WireError, match="sequence"):
+        enc.encode("t", np.zeros(1), seq=-1)
+    with pytest.raises(WireError, match="sequence"):
+        enc.encode("t", np.zeros(1), seq=2**63)
+    with pytest.raises(WireError, match="cannot be sent"):
+        enc.encode("t", np.zeros(1, dtype=np.complex64), seq=0)
+    with pytest.raises(WireError, match="frame cap"):
+        enc.encode("t", np.zeros(LIMITS.max_payload // 8 + 1), seq=0)
+    with pytest.raises(WireError, match="session id"):
+        HeadEncoder("s")  # type: ignore[arg-type]
+
+
+def test_bulk_frames_are_refused_on_a_plain_stream() -> None:
+    data = encode_frame(b"s", "t", np.zeros(4), kind=KIND_BULK)
+    with pytest.raises(WireError, match="bulk frame on a plain byte stream"):
+        FrameDecoder(LIMITS).feed(data)

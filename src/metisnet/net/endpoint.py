@@ -80,8 +80,8 @@ from metisnet.net.wire import (
     KIND_BULK,
     KIND_DATA,
     SESSION_ID_MAX,
+    HeadEncoder,
     WireLimits,
-    encode_head,
 )
 from metisnet.types import NodeId
 
@@ -271,7 +271,7 @@ class TlsChannel:
         self._stats = ChannelStats()
         self._rounds = _RoundCounter(self._stats)
         self._closed = False
-        self._limits = endpoint.config.limits()
+        self._heads = HeadEncoder(session, endpoint.config.limits())
         self._seq: dict[tuple[int, str], int] = {}
 
     @property
@@ -310,8 +310,8 @@ class TlsChannel:
         seq = self._seq.get((peer, tag), 0)
         array = np.asarray(array)
         bulk = array.nbytes >= BULK_MIN
-        head, arr = encode_head(self._session, tag, array, seq=seq, limits=self._limits,
-                                kind=KIND_BULK if bulk else KIND_DATA)
+        head, arr = self._heads.encode(tag, array, seq=seq,
+                                       kind=KIND_BULK if bulk else KIND_DATA)
         conn = self._ep._conns.get(node)
         if conn is None or not conn.alive:
             conn = self._ep._connection(node, self._timeout, self._inbox)

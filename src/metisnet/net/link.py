@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -59,6 +60,7 @@ from metisnet.net.wire import (
 
 __all__ = ["Connection", "Eof"]
 
+_PREFIX: Final = struct.Struct(">2sHQ")  # the frame prefix (wire.decode_prefix validates it)
 _SMALL: Final = 64 << 10  # frames below this go out in one write
 _RAW_BUF: Final = 256 << 10  # socket reads of up to this many bytes (TLS records)
 _STAGE: Final = 64 << 10  # decrypted bytes of small frames are parsed from a buffer this big
@@ -242,10 +244,11 @@ class Connection:
                 if not step:
                     return False
                 continue
-            if not self._decrypt_available():
-                return False
-            if self._bulk:
-                continue
+            if self._fed or self._s1 > self._s0 or self._target is not None:
+                if not self._decrypt_available():
+                    return False
+                if self._bulk:
+                    continue
             if not self._feed_record():
                 return True
 
@@ -411,9 +414,11 @@ class Connection:
 
     def _parse_staged(self) -> bool:
         """Deliver the whole frames in the staging buffer; False if one got parked."""
-        buf, s0, s1 = self._sview, self._s0, self._s1
+        buf, s0, s1, lim = self._sview, self._s0, self._s1, self._limits
         while s1 - s0 >= PREFIX_SIZE:
-            hlen, plen = decode_prefix(buf[s0:s0 + PREFIX_SIZE], self._limits)
+            magic, hlen, plen = _PREFIX.unpack_from(buf, s0)
+            if magic != b"MN" or not 0 < hlen <= lim.max_header or plen > lim.max_payload:
+                decode_prefix(buf[s0:s0 + PREFIX_SIZE], lim)  # raises the WireError
             body = s0 + PREFIX_SIZE + hlen
             if body > s1:
                 break
@@ -467,15 +472,15 @@ class Connection:
         nbytes = 0 if arr is None else arr.nbytes
         if bulk and (arr is None or nbytes < BULK_MIN):
             raise ValueError(f"bulk frames carry at least {BULK_MIN} bytes")
-        view = None if arr is None else arr.reshape(-1).view(np.uint8).data
-        if view is None or nbytes == 0:
+        view = None
+        if arr is None or nbytes == 0:
             pieces: list[bytes | memoryview] = [head]
-        elif bulk:
-            pieces = [head]
-        elif nbytes < _SMALL:
-            pieces = [head + arr.tobytes()]  # type: ignore[union-attr]
+        elif nbytes < _SMALL and not bulk:
+            pieces = [head + arr.tobytes()]
         else:
-            pieces = [head, *(view[o:o + _CHUNK] for o in range(0, len(view), _CHUNK))]
+            view = arr.reshape(-1).view(np.uint8).data
+            pieces = [head] if bulk else [
+                head, *(view[o:o + _CHUNK] for o in range(0, len(view), _CHUNK))]
         with self.send_lock:
             if not self.alive:
                 raise NetworkError(f"connection to {self.peer} is closed")

@@ -49,6 +49,7 @@ __all__ = [
     "VERSION",
     "Frame",
     "FrameDecoder",
+    "HeadEncoder",
     "Header",
     "WireLimits",
     "decode_header",
@@ -179,6 +180,47 @@ def encode_head(
     if len(header) > lim.max_header:
         raise WireError(f"header of {len(header)} bytes exceeds the cap of {lim.max_header}")
     return _PREFIX.pack(_MAGIC, len(header), nbytes) + header, arr
+
+
+class HeadEncoder:
+    """:func:`encode_head` for one session, reusing the packed parts of earlier headers.
+
+    A session sends the same (tag, dtype, shape) again and again with a growing sequence
+    number; the header fields other than the sequence number are validated and packed once
+    per such key (at most :attr:`KEEP` keys are remembered).
+    """
+
+    KEEP: Final = 256
+
+    def __init__(self, session: bytes, limits: WireLimits | None = None) -> None:
+        if not isinstance(session, bytes) or len(session) > SESSION_ID_MAX:
+            raise WireError(f"session id must be bytes of at most {SESSION_ID_MAX}")
+        self._session = session
+        self._limits = limits or _DEFAULT_LIMITS
+        self._parts: dict[tuple[str, int, str, tuple[int, ...]], tuple[bytes, bytes]] = {}
+
+    def encode(self, tag: str, array: NDArray[Any], *, seq: int,
+               kind: int = KIND_DATA) -> tuple[bytes, NDArray[Any]]:
+        """Prefix and header of a frame carrying ``array``; as :func:`encode_head`."""
+        if type(tag) is not str:
+            _check_tag(tag)
+        dtype_str, arr = _wire_dtype(array)
+        key = (tag, kind, dtype_str, arr.shape)
+        parts = self._parts.get(key)
+        if parts is None:  # validate everything once, the way encode_head does
+            encode_head(self._session, tag, arr, seq=0, kind=kind, limits=self._limits)
+            if len(self._parts) >= self.KEEP:
+                self._parts.clear()
+            parts = self._parts[key] = (
+                b"\x97" + _packb(VERSION) + _packb(kind) + _packb(self._session)
+                + _packb(tag), _packb(dtype_str) + _packb(arr.shape))
+        if type(seq) is not int or not 0 <= seq <= SEQ_MAX:
+            raise WireError(f"sequence number outside 0..{SEQ_MAX}")
+        header = parts[0] + _packb(seq) + parts[1]
+        if len(header) > self._limits.max_header:
+            raise WireError(f"header of {len(header)} bytes exceeds the cap of "
+                            f"{self._limits.max_header}")
+        return _PREFIX.pack(_MAGIC, len(header), arr.nbytes) + header, arr
 
 
 def encode_frame(session: bytes, tag: str, array: NDArray[Any] | None, *, seq: int = 0,
