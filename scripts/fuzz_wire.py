@@ -2,9 +2,12 @@
 
 Feeds the pure frame decoder (no sockets) with valid frames in random fragments, valid
 frames with random mutations (bit flips, byte overwrites, truncations, insertions, edited
-length fields), random msgpack headers and pure garbage. Every case must either decode to
-exactly what was encoded or raise ``WireError``; anything else (another exception, a
-decoded frame that differs, unbounded buffering) is reported with a reproducer seed.
+length fields), random msgpack headers and pure garbage; and the bulk record layer's
+opener with sealed records that were flipped, cut, dropped, repeated, reordered or moved
+to another position or frame. Every case must either decode to exactly what was encoded
+or raise ``WireError``; anything else (another exception, a decoded frame that differs,
+a tampered bulk record that opens, unbounded buffering) is reported with a reproducer
+seed.
 
 Run: ``python scripts/fuzz_wire.py --cases 1000000 [--seed N]``.
 """
@@ -22,6 +25,7 @@ import msgpack
 import numpy as np
 
 from metisnet.errors import WireError
+from metisnet.net.bulk import TAG_SIZE, BulkOpener, BulkSealer
 from metisnet.net.wire import DTYPES, PREFIX_SIZE, FrameDecoder, WireLimits, encode_frame
 
 LIMITS = WireLimits(max_header=512, max_payload=1 << 16)
@@ -94,9 +98,70 @@ def _random_header(rng: random.Random) -> bytes:
     return struct.pack(">2sHQ", b"MN", len(payload), plen) + payload + rng.randbytes(plen)
 
 
+def _bulk_case(rng: random.Random) -> None:
+    """Seal a few records, tamper (or not), open: exact plaintext or WireError."""
+    key = rng.randbytes(32)
+    sealer, opener = BulkSealer(key), BulkOpener(key)
+    digest = rng.randbytes(32)
+    plains = [rng.randbytes(rng.randrange(0, 300)) for _ in range(rng.randrange(1, 5))]
+    n = len(plains)
+    recs = [bytes(sealer.seal(memoryview(p), digest, i, n)) for i, p in enumerate(plains)]
+    order, digests, counts = list(range(n)), [digest] * n, [n] * n
+    op = rng.randrange(8)
+    tampered = True
+    if op == 0:
+        tampered = False
+    elif op == 1:  # flip a bit
+        i = rng.randrange(n)
+        b = bytearray(recs[i])
+        b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        recs[i] = bytes(b)
+    elif op == 2:  # cut or extend a record
+        i = rng.randrange(n)
+        recs[i] = recs[i][:rng.randrange(len(recs[i]))] if rng.random() < 0.5 else \
+            recs[i] + rng.randbytes(rng.randrange(1, 5))
+    elif op == 3:  # drop one that is not the last (a cut stream is caught by the frame length)
+        if n < 2:
+            tampered = False
+        else:
+            del order[rng.randrange(n - 1)]
+    elif op == 4:  # repeat one
+        i = rng.randrange(n)
+        order.insert(i, order[i])
+    elif op == 5:  # swap two different records
+        if n < 2 or plains[0] == plains[1]:
+            tampered = False
+        else:
+            order[0], order[1] = order[1], order[0]
+    elif op == 6:  # another frame's header
+        digests[rng.randrange(n)] = rng.randbytes(32)
+    else:  # another record count
+        counts = [n + 1] * n
+    try:
+        for pos, i in enumerate(order):
+            rec = recs[i]
+            size = len(plains[i]) if op != 2 else max(0, len(rec) - TAG_SIZE)
+            dest = bytearray(size)
+            opener.open_into(memoryview(rec), digests[pos] if pos < n else digest, pos,
+                             counts[pos] if pos < n else n, memoryview(dest))
+            if bytes(dest) != plains[i]:
+                raise AssertionError("a bulk record opened to other bytes")
+    except WireError as exc:
+        if not tampered:
+            raise AssertionError(f"an untouched bulk record failed: {exc}") from None
+        if not str(exc):
+            raise AssertionError("WireError without a message") from None
+        return
+    if tampered:
+        raise AssertionError(f"tampered bulk records (op {op}) opened")
+
+
 def one_case(seed: int) -> None:
     rng = random.Random(seed)
-    kind = seed % 4
+    kind = seed % 5
+    if kind == 4:
+        _bulk_case(rng)
+        return
     if kind == 0:  # valid frames, random fragments: must decode exactly
         data, items = _valid(rng)
         frames = _feed(data, rng)
