@@ -4,7 +4,9 @@ A harness runs the three parties with one of them cheating through a wrapped cha
 (flipped bits, inconsistent values to its two peers, dropped or reordered messages) or
 through a tampered input share. Over 1,000+ randomised injections across every operation
 (input, mul, fixed-point mul and truncation, dot, comparisons, equality, select, reveal,
-reveal_to, reveal_bits) on the in-memory channel, and a few on 3 OS processes:
+reveal_to, reveal_bits) on the in-memory channel, and a few on 3 OS processes, each with
+no, a few or plenty of verified triples made ahead (so products run as recorded products
+checked by bucketing, as Beaver products, or a mix, and cheats hit the making too):
 
 * no honest party ever returns a wrong output;
 * every cheat aborts the session (CheatingDetected, a malformed-message ProtocolError, or
