@@ -293,7 +293,11 @@ class DevnetChaos:
                 res.faults_injected = 1
                 background(lambda: self._restart_compute(name, pause))
 
-        ack_wait = (stop_s + 10.0) if kind == "devnet_chain_stopped" else 3.0
+        # no scenario here has a no-show, so a generous wait costs nothing; a short one
+        # would redraw (and slash) members that are merely slow on a loaded machine. The
+        # requester measures it in wall time while the chain may be stopped: a stop must
+        # not eat it (see the closing note of issue 12)
+        ack_wait = (stop_s + 10.0) if kind == "devnet_chain_stopped" else 10.0
         try:
             result = self.dr.requester(timeout=120, ack_wait=ack_wait,
                                        progress=progress).run(spec)
