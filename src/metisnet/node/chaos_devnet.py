@@ -295,8 +295,8 @@ class DevnetChaos:
 
         # no scenario here has a no-show, so a generous wait costs nothing; a short one
         # would redraw (and slash) members that are merely slow on a loaded machine. The
-        # requester measures it in wall time while the chain may be stopped: a stop must
-        # not eat it (see the closing note of issue 12)
+        # requester measures it in wall time, so a chain stop must not eat it: a devnet
+        # requester advances chain time past the deadline and redraws
         ack_wait = (stop_s + 10.0) if kind == "devnet_chain_stopped" else 10.0
         try:
             result = self.dr.requester(timeout=120, ack_wait=ack_wait,
