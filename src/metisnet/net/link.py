@@ -331,8 +331,8 @@ class Connection:
         a TLS-carried payload minus what TLS already holds), so a wait for it always ends.
         """
         want = 1
-        if self._bulk:
-            want = max(1, min(_LOWAT_MAX, self._bneed - self._bfill))
+        if self._bulk:  # (Linux caps the mark at half the receive buffer)
+            want = max(1, min(RECORD, self._bneed - self._bfill))
         elif self._target is not None:
             with self.tls_lock:
                 held = self._inc.pending + self._tls.pending() + self._r1 - self._r0
