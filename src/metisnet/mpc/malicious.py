@@ -61,14 +61,17 @@ Overhead per party against semi-honest (8 B per product or AND word, 1 round):
 * online, with triples made ahead: 16 B per product (**2x the bytes**), 1 round (the
   same), plus the check's digests; a less-than 93-101 B against 62 B (1.5-1.6x; its other
   steps are local or unchanged). ``benchmarks/mpc_malicious.py`` rows "(malicious,
-  online)" give the time.
+  online)", two runs on a shared 2-core machine (load 8-18): mul 10^6 1.2-1.5x the
+  semi-honest time, mul 10^5 1.7-3.4x, less-than 10^4 1.2-7x, less-than 10^5 0.65x
+  (likely because the semi-honest bit injection puts 32 B per bit on party 0 alone, while
+  two Beaver products spread the same bytes evenly).
 * making a verified triple: ``8 + 8M/n + 16k`` B (:func:`preprocess`; ``k = 2`` from about
   7 x 10^5 triples per call: 56 B; ``k = 3`` from about 10^4: 80 B), so online plus
   offline is 9x (``k = 2``) to 12x (``k = 3``) the bytes, and the permutation and random
-  gathers of the bucketing dominate the time (rows "(malicious, total)").
+  gathers of the bucketing dominate the time (rows "(malicious, total)": 6-63x).
 * without triples made ahead the check buckets the recorded products themselves: 7x
   (``k = 2``) to 10x (``k = 3``) the bytes, all at the check (rows "(malicious, no
-  stock)").
+  stock)": 5-61x the time).
 
 **The issue's 3x target holds for the online phase only**; with the making of the triples
 counted it does not (7-12x the bytes). Reaching it in total needs a check with sublinear
