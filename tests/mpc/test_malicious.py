@@ -829,3 +829,30 @@ def test_a_tampered_share_the_cheater_never_sends_still_aborts() -> None:
     out = _run_cheater(MpcContext, 2, prog, "secondshare")
     for p in (0, 1):
         assert out[p][0] == "cheating" and 2 in out[p][1], out
+
+
+def test_preprocess_refuses_bad_counts_and_is_a_no_op_when_semi_honest() -> None:
+    from metisnet.mpc.beaver import TripleStock
+
+    net = InMemoryNetwork(3, timeout=10)
+    errors: list[Any] = [None] * 3
+
+    def run(i: int) -> None:
+        semi = MpcContext.setup(net.channel(i), session="ps", security="semi-honest")
+        before = semi.stats.bytes_sent
+        preprocess(semi, 100, 100)  # nothing to make: no messages
+        assert semi.stats.bytes_sent == before
+        ctx = MpcContext.setup(net.channel(i), session="pm")
+        try:
+            preprocess(ctx, -1, 0)
+        except ValidationError as exc:
+            errors[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(e, ValidationError) for e in errors), errors
+    with pytest.raises(ValidationError):
+        TripleStock(0).take(False, 1)
