@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -286,8 +287,10 @@ class Requester:
         """Wait for the drawn committee's acknowledgements, redrawing no-shows."""
         tm = self.contracts.tasks
         while True:
-            info = self._wait(task_id, self._acked_or_late(time.monotonic() + self.ack_wait),
-                              "acknowledgements")
+            # an in-process network (pump) has no chain node that could stall
+            info = self._wait(task_id, self._acked_or_late(
+                time.monotonic() + self.ack_wait,
+                stall=math.inf if self.pump is not None else 1.0), "acknowledgements")
             if info.state != TaskState.COMMITTEE_DRAWN:
                 return info
             # some member did not acknowledge in time: past the deadline, redraw
@@ -303,9 +306,18 @@ class Requester:
                 return self._info(task_id)
 
     @staticmethod
-    def _acked_or_late(until: float) -> Callable[[TaskInfo], bool]:
+    def _acked_or_late(until: float, stall: float = 1.0) -> Callable[[TaskInfo], bool]:
+        """Acknowledged, or ``until`` passed. A gap of more than ``stall`` seconds between
+        two checks (a stopped chain node blocks the read) is not the members' time: it
+        pushes ``until`` back, so they are not redrawn and slashed for the chain's pause."""
+        clock = {"until": until, "last": time.monotonic()}
+
         def check(info: TaskInfo) -> bool:
-            return info.state != TaskState.COMMITTEE_DRAWN or time.monotonic() > until
+            now = time.monotonic()
+            if now - clock["last"] > stall:
+                clock["until"] += now - clock["last"]
+            clock["last"] = now
+            return info.state != TaskState.COMMITTEE_DRAWN or now > clock["until"]
         return check
 
     def _fail(self, task_id: int, exc: BaseException,
