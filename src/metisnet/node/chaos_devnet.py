@@ -17,9 +17,11 @@ kind                         fault                                         expec
 ``devnet_corrupt``           one bit flipped in a TLS record to or from a  completed after
                              committee member (the AEAD tag catches it:    a restart
                              the link and its sessions fail)
-``devnet_chain_stopped``     anvil is stopped (SIGSTOP) for 2-6 s while    completed
-                             votes, acknowledgements or the computation
-                             are under way, then continued (SIGCONT)
+``devnet_chain_stopped``     anvil is stopped (SIGSTOP) for 2-6 s while    completed, with
+                             votes, acknowledgements or the computation    no redraw
+                             are under way, then continued (SIGCONT); the
+                             requester's acknowledgement wait (5 s) may
+                             be shorter than the stop
 ``devnet_data_restarted``    a data node's process is killed (SIGKILL)     completed, or
                              once the committee is drawn or while it       failed cleanly
                              computes, and started again from its config   with a refund
@@ -33,7 +35,10 @@ kind                         fault                                         expec
 ============================ ============================================= ===============
 
 A data node restarted mid-task may make the task fail with a refund (its shares for
-that round may be lost with it), so both ends count as expected there.
+that round may be lost with it), so both ends count as expected there. A chain stop
+shorter than the JSON-RPC timeout (30 s) only blocks the nodes' calls; a longer one is
+ridden out by web3's retries of read calls (5, with exponential backoff): 40 s stops
+were, in every stage tried.
 
 After every scenario: a completed task settled with the plaintext mean; a failed one
 ended Failed or Rejected with the fee back in the requester's credits and the escrow
