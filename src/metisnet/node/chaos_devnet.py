@@ -38,7 +38,7 @@ A data node restarted mid-task may make the task fail with a refund (its shares 
 that round may be lost with it), so both ends count as expected there. A chain stop
 shorter than the JSON-RPC timeout (30 s) only blocks the nodes' calls; a longer one is
 ridden out by web3's retries of read calls (5, with exponential backoff): 40 s stops
-were, in every stage tried.
+during the acknowledgements and during the computation were.
 
 After every scenario: a completed task settled with the plaintext mean; a failed one
 ended Failed or Rejected with the fee back in the requester's credits and the escrow
