@@ -196,7 +196,7 @@ class Connection:
         Stops reading while a frame is parked (its session is full): TCP flow control then
         holds the sender back, which is the backpressure.
         """
-        if not self.unpark():
+        if self.parked is not None and not self.unpark():
             return
         if self.dirty:
             if not self._process():
@@ -429,16 +429,18 @@ class Connection:
                 self._s0 = self._s1 = 0
                 self._start_bulk(header, buf[s0:body])
                 return True
-            arr = np.empty(header.shape, dtype=header.dtype)
             have = min(plen, s1 - body)
-            if plen:
+            if have == plen:  # the whole payload is staged: copy it into a new array
+                arr = np.frombuffer(bytearray(buf[body:body + plen]),
+                                    dtype=header.dtype).reshape(header.shape)
+            else:  # the rest comes straight from TLS into the array
+                arr = np.empty(header.shape, dtype=header.dtype)
                 target = arr.reshape(-1).view(np.uint8).data
                 target[:have] = buf[body:body + have]
-                if have < plen:  # the rest comes straight from TLS into the array
-                    self._target, self._got = target, have
-                    self._header, self._arr = header, arr
-                    self._s0 = self._s1 = 0
-                    return True
+                self._target, self._got = target, have
+                self._header, self._arr = header, arr
+                self._s0 = self._s1 = 0
+                return True
             s0 = body + have
             self._s0 = s0
             if not self._hand_over(header, arr):
