@@ -108,3 +108,58 @@ def test_session_ids_and_layout_rules() -> None:
     with pytest.raises(ValidationError, match="unknown program"):
         get_program("median_of_everything")
     assert FixedPoint().frac_bits == 16
+
+
+class _FlipMpc:
+    """Committee member that flips a bit of every MPC share it sends (malicious mode)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def send(self, peer: int, tag: str, array: np.ndarray) -> None:
+        if tag.startswith("mpc:") and array.dtype == np.uint64 and array.size:
+            array = array ^ np.uint64(1)
+        self._inner.send(peer, tag, array)
+
+
+def test_an_aborted_session_reaches_the_receiver_as_the_members_reports() -> None:
+    """Every member that stops tells the receiver why (no output share is released)."""
+    from metisnet.mpc.evidence import Evidence
+    from metisnet.node.session import SessionAborted
+
+    layout = SessionLayout(COMMITTEE, DATA, RECV, (1, 1, 1))
+    net = InMemoryNetwork(len(layout.members), timeout=2)
+    prog = get_program("variance")
+    threads = []
+    failed: list[BaseException] = []
+    for i in range(3):
+        ch = net.channel(i) if i != 2 else _FlipMpc(net.channel(i))
+        threads.append(threading.Thread(target=lambda ch=ch: _collect(
+            failed, run_committee, ch, layout, prog, label="t1r0")))
+    for j in range(3):
+        threads.append(threading.Thread(target=contribute_inputs, args=(
+            net.channel(3 + j), layout, [np.arange(20.0) + j])))
+    for t in threads:
+        t.start()
+    receiver = net.channel(6)
+    with pytest.raises(SessionAborted) as info:
+        collect_output(receiver, layout, frac_bits=16)
+    for t in threads:
+        t.join(30)
+    reports = info.value.reports
+    assert set(reports) == {0, 1, 2}  # the flipper aborts too, once its peers stop
+    kinds = {i: Evidence.from_bytes(r).kind for i, r in reports.items()}
+    assert "completed" not in kinds.values()
+    assert all(Evidence.from_bytes(r).session == "t1r0" for r in reports.values())
+    assert receiver.stats.messages_received == 3  # the reports only, no output share
+    assert len(failed) == 3  # and every member raised
+
+
+def _collect(errors: list[BaseException], fn: Any, *args: Any, **kw: Any) -> None:
+    try:
+        fn(*args, **kw)
+    except Exception as exc:  # each member's own failure, asserted by the test
+        errors.append(exc)
