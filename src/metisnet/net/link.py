@@ -85,7 +85,7 @@ class _RecvPool:
 
     SLOTS: Final = 2
     MIN: Final = 1 << 20
-    MAX: Final = 256 << 20
+    MAX: Final = 64 << 20  # so a link keeps at most 128 MiB for reuse
 
     def __init__(self) -> None:
         self._bufs: list[bytearray] = []
