@@ -30,8 +30,13 @@ kind                         fault                                         expec
                              lives in memory)
 ``devnet_compute_killed``    a committee member's process is killed        completed after
                              mid-task (started again after the scenario)   a restart
-``devnet_compute_restarted`` a committee member's process is killed and    completed after
-                             started again 0.5-2 s later                   a restart
+``devnet_compute_restarted`` a committee member's process is killed and    completed (after
+                             started again 0.5-2 s later                   a restart, or in
+                                                                           the same round
+                                                                           when it was back
+                                                                           before its
+                                                                           peers' data
+                                                                           reached it)
 ============================ ============================================= ===============
 
 A data node restarted mid-task may make the task fail with a refund (its shares for
@@ -106,7 +111,7 @@ DEVNET_EXPECTED: dict[str, str] = {
 }
 DEVNET_KINDS: tuple[str, ...] = tuple(DEVNET_EXPECTED)
 #: kinds whose first committee cannot deliver: the task must have been restarted
-_RESTARTED = ("devnet_corrupt", "devnet_compute_killed", "devnet_compute_restarted")
+_RESTARTED = ("devnet_corrupt", "devnet_compute_killed")
 
 
 class _Result(ScenarioResult):
