@@ -35,7 +35,7 @@ __all__ = ["chaos"]
               help="instead: one multi-process devnet (anvil, 3 data and 6 compute nodes, "
                    "fault proxies in front of every node); each run is one task with a "
                    "devnet fault: delays, cuts, corrupted bytes, a stopped chain, killed and "
-                   "restarted nodes (10-40 s a run; needs anvil)")
+                   "restarted nodes (2-25 s a run, plus about 10 s to start; needs anvil)")
 def chaos(runs: int, seed: int, json_file: Path | None, kinds: tuple[str, ...],
           timeout: float | None, data_dir: Path | None, devnet: bool) -> None:
     """Inject faults into tasks and check nothing is lost and nobody honest is slashed.
