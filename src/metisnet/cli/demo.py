@@ -48,8 +48,7 @@ def demo(rows: int, embedded: bool, security: str, data_dir: Path | None) -> Non
     with tempfile.TemporaryDirectory(prefix="metis-demo-") as tmp:
         root = data_dir or Path(tmp)
         where = "embedded chain" if embedded else "devnet processes (anvil, TLS)"
-        with console.status(f"starting the network: {where}, 3 data nodes, "
-                            "5 compute nodes"):
+        with console.status(f"starting the network: {where}, data and compute nodes"):
             t0 = time.perf_counter()
             net: LocalNetwork | DevnetNetwork = (
                 LocalNetwork(root, rows=rows) if embedded
