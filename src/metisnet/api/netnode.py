@@ -48,6 +48,7 @@ from metisnet.node.chaintrust import ChainTrust
 from metisnet.node.compute import load_deployment, signal_stop, tls_sessions
 from metisnet.node.config import DataNodeConfig
 from metisnet.node.datanode import DataNode, NotFound
+from metisnet.node.misbehave import arm_data
 from metisnet.node.registrar import ChainRegistrar
 from metisnet.node.taskspec import MAX_SPEC_BYTES, parse_spec
 from metisnet.types import TaskId
@@ -169,6 +170,7 @@ def serve_network_data_node(config: DataNodeConfig, agent_cfg: AgentConfig, *,
             host=agent_cfg.host, port=agent_cfg.tls_port, timeout=agent_cfg.session_timeout_s))
         endpoint.start()
         agent = DataNodeAgent(node, contracts, tls_sessions(endpoint))
+        arm_data(agent)  # TEST ONLY: a no-op unless a devnet chaos harness started us
         lock = threading.Lock()
         app: FastAPI = create_app(node)
         app.include_router(chain_task_router(agent, trust, lock))

@@ -43,6 +43,7 @@ from metisnet.net.endpoint import Endpoint, EndpointConfig
 from metisnet.net.identity import NodeIdentity, load_node_identity
 from metisnet.node.agents import ComputeAgent, SessionOpener
 from metisnet.node.chaintrust import ChainTrust
+from metisnet.node.misbehave import arm_compute
 from metisnet.types import NodeId
 
 __all__ = [
@@ -141,6 +142,7 @@ def run_compute_node(cfg: ComputeNodeConfig, *, stop: threading.Event | None = N
                          spec_timeout=cfg.session_timeout_s,
                          accept=lambda task_id: cfg.acknowledge,
                          on_spec=lambda task_id, spec: trust.pin_receivers(spec))
+    arm_compute(agent)  # TEST ONLY: a no-op unless a devnet chaos harness started us
     restore = signal_stop(stop) if threading.current_thread() is threading.main_thread() \
         else (lambda: None)
     try:
