@@ -11,7 +11,11 @@ The requester hands the spec of an on-chain task to the node with
 (:mod:`metisnet.node.auth`). The signer must be the task's requester on chain; the agent
 checks the spec against the task's hash, datasets and receivers, then the owners'
 policies, and answers with its vote. Once a spec is verified, its ``receiver_tls`` entries
-are pinned so the outputs can reach receivers that are not registered nodes.
+are pinned so the outputs can reach receivers that are not registered nodes. The agent
+keeps each accepted task in the node's store: a restarted node resumes its unfinished
+tasks (and pins their receivers again) without the requester handing anything over again.
+While the chain does not answer, the poll loop says so once and backs off
+(:class:`~metisnet.node.compute.ChainWatch`).
 
 The TOML file is the data node's ``[node]`` table (:class:`DataNodeConfig`, with
 ``chain_url``, ``chain_deployment`` and ``node_keystore`` set) plus an ``[agent]`` table
@@ -45,7 +49,7 @@ from metisnet.net.endpoint import Endpoint, EndpointConfig
 from metisnet.net.identity import load_node_identity
 from metisnet.node.agents import DataNodeAgent
 from metisnet.node.chaintrust import ChainTrust
-from metisnet.node.compute import load_deployment, signal_stop, tls_sessions
+from metisnet.node.compute import ChainWatch, load_deployment, signal_stop, tls_sessions
 from metisnet.node.config import DataNodeConfig
 from metisnet.node.datanode import DataNode, NotFound
 from metisnet.node.misbehave import arm_data
@@ -136,7 +140,11 @@ def _bind(host: str, port: int) -> socket.socket:
 def _poll_loop(agent: DataNodeAgent, lock: threading.Lock, stop: threading.Event,
                interval: float, trust: ChainTrust, endpoint: Endpoint) -> None:
     checked = time.monotonic()
+    watch = ChainWatch(log, interval_s=interval)  # says when the chain stops answering
+    watch.start(stop)
     while not stop.is_set():
+        watch.begin()
+        failed: BaseException | None = None
         try:
             with lock:
                 agent.poll()
@@ -144,8 +152,10 @@ def _poll_loop(agent: DataNodeAgent, lock: threading.Lock, stop: threading.Event
                 checked = time.monotonic()
                 trust.revalidate(endpoint)
         except Exception as exc:  # a chain hiccup must not end the node
-            log.warning("agent poll failed: %s: %s", type(exc).__name__, exc)
-        stop.wait(interval)
+            failed = exc
+            if not watch.down:
+                log.warning("agent poll failed: %s: %s", type(exc).__name__, exc)
+        stop.wait(watch.end(failed))
 
 
 def serve_network_data_node(config: DataNodeConfig, agent_cfg: AgentConfig, *,
@@ -170,6 +180,8 @@ def serve_network_data_node(config: DataNodeConfig, agent_cfg: AgentConfig, *,
             host=agent_cfg.host, port=agent_cfg.tls_port, timeout=agent_cfg.session_timeout_s))
         endpoint.start()
         agent = DataNodeAgent(node, contracts, tls_sessions(endpoint))
+        for task_id in agent.resumed:  # unfinished tasks of an earlier run (a restart)
+            trust.pin_receivers(agent.tasks[task_id].spec)
         arm_data(agent)  # TEST ONLY: a no-op unless a devnet chaos harness started us
         lock = threading.Lock()
         app: FastAPI = create_app(node)

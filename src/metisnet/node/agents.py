@@ -13,7 +13,16 @@ DESIGN.md §7:
   with a commitment to a fresh random seed; reveals the seed once the task is approved;
   and when the committee has acknowledged, sends the spec and its secret-shared inputs to
   the committee (:func:`metisnet.node.session.contribute_inputs`). A refused spec is voted
-  down and no share ever leaves the node.
+  down and no share ever leaves the node. Each accepted task is written to the node's
+  store before the node votes (spec, decision, vote seed, dealing key) and its progress
+  after each step (:class:`~metisnet.node.storage.ChainTaskRecord`): a restarted node
+  reloads its unfinished tasks and goes on from the chain state (votes it has not cast,
+  reveals its stored seed, deals, closes the local records of ended tasks), with no help
+  from the requester. Its dealings draw their randomness from the stored dealing key, one
+  stream per round, so a round dealt again after a restart sends the same shares (the
+  committee never sees two different dealings); an SQL or he dealing, whose messages are
+  not all derived from that key, is not sent twice: the round is left to fail and the
+  requester draws a fresh committee.
 * :class:`ComputeAgent` acknowledges committees it was drawn into and, once the task
   runs, joins the session: it takes the spec from every data node, checks its hash
   against the chain, and runs the program (:func:`metisnet.node.session.run_committee`),
@@ -28,6 +37,7 @@ dataset) and ``task.receivers``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import threading
@@ -41,7 +51,14 @@ from eth_hash.auto import keccak
 from metisnet.chain.deploy import Contracts
 from metisnet.chain.draw import seed_commitment
 from metisnet.chain.tasks import TaskInfo, TaskState
-from metisnet.errors import MetisError, PolicyViolation, ProtocolError, ValidationError
+from metisnet.crypto.prg import Csprng
+from metisnet.errors import (
+    MetisError,
+    PolicyViolation,
+    ProtocolError,
+    TransactionReverted,
+    ValidationError,
+)
 from metisnet.mpc.evidence import Signer
 from metisnet.net.channel import Channel
 from metisnet.node import outsource_task, sql_task
@@ -56,6 +73,7 @@ from metisnet.node.session import (
     session_id,
     session_label,
 )
+from metisnet.node.storage import ChainTaskRecord
 from metisnet.node.taskspec import TaskSpec, parse_spec
 from metisnet.types import DatasetId, TaskId
 
@@ -139,10 +157,13 @@ class _DataTask:
     decision: Decision
     local_ids: list[str] = field(default_factory=list)
     seed: bytes = b""
+    deal_key: bytes = b""
     owner_votes: set[bytes] = field(default_factory=set)
     voted: bool = False
     revealed: bool = False
     contributed: set[int] = field(default_factory=set)
+    #: rounds dealt (or started) before this process: sent again only if derivable
+    dealt_before: set[int] = field(default_factory=set)
     worker: _Worker | None = None
     earlier: list[_Worker] = field(default_factory=list)
     closed: bool = False
@@ -159,6 +180,31 @@ class DataNodeAgent:
         self.me = self.address.lower()
         self.tasks: dict[int, _DataTask] = {}
         self.errors: list[tuple[int, BaseException]] = []
+        self.resumed = self._resume()
+
+    # -- restart ----------------------------------------------------------------------------
+    def _resume(self) -> list[int]:
+        """Reload the unfinished tasks of an earlier run from the store; their ids."""
+        out = []
+        for rec in self.node.store.open_chain_tasks():
+            try:
+                spec = parse_spec(rec.spec_json)
+            except MetisError as exc:
+                log.warning("task %d: stored spec unreadable, not resumed: %s",
+                            rec.task_id, exc)
+                continue
+            if spec.hash != rec.spec_hash or len(rec.seed) != 32 or len(rec.deal_key) != 32:
+                log.warning("task %d: stored record inconsistent, not resumed", rec.task_id)
+                continue
+            self.tasks[rec.task_id] = _DataTask(
+                spec, rec.requester, Decision(rec.approve, rec.reason, rec.rule),
+                list(rec.local_ids), seed=rec.seed, deal_key=rec.deal_key,
+                owner_votes=set(rec.owner_votes), voted=rec.voted, revealed=rec.revealed,
+                dealt_before=set(rec.dealt))
+            out.append(rec.task_id)
+        if out:
+            log.info("resumed %d unfinished task(s) from the store: %s", len(out), out)
+        return out
 
     # -- from the requester -------------------------------------------------------------
     def submit(self, task_id: int, spec: TaskSpec | dict[str, Any] | str) -> Decision:
@@ -185,7 +231,13 @@ class DataNodeAgent:
         except PolicyViolation as exc:
             decision = Decision(False, str(exc), exc.rule)
             local = []
-        self.tasks[task_id] = _DataTask(spec, info.requester.lower(), decision, local)
+        t = _DataTask(spec, info.requester.lower(), decision, local,
+                      seed=secrets.token_bytes(32), deal_key=secrets.token_bytes(32))
+        # stored before any vote: a restarted node reveals the seed it committed to
+        self.node.store.put_chain_task(ChainTaskRecord(
+            task_id, spec.canonical().decode(), spec.hash, t.requester, decision.approve,
+            decision.reason, decision.rule, tuple(local), t.seed, t.deal_key))
+        self.tasks[task_id] = t
         log.info("task %d: %s", task_id, "approve" if decision.approve else "refuse")
         return decision
 
@@ -197,29 +249,44 @@ class DataNodeAgent:
     def _step(self, task_id: int, t: _DataTask) -> None:
         tm = self.contracts.tasks
         info = tm.get_task(TaskId(task_id))
+        store = self.node.store
         if info.state == TaskState.SUBMITTED and not t.voted:
-            t.seed = t.seed or secrets.token_bytes(32)
+            if len(t.seed) != 32:
+                raise ProtocolError("no stored vote seed for this task")
             commit = seed_commitment(t.seed, self.address)
             for d in info.datasets:
                 if bytes(d) in t.owner_votes:
                     continue
                 if self.contracts.datasets.owner_of(d).lower() == self.me:
-                    tm.vote_dataset(TaskId(task_id), d, t.decision.approve, commit)
+                    _once(lambda d=d: tm.vote_dataset(TaskId(task_id), d,  # type: ignore[misc]
+                                                      t.decision.approve, commit))
                 t.owner_votes.add(bytes(d))
+                store.update_chain_task(task_id, owner_votes=frozenset(t.owner_votes))
             if tm.validator_weight(TaskId(task_id), self.address) > 0:
-                tm.vote(TaskId(task_id), t.decision.approve, commit)
+                _once(lambda: tm.vote(TaskId(task_id), t.decision.approve, commit))
             t.voted = True
+            store.update_chain_task(task_id, voted=True)
         elif info.state == TaskState.APPROVED and t.voted and not t.revealed:
-            if tm.commitment_of(TaskId(task_id), self.address) != b"\0" * 32:
+            if tm.commitment_of(TaskId(task_id), self.address) != b"\0" * 32 and \
+                    not tm.has_revealed(TaskId(task_id), self.address):
                 tm.reveal(TaskId(task_id), t.seed)
             t.revealed = True
+            store.update_chain_task(task_id, revealed=True)
         elif info.state == TaskState.RUNNING and info.round not in t.contributed:
             if t.worker is not None and not t.worker.done:
                 # an earlier round's sharing, still waiting on a lost committee member:
                 # the restarted task's fresh committee must not wait for it
                 t.earlier.append(t.worker)
             t.contributed.add(info.round)
-            t.worker = _Worker(f"share-{task_id}", lambda: self._contribute(task_id, info, t))
+            if info.round in t.dealt_before and not self._derivable(t.spec):
+                log.warning("task %d: round %d may have been dealt before the restart; "
+                            "an %s dealing is not sent twice", task_id, info.round,
+                            "sql" if t.spec.mode != "he" else "he")
+            else:
+                store.update_chain_task(task_id, dealt=frozenset(t.dealt_before
+                                                                  | t.contributed))
+                t.worker = _Worker(f"share-{task_id}",
+                                   lambda: self._contribute(task_id, info, t))
         elif info.state not in _OPEN:
             self._close(task_id, t, info.state)
         if t.worker is not None and t.worker.done and t.worker.error is not None:
@@ -231,11 +298,28 @@ class DataNodeAgent:
             if w.error is not None:
                 self.errors.append((task_id, w.error))
 
+    @staticmethod
+    def _derivable(spec: TaskSpec) -> bool:
+        """Whether every message of this spec's dealing comes from the dealing key."""
+        return spec.mode != "he" and spec.program != sql_task.SQL_PROGRAM
+
+    @staticmethod
+    def _deal_rng(t: _DataTask, task_id: int, round_: int) -> Csprng:
+        """This round's dealing randomness: the same after a restart, fresh per round (a
+        new committee never gets shares of the same sharing)."""
+        if len(t.deal_key) != 32:
+            raise ProtocolError("no stored dealing key for this task")
+        return Csprng(hashlib.sha256(b"metisnet/dealing/v1" + t.deal_key
+                                     + task_id.to_bytes(32, "big")
+                                     + round_.to_bytes(32, "big")).digest())
+
     def _contribute(self, task_id: int, info: TaskInfo, t: _DataTask) -> None:
+        rng = self._deal_rng(t, task_id, info.round)
         if t.spec.program == sql_task.SQL_PROGRAM:  # whole tables, its own session protocol
             layout = layout_for(info, lambda d: self.contracts.datasets.owner_of(DatasetId(d)))
             channel = self.sessions(session_id(task_id, info.round), layout.members)
-            return sql_task.contribute(channel, layout, self.me, t.spec, self.node, t.local_ids)
+            return sql_task.contribute(channel, layout, self.me, t.spec, self.node, t.local_ids,
+                                       rng=rng)
         columns = []
         for inp, local_id in zip(self._held_inputs(t.spec), t.local_ids, strict=True):
             cols = self.node.read_columns(local_id, inp.columns[:1])
@@ -256,13 +340,17 @@ class DataNodeAgent:
         spec_bytes = np.frombuffer(t.spec.canonical(), dtype=np.uint8)
         for i in range(len(layout.committee)):
             channel.send(i, "spec", spec_bytes)
-        contribute_inputs(channel, layout, columns)
+        contribute_inputs(channel, layout, columns, rng=rng)
 
     def _held_inputs(self, spec: TaskSpec) -> list[Any]:
         return [i for i in spec.inputs if self.node.store.get_dataset(i.dataset.lower())]
 
     def _close(self, task_id: int, t: _DataTask, state: TaskState) -> None:
         t.closed = True
+        try:
+            self.node.store.update_chain_task(task_id, closed=True)  # erases seed and key
+        except MetisError as exc:
+            log.warning("task %d: stored record: %s", task_id, exc)
         final = "done" if state == TaskState.SETTLED else "failed"
         for local in t.local_ids:
             try:
@@ -270,6 +358,16 @@ class DataNodeAgent:
                     self.node.set_task_state(local, final, reason=state.name.lower())
             except MetisError as exc:
                 log.warning("task %d: local state: %s", task_id, exc)
+
+
+def _once(send: Callable[[], object]) -> None:
+    """Send a vote; one the chain already holds (cast before a restart) counts as sent."""
+    try:
+        send()
+    except TransactionReverted as exc:
+        if "already voted" not in f"{exc.reason} {exc}":
+            raise
+        log.info("vote already on chain (cast before a restart)")
 
 
 @dataclass

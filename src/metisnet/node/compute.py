@@ -6,7 +6,10 @@ connects to the chain at ``chain_url`` with the deployment file, starts a TLS
 (:class:`~metisnet.node.chaintrust.ChainTrust`), and polls a
 :class:`~metisnet.node.agents.ComputeAgent` until SIGTERM or SIGINT; then it stops polling,
 lets a running session finish for up to ``shutdown_timeout_s``, closes the endpoint and
-restores the previous signal handlers. In malicious-mode sessions the agent signs its
+restores the previous signal handlers. A chain that stops answering (a failed call, or
+one pending for more than ``stall_s``) is said once, "chain unresponsive since ...", and
+polled with exponential backoff until it answers again ("chain back after N s")
+(:class:`ChainWatch`). In malicious-mode sessions the agent signs its
 claims with the node key (:class:`~metisnet.node.claims.NodeSigner`), so a receiver can
 check them against the registry and slash a member they prove to have equivocated.
 Example ``compute.toml``::
@@ -47,6 +50,7 @@ from metisnet.node.misbehave import arm_compute
 from metisnet.types import NodeId
 
 __all__ = [
+    "ChainWatch",
     "ComputeNodeConfig",
     "load_compute_config",
     "load_deployment",
@@ -107,6 +111,85 @@ def tls_sessions(endpoint: Endpoint) -> SessionOpener:
     return open_session
 
 
+class ChainWatch:
+    """Tells, once each, when the chain stops answering a node's poll loop and when it is
+    back; and how long the loop waits before its next poll (exponential backoff while the
+    chain fails, up to ``max_backoff_s``).
+
+    The loop calls :meth:`begin` before a poll and :meth:`end` after it. A failed poll
+    marks the chain down at once; a poll still pending after ``stall_s`` (a stopped chain
+    node accepts connections but never answers) is noticed by :meth:`check`, which a
+    watchdog thread (:meth:`start`) calls every second.
+    """
+
+    def __init__(self, logger: logging.Logger, *, interval_s: float, stall_s: float = 5.0,
+                 max_backoff_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.log = logger
+        self.interval_s = interval_s
+        self.stall_s = stall_s
+        self.max_backoff_s = max(max_backoff_s, interval_s)
+        self._clock, self._wall = clock, wall
+        self._lock = threading.Lock()
+        self._pending: float | None = None  # clock() at the start of the current poll
+        self._down: float | None = None  # clock() when the chain stopped answering
+        self.failures = 0
+        #: the warnings given (for tests and status pages): ("down"|"back", seconds)
+        self.events: list[tuple[str, float]] = []
+
+    @property
+    def down(self) -> bool:
+        return self._down is not None
+
+    def begin(self) -> None:
+        with self._lock:
+            self._pending = self._clock()
+
+    def check(self) -> None:
+        """A poll pending for longer than ``stall_s`` marks the chain down."""
+        with self._lock:
+            if self._pending is not None and self._down is None and \
+                    self._clock() - self._pending > self.stall_s:
+                self._mark_down(self._pending, f"a call pending for over {self.stall_s:g} s")
+
+    def end(self, error: BaseException | None = None) -> float:
+        """Record a poll's outcome; the seconds to wait before the next poll."""
+        with self._lock:
+            self._pending = None
+            if error is None:
+                if self._down is not None:
+                    gone = self._clock() - self._down
+                    self.log.warning("chain back after %.1f s", gone)
+                    self.events.append(("back", gone))
+                self._down, self.failures = None, 0
+                return self.interval_s
+            self.failures += 1
+            if self._down is None:
+                self._mark_down(self._clock(), f"{type(error).__name__}: {error}")
+            else:
+                self.log.debug("chain still unresponsive: %s", type(error).__name__)
+            return float(min(self.max_backoff_s,
+                             self.interval_s * 2 ** min(self.failures, 16)))
+
+    def _mark_down(self, since: float, why: str) -> None:
+        self._down = since
+        stamp = time.strftime("%H:%M:%S", time.gmtime(self._wall() - (self._clock() - since)))
+        self.log.warning("chain unresponsive since %s UTC (%s); polling with backoff",
+                         stamp, why)
+        self.events.append(("down", since))
+
+    def start(self, stop: threading.Event, every_s: float = 1.0) -> threading.Thread:
+        """The watchdog thread calling :meth:`check` until ``stop`` is set."""
+        def run() -> None:
+            while not stop.wait(every_s):
+                self.check()
+
+        thread = threading.Thread(target=run, name="metis-chain-watch", daemon=True)
+        thread.start()
+        return thread
+
+
 def signal_stop(stop: threading.Event) -> Callable[[], None]:
     """Route SIGTERM/SIGINT to ``stop``; returns a function restoring the old handlers."""
     previous: dict[int, Any] = {}
@@ -150,15 +233,21 @@ def run_compute_node(cfg: ComputeNodeConfig, *, stop: threading.Event | None = N
             announce(str(ident.node_id), endpoint.address)
         log.info("compute node %s (%s) on %s:%d", cfg.name, ident.node_id, *endpoint.address)
         checked = time.monotonic()
+        watch = ChainWatch(log, interval_s=cfg.poll_interval_s)
+        watch.start(stop)
         while not stop.is_set():
+            watch.begin()
+            failed: BaseException | None = None
             try:
                 agent.poll()
                 if time.monotonic() - checked > trust.ttl:
                     checked = time.monotonic()
                     trust.revalidate(endpoint)
             except Exception as exc:  # a chain hiccup must not end the node
-                log.warning("poll failed: %s: %s", type(exc).__name__, exc)
-            stop.wait(cfg.poll_interval_s)
+                failed = exc
+                if not watch.down:
+                    log.warning("poll failed: %s: %s", type(exc).__name__, exc)
+            stop.wait(watch.end(failed))
         for t in agent.tasks.values():  # let a running session end before the endpoint
             if t.worker is not None:
                 t.worker.thread.join(cfg.shutdown_timeout_s)

@@ -4,7 +4,10 @@ Tables: ``datasets`` (metadata, wrapped data key, policy, status, uses), ``tasks
 data request and its state), ``audit`` (append-only, hash-chained: SQL triggers refuse any
 UPDATE or DELETE, and each entry's hash covers the previous one, so an edit made outside
 SQLite shows up in :meth:`Store.verify_audit_chain`), ``nonces`` (request nonces seen within
-the clock-skew window, for replay protection) and ``registrations`` (the local registrar).
+the clock-skew window, for replay protection), ``registrations`` (the local registrar) and
+``chain_tasks`` (each on-chain task the node accepted a spec for, with its vote seed and
+dealing key until the task ends, so that a restarted node resumes it; schema version 1,
+``PRAGMA user_version``: a store made before it gains the table when it is opened).
 
 One connection guarded by a lock; every write is one ``BEGIN IMMEDIATE`` transaction, so an
 acknowledged write survives a crash and a crash leaves no partial write.
@@ -27,7 +30,10 @@ from metisnet.errors import IntegrityError, StorageError
 from metisnet.node.policy import Policy
 from metisnet.node.schema import Schema
 
-__all__ = ["AuditEntry", "DatasetRecord", "Store", "TaskRecord"]
+__all__ = ["AuditEntry", "ChainTaskRecord", "DatasetRecord", "Store", "TaskRecord"]
+
+#: the schema version this code writes (``PRAGMA user_version``); 0 is the first layout
+SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -101,6 +107,30 @@ CREATE TABLE IF NOT EXISTS registrations (
 );
 """
 
+#: version 1: the on-chain tasks this node accepted (see :class:`ChainTaskRecord`)
+_CHAIN_TASKS = """
+CREATE TABLE IF NOT EXISTS chain_tasks (
+    task_id INTEGER PRIMARY KEY,
+    spec_json TEXT NOT NULL,
+    spec_hash BLOB NOT NULL,
+    requester TEXT NOT NULL,
+    approve INTEGER NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    rule TEXT NOT NULL DEFAULT '',
+    local_ids_json TEXT NOT NULL,
+    seed BLOB,
+    deal_key BLOB,
+    owner_votes_json TEXT NOT NULL DEFAULT '[]',
+    voted INTEGER NOT NULL DEFAULT 0,
+    revealed INTEGER NOT NULL DEFAULT 0,
+    dealt_json TEXT NOT NULL DEFAULT '[]',
+    closed INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chain_tasks_open ON chain_tasks(closed);
+"""
+
 GENESIS = b"\x00" * 32
 
 
@@ -143,6 +173,51 @@ class TaskRecord:
     reason: str
     created_at: int
     updated_at: int
+
+
+@dataclass(frozen=True)
+class ChainTaskRecord:
+    """An on-chain task this node accepted a spec for, and how far its part went.
+
+    ``seed`` is the vote's seed (its commitment is on chain once the node voted) and
+    ``deal_key`` derives the randomness of this node's dealings (one stream per round, so a
+    dealing sent again after a restart is the same dealing). Both are kept until the task
+    ends, then erased; neither ever appears in a repr, log or exception.
+    """
+
+    task_id: int
+    spec_json: str
+    spec_hash: bytes
+    requester: str
+    approve: bool
+    reason: str
+    rule: str
+    local_ids: tuple[str, ...]
+    seed: bytes
+    deal_key: bytes
+    owner_votes: frozenset[bytes] = frozenset()
+    voted: bool = False
+    revealed: bool = False
+    dealt: frozenset[int] = frozenset()
+    closed: bool = False
+
+    def __repr__(self) -> str:  # keep the seed and dealing key out of logs and tracebacks
+        return (f"ChainTaskRecord(task_id={self.task_id}, approve={self.approve}, "
+                f"voted={self.voted}, revealed={self.revealed}, "
+                f"dealt={sorted(self.dealt)}, closed={self.closed})")
+
+
+def _chain_task(row: sqlite3.Row) -> ChainTaskRecord:
+    return ChainTaskRecord(
+        task_id=row["task_id"], spec_json=row["spec_json"], spec_hash=row["spec_hash"],
+        requester=row["requester"], approve=bool(row["approve"]), reason=row["reason"],
+        rule=row["rule"], local_ids=tuple(json.loads(row["local_ids_json"])),
+        seed=row["seed"] or b"", deal_key=row["deal_key"] or b"",
+        owner_votes=frozenset(bytes.fromhex(v) for v in json.loads(row["owner_votes_json"])),
+        voted=bool(row["voted"]), revealed=bool(row["revealed"]),
+        dealt=frozenset(int(r) for r in json.loads(row["dealt_json"])),
+        closed=bool(row["closed"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -201,10 +276,26 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the node database {path}: {exc}") from None
         self._lock = threading.RLock()
         self._nonce_inserts = 0
+
+    def _migrate(self) -> None:
+        """Bring a store of an older layout to :data:`SCHEMA_VERSION` (never down)."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StorageError(f"the node database has schema version {version}; this "
+                               f"metisnet reads up to {SCHEMA_VERSION}")
+        if version < 1:
+            self._db.executescript("BEGIN IMMEDIATE;" + _CHAIN_TASKS
+                                   + "PRAGMA user_version = 1; COMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        row = self._one("PRAGMA user_version", ())
+        return int(row[0]) if row is not None else 0
 
     def close(self) -> None:
         with self._lock:
@@ -305,6 +396,58 @@ class Store:
                        reason: str) -> None:
         db.execute("UPDATE tasks SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
                    (state, reason, int(time.time()), task_id))
+
+    # -- on-chain tasks ---------------------------------------------------------------
+    def put_chain_task(self, rec: ChainTaskRecord) -> None:
+        """Record a newly accepted on-chain task (kept as first recorded if known)."""
+        now = int(time.time())
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO chain_tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (rec.task_id, rec.spec_json, rec.spec_hash, rec.requester, int(rec.approve),
+                 rec.reason, rec.rule, json.dumps(list(rec.local_ids)), rec.seed or None,
+                 rec.deal_key or None, json.dumps(sorted(v.hex() for v in rec.owner_votes)),
+                 int(rec.voted), int(rec.revealed), json.dumps(sorted(rec.dealt)),
+                 int(rec.closed), now, now),
+            )
+
+    def get_chain_task(self, task_id: int) -> ChainTaskRecord | None:
+        row = self._one("SELECT * FROM chain_tasks WHERE task_id = ?", (task_id,))
+        return _chain_task(row) if row else None
+
+    def open_chain_tasks(self) -> list[ChainTaskRecord]:
+        """The on-chain tasks not yet closed, oldest first."""
+        rows = self._all("SELECT * FROM chain_tasks WHERE closed = 0 ORDER BY task_id")
+        return [_chain_task(r) for r in rows]
+
+    def update_chain_task(self, task_id: int, *, owner_votes: frozenset[bytes] | None = None,
+                          voted: bool | None = None, revealed: bool | None = None,
+                          dealt: frozenset[int] | None = None,
+                          closed: bool | None = None) -> None:
+        """Record progress; closing erases the seed and the dealing key."""
+        sets: list[str] = []
+        args: list[Any] = []
+        if owner_votes is not None:
+            sets.append("owner_votes_json = ?")
+            args.append(json.dumps(sorted(v.hex() for v in owner_votes)))
+        for name, flag in (("voted", voted), ("revealed", revealed), ("closed", closed)):
+            if flag is not None:
+                sets.append(f"{name} = ?")
+                args.append(int(flag))
+        if dealt is not None:
+            sets.append("dealt_json = ?")
+            args.append(json.dumps(sorted(dealt)))
+        if closed:
+            sets.append("seed = NULL, deal_key = NULL")
+        if not sets:
+            return
+        with self.tx() as db:
+            cur = db.execute(  # the column names above are constants; values are bound
+                f"UPDATE chain_tasks SET {', '.join(sets)}, updated_at = ? "  # noqa: S608
+                "WHERE task_id = ?",
+                (*args, int(time.time()), task_id))
+            if cur.rowcount != 1:
+                raise StorageError(f"no on-chain task {task_id} in the node database")
 
     # -- audit ------------------------------------------------------------------------
     def append_audit(
