@@ -25,9 +25,8 @@ kind                         fault                                         expec
 ``devnet_data_restarted``    a data node's process is killed (SIGKILL)     completed, or
                              once the committee is drawn or while it       failed cleanly
                              computes, and started again from its config   with a refund
-                             and SQLite store; the requester hands it the
-                             spec again (the agent's in-flight task state
-                             lives in memory)
+                             and SQLite store, from which it resumes the
+                             task (the requester hands it nothing again)
 ``devnet_compute_killed``    a committee member's process is killed        completed after
                              mid-task (started again after the scenario)   a restart
 ``devnet_compute_restarted`` a committee member's process is killed and    completed (after
@@ -279,8 +278,7 @@ class DevnetChaos:
                 victim = self.state.by_role("data")[rng.randrange(len(self.state.by_role("data")))]
                 faulty.add(victim.address.lower())
                 pause = rng.uniform(0.0, 1.0)
-                background(lambda: self._restart_data(victim.name, victim.address, task_id,
-                                                      spec, pause))
+                background(lambda: self._restart_data(victim.name, task_id, pause))
                 res.faults_injected = 1
                 return
             committee = [c.lower() for c in tm.get_task(TaskId(task_id)).committee]
@@ -370,15 +368,13 @@ class DevnetChaos:
         time.sleep(pause)
         restart_node(self.root, name)
 
-    def _restart_data(self, name: str, address: str, task_id: int, spec: Any,
-                      pause: float) -> None:
+    def _restart_data(self, name: str, task_id: int, pause: float) -> None:
         time.sleep(pause)
         stop_node(self.root, name)
         restart_node(self.root, name)
         self._reload()
-        # the agent keeps in-flight tasks in memory: the requester hands the spec again
-        decision = self.dr.deliver(address, task_id, spec)
-        log.info("%s restarted; spec handed again: %s", name, decision)
+        # nothing is handed again: the node resumes the task from its store
+        log.info("%s restarted; it resumes task %d from its store", name, task_id)
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> list[str]:
