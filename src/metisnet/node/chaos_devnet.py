@@ -36,7 +36,30 @@ kind                         fault                                         expec
                                                                            before its
                                                                            peers' data
                                                                            reached it)
+``devnet_compute_bitflip``   a committee member's own process flips bits   cheat detected;
+                             in the MPC messages it sends (first round)    completed after
+                                                                           a restart;
+                                                                           nobody slashed
+``devnet_compute_equivocation`` a committee member's process signs a lie   cheat detected;
+                             about ``dealt:key/all`` to one peer, then     the cheater
+                             stays silent towards the receivers            slashed with
+                                                                           keccak(evidence);
+                                                                           failed cleanly
+``devnet_data_double_vote``  a data node's process votes a second time,    completed; the
+                             the other way, once it voted                  chain refuses
+                                                                           the second vote
+``devnet_data_inconsistent_shares`` a data node's process deals committee  cheat detected;
+                             member 0 a share its other holder lacks       completed after
+                             (first round)                                 a restart, or
+                                                                           failed cleanly;
+                                                                           nobody slashed
 ============================ ============================================= ===============
+
+The four cheats run inside the node processes (:mod:`metisnet.node.misbehave`, test only):
+before the task is submitted the harness writes an order naming the task, the committee
+position or the data node that is to cheat; the nodes of this (proxied) devnet read it,
+the one named carries it out and says so in a file the harness reads, which makes it the
+scenario's faulty node. The cheats are the in-process harness's (:mod:`metisnet.node.chaos`).
 
 A data node restarted mid-task may make the task fail with a refund (its shares for
 that round may be lost with it), so both ends count as expected there. A chain stop
@@ -66,11 +89,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from eth_hash.auto import keccak
 
 from metisnet.chain.tasks import TaskState
 from metisnet.errors import ConfigError, MetisError
 from metisnet.node.chaos import COMPLETED, FAILED_CLEANLY, ChaosTotals, ScenarioResult
 from metisnet.node.devnet import (
+    MISBEHAVE_DIR,
     DevnetRequester,
     DevnetState,
     _alive,
@@ -79,9 +104,11 @@ from metisnet.node.devnet import (
     load_state,
     restart_node,
     stop_node,
+    top_up_node,
 )
 from metisnet.node.faultproxy import Fault, FaultFabric
 from metisnet.node.localnet import synthetic_column
+from metisnet.node.misbehave import clear_order, fired_reports, write_order
 from metisnet.node.storage import Store
 from metisnet.types import TaskId
 
@@ -107,10 +134,22 @@ DEVNET_EXPECTED: dict[str, str] = {
     "devnet_data_restarted": EITHER,
     "devnet_compute_killed": COMPLETED,
     "devnet_compute_restarted": COMPLETED,
+    "devnet_compute_bitflip": COMPLETED,
+    "devnet_compute_equivocation": FAILED_CLEANLY,
+    "devnet_data_double_vote": COMPLETED,
+    "devnet_data_inconsistent_shares": EITHER,
 }
 DEVNET_KINDS: tuple[str, ...] = tuple(DEVNET_EXPECTED)
 #: kinds whose first committee cannot deliver: the task must have been restarted
-_RESTARTED = ("devnet_corrupt", "devnet_compute_killed")
+_RESTARTED = ("devnet_corrupt", "devnet_compute_killed", "devnet_compute_bitflip")
+#: kinds whose fault a node process carries out (kind -> misbehaviour order)
+_MISBEHAVE = {"devnet_compute_bitflip": "compute_bitflip",
+              "devnet_compute_equivocation": "compute_equivocation",
+              "devnet_data_double_vote": "data_double_vote",
+              "devnet_data_inconsistent_shares": "data_inconsistent_shares"}
+#: kinds in which nobody may lose stake (a disagreement names a pair at most)
+_NOBODY_SLASHED = ("devnet_compute_bitflip", "devnet_data_double_vote",
+                   "devnet_data_inconsistent_shares")
 
 
 class _Result(ScenarioResult):
@@ -172,7 +211,11 @@ class DevnetChaos:
         self.session_timeout = session_timeout
         self.chain_stop = chain_stop
         self.fabric = FaultFabric(seed)
-        self.state, started = devnet_up(self.root, rows=rows, compute_nodes=6, proxied=True)
+        self.orders = self.root / MISBEHAVE_DIR
+        # the members' session timeout is the requester's: a member a cheater left waiting
+        # reports (with its signed claims) while the requester still listens
+        self.state, started = devnet_up(self.root, rows=rows, compute_nodes=6, proxied=True,
+                                        session_timeout=session_timeout)
         if not started:
             raise MetisError(f"a devnet already runs in {self.root}; chaos needs its own")
         try:
@@ -301,6 +344,14 @@ class DevnetChaos:
                 res.faults_injected = 1
                 background(lambda: self._restart_compute(name, pause))
 
+        order = _MISBEHAVE.get(kind)
+        task_next = int(tm.task_count()) + 1  # this harness is the devnet's only requester
+        if order is not None:
+            data = self.state.by_role("data")
+            write_order(self.orders, order, task_next, pos=rng.randrange(3),
+                        node=data[rng.randrange(len(data))].address,
+                        seed=rng.getrandbits(32))
+
         # no scenario here has a no-show, so a generous wait costs nothing; a short one
         # would redraw (and slash) members that are merely slow on a loaded machine. A
         # chain stop may outlast the wait: the requester must not count the stall against
@@ -318,6 +369,12 @@ class DevnetChaos:
         if kind in ("devnet_delay", "devnet_drop", "devnet_corrupt"):
             res.faults_injected = self.fabric.fired
         res.problems.extend(errors)
+        reports: dict[str, dict[str, Any]] = {}
+        if order is not None:
+            clear_order(self.orders)
+            reports = fired_reports(self.orders, task_next)
+            faulty.update(reports)
+            res.faults_injected = int(bool(reports))
         if result is not None:
             self._judge(res, result, escrow, credit)
         restarted = self._recover()
@@ -332,11 +389,62 @@ class DevnetChaos:
                 else:
                     res.honest_slashed += 1
                     res.problems.append(f"honest node {node} was slashed")
+        if order is not None:
+            self._cheats(res, result, faulty, reports, stakes)
+        self._rebond(stakes)
         lost = self._lost()
         res.data_lost = len(lost)
         res.problems.extend(lost)
         res.seconds = time.perf_counter() - t0
         return res
+
+    def _cheats(self, res: ScenarioResult, result: Any, faulty: set[str],
+                reports: dict[str, dict[str, Any]], before: dict[str, int]) -> None:
+        """What the chain and the requester made of a node process's misbehaviour."""
+        if not reports:
+            res.problems.append("the ordered misbehaviour was not carried out")
+            return
+        after = self._stakes()
+        slashed = {n for n, stake in before.items() if after.get(n, 0) < stake}
+        if res.kind in _NOBODY_SLASHED and slashed:
+            res.problems.append(f"slashed without proof of a cheat: {sorted(slashed)}")
+        if res.kind == "devnet_data_double_vote":
+            refused = [r for doc in reports.values() for r in doc.get("refused", [])]
+            if not refused or not all(refused):
+                res.problems.append(f"the chain accepted a second vote ({refused})")
+            return
+        if result is None:
+            return
+        if res.kind == "devnet_compute_equivocation":
+            named = (result.slashed or "").lower()
+            if not named:
+                res.problems.append("the equivocating member was not slashed (judged: "
+                                    f"{'; '.join(result.judgements) or 'nothing'})")
+            elif named not in faulty:
+                res.problems.append(f"the verdict slashed {named}, not the cheater")
+            elif named not in slashed:
+                res.problems.append(f"the verdict named {named}, whose stake did not drop")
+            elif keccak(result.evidence) != result.evidence_hash:
+                res.problems.append("the evidence hash on chain is not keccak(evidence)")
+            else:
+                res.cheaters_slashed = 1
+                res.cheats_detected = 1
+            return
+        # a bit flip or an inconsistent deal: the first committee's session must fail
+        # (its checks abort it) and the task restart or fail; the result is never wrong
+        if result.restarts or str(result.verdict).startswith("failed verification"):
+            res.cheats_detected = 1
+        else:
+            res.problems.append("the cheat went undetected")
+
+    def _rebond(self, before: dict[str, int]) -> None:
+        """A slashed node's operator bonds again what it lost, so the next scenarios still
+        draw from every node (a restart needs a committee disjoint from the first)."""
+        for node, stake in self._stakes().items():
+            if stake < before[node]:
+                name = next(p.name for p in self.state.procs if p.address.lower() == node)
+                top_up_node(self.root, name, before[node] - stake)
+                log.info("%s bonded %d wei again after its slash", name, before[node] - stake)
 
     def _judge(self, res: ScenarioResult, result: Any, escrow: int, credit: int) -> None:
         tm = self.dr.contracts.tasks

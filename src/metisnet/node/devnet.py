@@ -59,6 +59,7 @@ from metisnet.net.identity import (
     NodeKey,
     TlsIdentity,
     create_node_files,
+    load_node_identity,
 )
 from metisnet.node.agents import Decision
 from metisnet.node.auth import sign_request
@@ -68,6 +69,7 @@ from metisnet.node.config import DataNodeConfig
 from metisnet.node.datanode import DataNode
 from metisnet.node.identity import NodeKey as SigningKey
 from metisnet.node.localnet import synthetic_column
+from metisnet.node.misbehave import MISBEHAVE_ENV
 from metisnet.node.policy import Policy
 from metisnet.node.registrar import ChainRegistrar
 from metisnet.node.requester import Requester
@@ -97,6 +99,8 @@ STAKE = Wei(2 * ETHER)
 FUNDING = Wei(5 * ETHER)
 SCRYPT_N = 2**12
 STATE = "state.json"
+#: TEST ONLY: where a chaos harness leaves misbehaviour orders for a proxied devnet's nodes
+MISBEHAVE_DIR = "misbehave"
 
 
 class DevnetError(MetisError, RuntimeError):
@@ -268,13 +272,19 @@ def load_state(root: Path = DEFAULT_DIR) -> DevnetState | None:
 
 def devnet_up(root: Path = DEFAULT_DIR, *, rows: int = 10_000, data_nodes: int = 3,
               compute_nodes: int = 6, timeout: float = 90.0, log_level: str = "info",
-              no_shows: int = 0, proxied: bool = False) -> tuple[DevnetState, bool]:
+              no_shows: int = 0, proxied: bool = False,
+              session_timeout: float | None = None) -> tuple[DevnetState, bool]:
     """Start the devnet in ``root`` unless it runs; returns (state, whether it was started).
 
     ``no_shows`` compute nodes (the first ones) are configured never to acknowledge a draw
     (fault injection: the requester redraws and the contract slashes them). ``proxied``
     registers each node's TLS endpoint on a port a fault proxy must forward to ``listen``.
+    ``session_timeout`` sets the compute nodes' ``session_timeout_s`` (default: theirs,
+    60 s); a chaos harness keeps it near its requester's, so that a member left waiting
+    by a cheater reports its claims before the requester stops listening.
     """
+    if session_timeout is not None and not 0 < session_timeout <= 3600:
+        raise ConfigError("session_timeout must be within (0, 3600] seconds")
     if not 0 <= no_shows <= compute_nodes:
         raise ConfigError("no_shows must be between 0 and the number of compute nodes")
     root = Path(root).resolve()
@@ -285,7 +295,8 @@ def devnet_up(root: Path = DEFAULT_DIR, *, rows: int = 10_000, data_nodes: int =
         devnet_down(root)  # a partial devnet: clear it and start afresh
     if root.is_dir() and any(root.iterdir()) and not (root / "password").is_file():
         raise DevnetError(f"{root} is not empty and holds no devnet; pick a new directory")
-    for sub in ("keys", "nodes", "logs", "requesters"):  # a previous devnet's, whose chain is gone
+    # a previous devnet's, whose chain is gone
+    for sub in ("keys", "nodes", "logs", "requesters", MISBEHAVE_DIR):
         d = root / sub
         if d.exists():
             shutil.rmtree(d)
@@ -316,9 +327,10 @@ def devnet_up(root: Path = DEFAULT_DIR, *, rows: int = 10_000, data_nodes: int =
             for i in range(compute_nodes):
                 state.procs.append(_setup_compute(root, i, chain, contracts, state, log_level,
                                                   acknowledge=i >= no_shows,
-                                                  proxied=proxied))
+                                                  proxied=proxied,
+                                                  session_timeout=session_timeout))
         for p in state.procs[1:]:
-            p.pid = _spawn(_node_args(p), Path(p.log), env)
+            p.pid = _spawn(_node_args(p), Path(p.log), _node_env(root, p, env))
             (root / STATE).write_text(state.to_json(), encoding="utf-8")
         for p in state.procs[1:]:
             _wait_ready(p, deadline)
@@ -332,6 +344,16 @@ def devnet_up(root: Path = DEFAULT_DIR, *, rows: int = 10_000, data_nodes: int =
 
 def _node_args(p: NodeProc) -> list[str]:
     return _metis("data" if p.role == "data" else "compute", "start", "--config", p.config)
+
+
+def _node_env(root: Path, p: NodeProc, env: dict[str, str]) -> dict[str, str]:
+    """A node process's environment. TEST ONLY: a proxied devnet's nodes (only the chaos
+    harness runs one) get :data:`~metisnet.node.misbehave.MISBEHAVE_ENV`, the directory
+    its misbehaviour orders go to; every other node runs without it."""
+    env = {k: v for k, v in env.items() if k != MISBEHAVE_ENV}
+    if p.listen:
+        env[MISBEHAVE_ENV] = str(root / MISBEHAVE_DIR)
+    return env
 
 
 def _ports(proxied: bool) -> tuple[int, int]:
@@ -394,17 +416,20 @@ def _setup_data(root: Path, i: int, chain: Chain, contracts: Contracts, state: D
 
 def _setup_compute(root: Path, i: int, chain: Chain, contracts: Contracts,
                    state: DevnetState, log_level: str, *, acknowledge: bool = True,
-                   proxied: bool = False) -> NodeProc:
+                   proxied: bool = False, session_timeout: float | None = None) -> NodeProc:
     name = f"compute-{i}"
     keystore = root / "keys" / f"{name}.keystore"
     ident, account = _identity(keystore)
     tls, listen = _ports(proxied)
     _register(chain, contracts, account, Role.COMPUTE, ident.cert_hash, f"127.0.0.1:{tls}")
     cfg_path = root / f"{name}.toml"
-    cfg_path.write_text(_toml({"compute": {
+    table: dict[str, Any] = {
         "name": name, "keystore": str(keystore), "chain_url": state.chain_url,
         "chain_deployment": state.deployment, "host": "127.0.0.1", "port": listen,
-        "log_level": log_level, "acknowledge": acknowledge}}), encoding="utf-8")
+        "log_level": log_level, "acknowledge": acknowledge}
+    if session_timeout is not None:
+        table["session_timeout_s"] = float(session_timeout)
+    cfg_path.write_text(_toml({"compute": table}), encoding="utf-8")
     return NodeProc(name, "compute", 0, str(root / "logs" / f"{name}.log"),
                     address=account.address, tls=f"127.0.0.1:{tls}", config=str(cfg_path),
                     listen=f"127.0.0.1:{listen}" if proxied else "")
@@ -450,11 +475,36 @@ def restart_node(root: Path, name: str, *, timeout: float = 60.0) -> NodeProc:
         os.waitpid(p.pid, os.WNOHANG)
     password = (root / "password").read_text(encoding="utf-8").strip()
     since = _log_size(p.log)
-    p.pid = _spawn(_node_args(p), Path(p.log), {**os.environ, PASSWORD_ENV: password})
+    p.pid = _spawn(_node_args(p), Path(p.log),
+                   _node_env(root, p, {**os.environ, PASSWORD_ENV: password}))
     (root / STATE).write_text(state.to_json(), encoding="utf-8")
     _wait_ready(p, time.monotonic() + timeout, since)
     log.info("%s restarted (pid %d)", name, p.pid)
     return p
+
+
+def top_up_node(root: Path, name: str, amount: int) -> None:
+    """Node ``name``'s operator bonds ``amount`` wei more (funded from the devnet's faucet):
+    after a slash, a chaos harness keeps every node eligible for the next draws."""
+    if amount <= 0:
+        raise ConfigError("a top-up must be a positive amount of wei")
+    root = Path(root).resolve()
+    state = load_state(root)
+    if state is None:
+        raise DevnetError(f"no devnet in {root}")
+    p = state.by_name(name)
+    if p.role == "chain":
+        raise DevnetError("only data and compute nodes hold stake")
+    from eth_account import Account
+
+    keystore = root / "keys" / f"{name}.keystore"
+    password = (root / "password").read_text(encoding="utf-8").strip()
+    ident = load_node_identity(keystore, password, create_tls=False)
+    account = Account.from_key(ident.key.secret_bytes())
+    chain = connect(state.chain_url)
+    contracts = Contracts.attach(chain, load_deployment(Path(state.deployment)), account)
+    chain.fund(account.address, Wei(amount))
+    contracts.registry.top_up(Wei(amount))
 
 
 def devnet_down(root: Path = DEFAULT_DIR, *, timeout: float = 10.0) -> list[str]:
