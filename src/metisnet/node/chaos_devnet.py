@@ -4,56 +4,58 @@
 own process) whose nodes sit behind a :class:`~metisnet.node.faultproxy.FaultFabric`, then
 runs one task per scenario (``mean`` over every data node's dataset) with one fault:
 
-============================ ============================================= ===============
-kind                         fault                                         expected end
-============================ ============================================= ===============
-``devnet_honest``            none (control)                                completed
-``devnet_delay``             a committee member's traffic is delayed       completed
-                             (every chunk, 10-80 ms) by its proxy
-``devnet_drop``              a committee member's connections are cut and  completed (after
-                             it is partitioned for 1-4 s                   a restart when
-                                                                           the cut failed
-                                                                           the session)
-``devnet_corrupt``           one bit flipped in a TLS record to or from a  completed after
-                             committee member (the AEAD tag catches it:    a restart
-                             the link and its sessions fail)
-``devnet_chain_stopped``     anvil is stopped (SIGSTOP) for 2-6 s while    completed, with
-                             votes, acknowledgements or the computation    no redraw
-                             are under way, then continued (SIGCONT); the
-                             requester's acknowledgement wait (5 s) may
-                             be shorter than the stop
-``devnet_data_restarted``    a data node's process is killed (SIGKILL)     completed, or
-                             once the committee is drawn or while it       failed cleanly
-                             computes, and started again from its config   with a refund
-                             and SQLite store, from which it resumes the
-                             task (the requester hands it nothing again)
-``devnet_compute_killed``    a committee member's process is killed        completed after
-                             mid-task (started again after the scenario)   a restart
-``devnet_compute_restarted`` a committee member's process is killed and    completed (after
-                             started again 0.5-2 s later                   a restart, or in
-                                                                           the same round
-                                                                           when it was back
-                                                                           before its
-                                                                           peers' data
-                                                                           reached it)
-``devnet_compute_bitflip``   a committee member's own process flips bits   cheat detected;
-                             in the MPC messages it sends (first round)    completed after
-                                                                           a restart;
-                                                                           nobody slashed
-``devnet_compute_equivocation`` a committee member's process signs a lie   cheat detected;
-                             about ``dealt:key/all`` to one peer, then     the cheater
-                             stays silent towards the receivers            slashed with
-                                                                           keccak(evidence);
-                                                                           failed cleanly
-``devnet_data_double_vote``  a data node's process votes a second time,    completed; the
-                             the other way, once it voted                  chain refuses
-                                                                           the second vote
-``devnet_data_inconsistent_shares`` a data node's process deals committee  cheat detected;
-                             member 0 a share its other holder lacks       completed after
-                             (first round)                                 a restart, or
-                                                                           failed cleanly;
-                                                                           nobody slashed
-============================ ============================================= ===============
+=================================== ============================================= ===============
+kind                                fault                                         expected end
+=================================== ============================================= ===============
+``devnet_honest``                   none (control)                                completed
+``devnet_delay``                    a committee member's traffic is delayed       completed
+                                    (every chunk, 10-80 ms) by its proxy
+``devnet_drop``                     a committee member's connections are cut and  completed (after
+                                    it is partitioned for 1-4 s                   a restart when
+                                                                                  the cut failed
+                                                                                  the session)
+``devnet_corrupt``                  one bit flipped in a TLS record to or from a  completed after
+                                    committee member (the AEAD tag catches it:    a restart
+                                    the link and its sessions fail)
+``devnet_chain_stopped``            anvil is stopped (SIGSTOP) for 2-6 s while    completed, with
+                                    votes, acknowledgements or the computation    no redraw
+                                    are under way, then continued (SIGCONT); the
+                                    requester's acknowledgement wait (5 s) may
+                                    be shorter than the stop
+``devnet_data_restarted``           a data node's process is killed (SIGKILL)     completed, or
+                                    once the committee is drawn or while it       failed cleanly
+                                    computes, and started again from its config   with a refund
+                                    and SQLite store, from which it resumes the
+                                    task (the requester hands it nothing again)
+``devnet_compute_killed``           a committee member's process is killed        completed after
+                                    mid-task (started again after the scenario)   a restart
+``devnet_compute_restarted``        a committee member's process is killed and    completed (after
+                                    started again 0.5-2 s later                   a restart, or in
+                                                                                  the same round
+                                                                                  when it was back
+                                                                                  before its
+                                                                                  peers' data
+                                                                                  reached it)
+``devnet_compute_bitflip``          a committee member's own process flips bits   cheat detected;
+                                    in the MPC messages it sends (first round)    completed after
+                                                                                  a restart;
+                                                                                  nobody slashed
+``devnet_compute_equivocation``     a committee member's process signs a lie      cheat detected;
+                                    about ``dealt:key/all`` to one peer, then     the cheater
+                                    stays silent towards the receivers            slashed, the
+                                                                                  keccak of its
+                                                                                  evidence on
+                                                                                  chain; failed
+                                                                                  cleanly
+``devnet_data_double_vote``         a data node's process votes a second time,    completed; the
+                                    the other way, once it voted                  chain refuses
+                                                                                  the second vote
+``devnet_data_inconsistent_shares`` a data node's process deals committee         cheat detected;
+                                    member 0 a share its other holder lacks       completed after
+                                    (first round)                                 a restart, or
+                                                                                  failed cleanly;
+                                                                                  nobody slashed
+=================================== ============================================= ===============
 
 The four cheats run inside the node processes (:mod:`metisnet.node.misbehave`, test only):
 before the task is submitted the harness writes an order naming the task, the committee
