@@ -6,10 +6,15 @@ config, keys and SQLite store. The requester hands nothing to it again: the node
 the task from its store, reveals the seed it committed to, deals its inputs to the
 committee, and the task settles with the plaintext mean; the node then closes its record
 (the vote seed and dealing key are erased) and its local task record ends ``done``.
+
+Then the chain node is stopped (SIGSTOP) for a few seconds: every node's poll loop says
+once "chain unresponsive since ..." and, once it is continued, "chain back after N s".
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import Callable
@@ -100,5 +105,19 @@ def test_a_data_node_killed_after_voting_resumes_the_task(tmp_path: Path) -> Non
             log = Path(victim.log).read_text(encoding="utf-8")
             assert "resumed 1 unfinished task(s) from the store" in log
             assert "chain unresponsive" not in log
+        nodes = state.by_role("data") + state.by_role("compute")
+        chain = state.by_role("chain")[0]
+        os.kill(chain.pid, signal.SIGSTOP)  # the anvil this test started
+        try:
+            time.sleep(6.5)  # over the 3 s stall + 1 s idle probe + 0.5 s watchdog tick
+        finally:
+            os.kill(chain.pid, signal.SIGCONT)
+
+        def said(text: str) -> bool:
+            return all(Path(p.log).read_text(encoding="utf-8").count(text) == 1
+                       for p in nodes)
+
+        _wait("every node to say the chain is back", lambda: said("chain back after"), 30.0)
+        assert said("chain unresponsive since")
     finally:
         devnet_down(root)

@@ -139,7 +139,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _poll_loop(agent: DataNodeAgent, lock: threading.Lock, stop: threading.Event,
                interval: float, trust: ChainTrust, endpoint: Endpoint) -> None:
-    checked = time.monotonic()
+    checked = probed = time.monotonic()
     watch = ChainWatch(log, interval_s=interval)  # says when the chain stops answering
     watch.start(stop)
     while not stop.is_set():
@@ -148,6 +148,9 @@ def _poll_loop(agent: DataNodeAgent, lock: threading.Lock, stop: threading.Event
         try:
             with lock:
                 agent.poll()
+            if time.monotonic() - probed > 1.0:  # an idle agent calls nothing: probe
+                probed = time.monotonic()
+                agent.contracts.tasks.task_count()
             if time.monotonic() - checked > trust.ttl:
                 checked = time.monotonic()
                 trust.revalidate(endpoint)

@@ -119,10 +119,10 @@ class ChainWatch:
     The loop calls :meth:`begin` before a poll and :meth:`end` after it. A failed poll
     marks the chain down at once; a poll still pending after ``stall_s`` (a stopped chain
     node accepts connections but never answers) is noticed by :meth:`check`, which a
-    watchdog thread (:meth:`start`) calls every second.
+    watchdog thread (:meth:`start`) calls twice a second.
     """
 
-    def __init__(self, logger: logging.Logger, *, interval_s: float, stall_s: float = 5.0,
+    def __init__(self, logger: logging.Logger, *, interval_s: float, stall_s: float = 3.0,
                  max_backoff_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
@@ -179,7 +179,7 @@ class ChainWatch:
                          stamp, why)
         self.events.append(("down", since))
 
-    def start(self, stop: threading.Event, every_s: float = 1.0) -> threading.Thread:
+    def start(self, stop: threading.Event, every_s: float = 0.5) -> threading.Thread:
         """The watchdog thread calling :meth:`check` until ``stop`` is set."""
         def run() -> None:
             while not stop.wait(every_s):
