@@ -25,6 +25,7 @@ from metisnet.net.wire import (
     PREFIX_SIZE,
     VERSION,
     FrameDecoder,
+    HeadDecoder,
     HeadEncoder,
     WireLimits,
     decode_header,
@@ -35,7 +36,7 @@ from metisnet.net.wire import (
 
 # Generated cases per test, weighted towards the cheap ones: 10,500 in total (>= 10^4).
 FUZZ_CASES = {"fragments": 500, "garbage": 3500, "mutated": 1500, "headers": 700,
-              "prefixes": 4000, "head_encoder": 300}
+              "prefixes": 4000, "head_encoder": 300, "head_decoder": 400}
 
 
 def fuzz(name: str) -> settings:
@@ -284,6 +285,60 @@ def test_head_encoder_matches_encode_head(session, items) -> None:
         head, out = enc.encode(tag, arr, seq=seq, kind=kind)
         assert head == want[0] and out is not None and want[1] is not None
         assert np.array_equal(out, want[1])
+
+
+def _same_decoding(dec: HeadDecoder, head: bytes, plen: int) -> None:
+    """``dec`` returns what decode_header returns, or both raise WireError."""
+    try:
+        want = decode_header(head, plen, LIMITS)
+    except WireError:
+        with pytest.raises(WireError):
+            dec.decode(memoryview(head), plen)
+        return
+    got = dec.decode(memoryview(head), plen)
+    assert got == want and type(got.seq) is int and type(got.shape) is tuple
+
+
+@fuzz("head_decoder")
+@given(session=_sessions, tag=st.sampled_from(["a", "step:1", "x" * 40]) | _tags,
+       arr=_arrays, seqs=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=4),
+       flips=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=3),
+       dplen=st.sampled_from([0, 0, 1, -1]))
+def test_head_decoder_agrees_with_decode_header(session, tag, arr, seqs, flips,
+                                                dplen) -> None:
+    """The cached decoding accepts exactly what the full one accepts, warm or cold."""
+    enc, dec = HeadEncoder(session, LIMITS), HeadDecoder(LIMITS)
+    try:
+        head, out = enc.encode(tag, arr, seq=0)
+    except WireError:
+        return
+    plen = out.nbytes
+    _same_decoding(dec, head[PREFIX_SIZE:], plen)  # warms the cache
+    for seq in seqs:  # any sequence number, also ones outside 0..SEQ_MAX
+        header = msgpack.packb([VERSION, KIND_DATA, session, tag, seq, out.dtype.str,
+                                list(out.shape)], use_bin_type=True)
+        _same_decoding(dec, header, plen)
+        _same_decoding(dec, header, max(0, plen + dplen))
+        bad = bytearray(header)
+        for pos, val in flips:
+            if pos < len(bad):
+                bad[pos] = val
+        _same_decoding(dec, bytes(bad), plen)
+
+
+def test_head_decoder_validates_what_it_has_not_seen() -> None:
+    dec = HeadDecoder(LIMITS)
+    good = _header([VERSION, KIND_DATA, b"s", "t", 7, "<u8", [2]])
+    assert dec.decode(good, 16).seq == 7
+    assert dec.decode(_header([VERSION, KIND_DATA, b"s", "t", 300, "<u8", [2]]), 16).seq == 300
+    with pytest.raises(WireError, match="needs 16 bytes"):
+        dec.decode(good, 8)  # the cached layout, a payload length that does not fit
+    with pytest.raises(WireError, match="version"):
+        dec.decode(_header([VERSION + 1, KIND_DATA, b"s", "t", 7, "<u8", [2]]), 16)
+    with pytest.raises(WireError, match="sequence"):
+        dec.decode(_header([VERSION, KIND_DATA, b"s", "t", 2**63, "<u8", [2]]), 16)
+    with pytest.raises(WireError, match="shape"):  # True is not a dimension
+        dec.decode(_header([VERSION, KIND_DATA, b"s", "t", 7, "<u8", [True]]), 8)
 
 
 def test_head_encoder_refuses_what_encode_head_refuses() -> None:

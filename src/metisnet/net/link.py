@@ -52,9 +52,9 @@ from metisnet.net.wire import (
     KIND_BULK,
     KIND_DATA,
     PREFIX_SIZE,
+    HeadDecoder,
     Header,
     WireLimits,
-    decode_header,
     decode_prefix,
 )
 
@@ -66,6 +66,10 @@ _RAW_BUF: Final = 256 << 10  # socket reads of up to this many bytes (TLS record
 _STAGE: Final = 64 << 10  # decrypted bytes of small frames are parsed from a buffer this big
 _CHUNK: Final = 1 << 20  # large payloads are encrypted and written in chunks of this size
 _LOWAT_MAX: Final = 256 << 10  # largest receive low-water mark while a payload streams in
+#: longest single blocking read (SO_RCVTIMEO) of :meth:`Connection.pump` with ``block``
+BLOCK_SLICE: Final = 0.25
+#: every socket call is non-blocking by flag except the one blocking read of ``pump``
+_NOWAIT: Final = getattr(socket, "MSG_DONTWAIT", 0)
 
 Deliver = Callable[["Connection", bytes, str, int, NDArray[Any]], bool]
 Fail = Callable[["Connection", BaseException], None]
@@ -141,7 +145,8 @@ class Connection:
         self.peer = link.peer
         self.cert_hash = cert_hash(link.tls.getpeercert(binary_form=True) or b"")
         self.sock = link.sock
-        self.sock.setblocking(False)
+        self._blocking = _NOWAIT != 0 and _set_rcvtimeo(self.sock, BLOCK_SLICE)
+        self.sock.settimeout(None if self._blocking else 0.0)
         self.fd = self.sock.fileno()
         self._tls = link.tls
         self._inc = link.incoming
@@ -151,6 +156,7 @@ class Connection:
         self.tls_lock = threading.Lock()
         self.alive = True
         self._limits = limits
+        self._heads = HeadDecoder(limits)
         self._send_timeout = send_timeout
         self._rx = bytearray(max(_RAW_BUF, len(link.leftover)))  # raw bytes not fed yet:
         self._rxview = memoryview(self._rx)  # self._rx[self._r0:self._r1]
@@ -190,9 +196,17 @@ class Connection:
             self.parked = None
         return self.parked is None
 
-    def pump(self) -> None:
-        """Read and decode everything available now; deliver whole frames. Non-blocking.
+    @property
+    def can_block(self) -> bool:
+        """Whether :meth:`pump` may wait in a blocking read (of at most ``BLOCK_SLICE``)."""
+        return self._blocking and not self.dirty and self.parked is None and self.alive
 
+    def pump(self, block: bool = False) -> None:
+        """Read and decode everything available now; deliver whole frames.
+
+        Non-blocking, except that with ``block`` (only when :attr:`can_block`) the first
+        read waits up to ``BLOCK_SLICE`` for bytes: one system call instead of a poll and
+        a read, for a thread that waits on this connection alone (the latency path).
         Stops reading while a frame is parked (its session is full): TCP flow control then
         holds the sender back, which is the backpressure.
         """
@@ -202,12 +216,14 @@ class Connection:
             if not self._process():
                 return
             self.dirty = False
+        flags = 0 if block and self._blocking else _NOWAIT
         while True:
             view = self._recv_view()
             try:
-                n = self.sock.recv_into(view)
+                n = self.sock.recv_into(view, 0, flags)
             except (BlockingIOError, InterruptedError):
                 break
+            flags = _NOWAIT
             if n == 0:
                 raise Eof
             if self._bulk:
@@ -237,6 +253,39 @@ class Connection:
     def _process(self) -> bool:
         """Decode what was received; False if a frame got parked."""
         while True:
+            if not (self._bulk or self._fed or self._target is not None
+                    or self._s1 > self._s0):
+                # the common case, small frames: TLS and staging are empty, so the next
+                # whole record is fed and decrypted under one lock, then parsed
+                r0 = self._r0
+                avail = self._r1 - r0
+                if avail < 5:
+                    return True
+                rx = self._rxview
+                size = 5 + int.from_bytes(rx[r0 + 3:r0 + 5], "big")
+                if size > MAX_RECORD:
+                    raise WireError(f"TLS record of {size} bytes: the stream is out of sync")
+                if avail < size:
+                    return True
+                dest = self._sview[self._s1:]
+                with self.tls_lock:
+                    self._inc.write(rx[r0:r0 + size])
+                    self._r0 = r0 + size
+                    try:
+                        k: int = self._tls.read(len(dest), dest)  # type: ignore[assignment]
+                    except ssl.SSLWantReadError:  # a record without application data
+                        continue
+                    except ssl.SSLZeroReturnError:
+                        raise Eof from None
+                    # the record's plaintext fits the staging buffer, so TLS holds more
+                    # only if the record was not whole (then more input is needed anyway)
+                    self._fed = k == len(dest) or self._inc.pending > 0
+                if k == 0:
+                    raise Eof
+                self._s1 += k
+                if not self._parse_staged():
+                    return False
+                continue
             if self._bulk:
                 step = self._bulk_step()
                 if step is None:
@@ -422,7 +471,7 @@ class Connection:
             body = s0 + PREFIX_SIZE + hlen
             if body > s1:
                 break
-            header = decode_header(buf[s0 + PREFIX_SIZE:body], plen, self._limits)
+            header = self._heads.decode(buf[s0 + PREFIX_SIZE:body], plen)
             if header.kind == KIND_BULK:
                 if body != s1:
                     raise WireError("bytes after a bulk frame header in its TLS record")
@@ -507,7 +556,7 @@ class Connection:
 
     def _write_all(self, data: bytes | memoryview) -> None:
         try:  # the common case: the kernel takes it all at once
-            off = self.sock.send(data)
+            off = self.sock.send(data, _NOWAIT)
         except (BlockingIOError, InterruptedError):
             off = 0
         if off == len(data):
@@ -516,7 +565,7 @@ class Connection:
         last = time.monotonic()
         while off < len(view):
             try:
-                n = self.sock.send(view[off:])
+                n = self.sock.send(view[off:], _NOWAIT)
             except (BlockingIOError, InterruptedError):
                 n = 0
             if n:
@@ -531,6 +580,17 @@ class Connection:
                 self._fail(self, err)
                 raise err
             self._wait_io(last + self._send_timeout, self)
+
+
+def _set_rcvtimeo(sock: socket.socket, seconds: float) -> bool:
+    """Bound every blocking read of ``sock`` by ``seconds``; False if that is not possible."""
+    sec = int(seconds)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                        struct.pack("ll", sec, int((seconds - sec) * 1e6)))
+    except (OSError, struct.error):
+        return False
+    return True
 
 
 def reap(conn: Connection) -> None:

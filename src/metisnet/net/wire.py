@@ -49,6 +49,7 @@ __all__ = [
     "VERSION",
     "Frame",
     "FrameDecoder",
+    "HeadDecoder",
     "HeadEncoder",
     "Header",
     "WireLimits",
@@ -303,6 +304,73 @@ def decode_header(data: bytes | bytearray | memoryview, payload_len: int,
     if kind == KIND_PING and payload_len:
         raise WireError("a ping frame carries no payload")
     return Header(kind, session, tag, seq, dtype, shape)
+
+
+_new_tuple: Final = tuple.__new__  # builds a Header without NamedTuple.__new__'s overhead
+#: width of a msgpack unsigned integer by its first byte (positive fixints are 0x00..0x7f)
+_UINT_WIDTH: Final = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+
+
+class HeadDecoder:
+    """:func:`decode_header` for one connection, reusing the validation of earlier headers.
+
+    A stream carries the same (kind, session, tag, dtype, shape) again and again with a
+    growing sequence number. The raw header bytes before the sequence number and after it
+    are the key of a header that passed the full :func:`decode_header`; a header whose
+    bytes around the sequence number match such a key byte for byte differs from it only
+    in that number, which is decoded and range-checked here. Anything else (another
+    layout, or bytes seen for the first time) goes through the full decoding. At most
+    :attr:`KEEP` keys are remembered.
+    """
+
+    KEEP: Final = 256
+
+    def __init__(self, limits: WireLimits | None = None) -> None:
+        self._limits = limits or _DEFAULT_LIMITS
+        self._known: dict[tuple[bytes, bytes], tuple[Header, int]] = {}
+
+    def decode(self, data: bytes | bytearray | memoryview, payload_len: int) -> Header:
+        """As ``decode_header(data, payload_len, limits)``."""
+        head = bytes(data)
+        split = _split_seq(head)
+        if split is None:
+            return decode_header(head, payload_len, self._limits)
+        before, seq, after = split
+        known = self._known.get((before, after))
+        if known is not None and seq <= SEQ_MAX and known[1] == payload_len:
+            k = known[0]
+            return _new_tuple(Header, (k[0], k[1], k[2], seq, k[4], k[5]))
+        header = decode_header(head, payload_len, self._limits)
+        if len(self._known) >= self.KEEP:
+            self._known.clear()
+        self._known[(before, after)] = (header, payload_len)
+        return header
+
+
+def _split_seq(head: bytes) -> tuple[bytes, int, bytes] | None:
+    """(bytes before the sequence number, its value, bytes after it) of a header laid out
+    the way :class:`HeadEncoder` writes it (7-array, fixint version and kind, bin8 session
+    id, fixstr or str8 tag, unsigned sequence number); None for any other layout."""
+    try:
+        if head[0] != 0x97 or head[3] != 0xC4:
+            return None
+        i = 5 + head[4]
+        t = head[i]
+        if 0xA0 <= t <= 0xBF:
+            i += 1 + (t & 0x1F)
+        elif t == 0xD9:
+            i += 2 + head[i + 1]
+        else:
+            return None
+        m = head[i]
+        if m < 0x80:
+            return head[:i], m, head[i + 1:]
+        w = _UINT_WIDTH.get(m)
+        if w is None or len(head) < i + 1 + w:
+            return None
+        return head[:i], int.from_bytes(head[i + 1:i + 1 + w], "big"), head[i + 1 + w:]
+    except IndexError:
+        return None
 
 
 class FrameDecoder:
