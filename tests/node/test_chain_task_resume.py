@@ -37,6 +37,7 @@ def test_chain_task_round_trip_and_closing_erases_the_secrets(tmp_path: Path) ->
     store.update_chain_task(7, revealed=True, dealt=frozenset({1, 2}))
     store.close()
     store = Store(tmp_path / "node.db")  # a restart reads what was written
+    assert (tmp_path / "node.db").stat().st_mode & 0o777 == 0o600  # it holds the seeds
     got = store.get_chain_task(7)
     assert got is not None
     assert (got.spec_json, got.spec_hash, got.local_ids, got.seed, got.deal_key) == (

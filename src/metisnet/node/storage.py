@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -272,12 +273,15 @@ class Store:
                 path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
             self._db.row_factory = sqlite3.Row
+            # it holds wrapped keys and vote seeds: owner only (SQLite gives its -wal and
+            # -shm files the database file's mode)
+            os.chmod(path, 0o600)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             self._migrate()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open the node database {path}: {exc}") from None
         self._lock = threading.RLock()
         self._nonce_inserts = 0
