@@ -7,7 +7,10 @@ synchronous too (no event loop to hop into; :mod:`metisnet.net.aio` gives corout
 face over it). A thread that waits -- in ``recv`` for a message, or in a send for a
 socket to drain -- polls *every* connection it can lock and decodes what arrives, handing
 frames to the sessions they belong to. The thread that receives a message is then
-usually the one that read it: no hand-off between threads on the latency path. Because a
+usually the one that read it: no hand-off between threads on the latency path. When the
+endpoint has a single connection, a thread waiting for a frame on it reads with one
+blocking ``recv`` (bounded by ``SO_RCVTIMEO``, every other socket call passes
+``MSG_DONTWAIT``) instead of a poll and a read: one system call per small message. Because a
 waiting sender reads too, parties that all send large arrays before they receive (a ring)
 cannot deadlock. A background thread looks at idle connections every 50 ms, so closed
 peers, bad frames and early frames are noticed when nobody waits.
@@ -315,9 +318,12 @@ class TlsChannel:
         conn = self._ep._conns.get(node)
         if conn is None or not conn.alive:
             conn = self._ep._connection(node, self._timeout, self._inbox)
-        conn.send(head, arr, bulk=bulk)
+        if bulk:
+            conn.send(head, arr, bulk=True)
+        else:  # one TLS write of the whole frame (the latency path)
+            conn.send_small(head + arr.tobytes())
         self._seq[(peer, tag)] = seq + 1
-        self._rounds.on_send(0 if arr is None else arr.nbytes)
+        self._rounds.on_send(arr.nbytes)
 
     def recv(self, peer: int, tag: str, timeout: float | None = None) -> NDArray[Any]:
         node = self._peer(peer)

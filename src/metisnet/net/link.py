@@ -481,7 +481,7 @@ class Connection:
             have = min(plen, s1 - body)
             if have == plen:  # the whole payload is staged: copy it into a new array
                 arr = np.frombuffer(bytearray(buf[body:body + plen]),
-                                    dtype=header.dtype).reshape(header.shape)
+                                    header.dtype).reshape(header.shape)
             else:  # the rest comes straight from TLS into the array
                 arr = np.empty(header.shape, dtype=header.dtype)
                 target = arr.reshape(-1).view(np.uint8).data
@@ -512,6 +512,23 @@ class Connection:
         return True
 
     # ---- sending
+
+    def send_small(self, frame: bytes) -> None:
+        """Write one whole frame below ``BULK_MIN`` bytes (prefix, header and payload)."""
+        with self.send_lock:
+            if not self.alive:
+                raise NetworkError(f"connection to {self.peer} is closed")
+            try:
+                with self.tls_lock:
+                    self._tls.write(frame)
+                    data = self._out.read()
+                self._write_all(data)
+            except NetworkError:
+                raise
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                err = NetworkError(f"send to {self.peer} failed: {exc}")
+                self._fail(self, err)
+                raise err from None
 
     def send(self, head: bytes, arr: NDArray[Any] | None, *, bulk: bool = False) -> None:
         """Write one frame: ``head`` (prefix and header) and the array's bytes.
