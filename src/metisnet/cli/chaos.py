@@ -35,7 +35,9 @@ __all__ = ["chaos"]
               help="instead: one multi-process devnet (anvil, 3 data and 6 compute nodes, "
                    "fault proxies in front of every node); each run is one task with a "
                    "devnet fault: delays, cuts, corrupted bytes, a stopped chain, killed and "
-                   "restarted nodes (2-25 s a run, plus about 10 s to start; needs anvil)")
+                   "restarted nodes, compute nodes that flip bits or equivocate, data "
+                   "nodes that vote twice or deal inconsistent shares (2-26 s a run, "
+                   "plus about 10 s to start; needs anvil)")
 def chaos(runs: int, seed: int, json_file: Path | None, kinds: tuple[str, ...],
           timeout: float | None, data_dir: Path | None, devnet: bool) -> None:
     """Inject faults into tasks and check nothing is lost and nobody honest is slashed.
