@@ -198,8 +198,15 @@ class Connection:
 
     @property
     def can_block(self) -> bool:
-        """Whether :meth:`pump` may wait in a blocking read (of at most ``BLOCK_SLICE``)."""
-        return self._blocking and not self.dirty and self.parked is None and self.alive
+        """Whether :meth:`pump` may wait in a blocking read (of at most ``BLOCK_SLICE``).
+
+        Not in the middle of a large payload: a blocking read that waits for a receive
+        low-water mark of a whole bulk record stalls on Linux loopback now and then (the
+        receive window update is delayed); ``poll`` plus non-blocking reads does not.
+        """
+        return (self._blocking and self._lowat == 1 and not self.dirty
+                and self.parked is None and not self._bulk and self._target is None
+                and self.alive)
 
     def pump(self, block: bool = False) -> None:
         """Read and decode everything available now; deliver whole frames.
