@@ -46,7 +46,7 @@ unit: $(STAMP) anvil chromium
 bench: $(STAMP)
 	$(BIN)/metis bench
 
-## devnet: the local multi-process network (anvil, 3 data nodes, 5 compute nodes) in .devnet/
+## devnet: the local multi-process network (anvil, 3 data nodes, 6 compute nodes) in .devnet/
 devnet: $(STAMP) anvil
 	$(BIN)/metis devnet up
 
