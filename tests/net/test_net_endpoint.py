@@ -11,7 +11,7 @@ import pytest
 
 from metisnet.errors import NetworkError, PeerRefused, PeerTimeout, WireError
 from metisnet.net.channel import Channel, InMemoryNetwork
-from metisnet.net.endpoint import Endpoint, EndpointConfig
+from metisnet.net.endpoint import Endpoint, EndpointConfig, _Inbox
 from metisnet.net.identity import new_node_identity
 from metisnet.net.tls import TlsContexts, dial_tls
 from metisnet.net.trust import MemoryTrustStore
@@ -392,3 +392,25 @@ def test_revalidate_drops_a_peer_that_lost_its_pin(make_endpoints) -> None:
         chans[0].recv(1, "y", timeout=5)
     with pytest.raises(PeerRefused):
         chans[0].send(1, "y", np.ones(1))
+
+
+def test_inbox_claim_keeps_sequence_and_checks() -> None:
+    """A frame claimed straight by a waiting reader advances the stream like ``take``."""
+    ib = _Inbox(capacity=1 << 20)
+    peer = "n" * 64
+    a = np.arange(3, dtype=np.int64)
+    assert not ib.claim(peer, "t", 1)  # not the next one: goes through put
+    assert ib.put(peer, "t", 1, a + 1)
+    assert ib.claim(peer, "t", 0)  # the next one, nothing queued under it
+    with pytest.raises(WireError, match="repeated"):
+        ib.put(peer, "t", 0, a)  # a repeat of a claimed frame is still refused
+    got = ib.take(peer, "t")
+    assert got is not None and got.tolist() == [1, 2, 3]  # then the queued seq 1
+    assert ib.take(peer, "t") is None
+    assert ib.claim(peer, "u", 0)  # other tags keep their own position
+    assert ib.take(peer, "u") is None
+    ib.fail(NetworkError("gone"))
+    assert not ib.claim(peer, "t", 2)  # a failed session claims nothing
+    ib2 = _Inbox(capacity=1 << 20)
+    ib2.close()
+    assert not ib2.claim(peer, "t", 0)

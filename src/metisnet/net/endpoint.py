@@ -10,7 +10,9 @@ frames to the sessions they belong to. The thread that receives a message is the
 usually the one that read it: no hand-off between threads on the latency path. When the
 endpoint has a single connection, a thread waiting for a frame on it reads with one
 blocking ``recv`` (bounded by ``SO_RCVTIMEO``, every other socket call passes
-``MSG_DONTWAIT``) instead of a poll and a read: one system call per small message. Because a
+``MSG_DONTWAIT``) instead of a poll and a read: one system call per small message; the
+frame it waits for (its session and tag, the next sequence number) is then returned to it
+directly rather than queued in the session's inbox and taken out again. Because a
 waiting sender reads too, parties that all send large arrays before they receive (a ring)
 cannot deadlock. A background thread looks at idle connections every 50 ms, so closed
 peers, bad frames and early frames are noticed when nobody waits.
@@ -205,6 +207,24 @@ class _Inbox:
             self.buffered += n
             return True
 
+    def claim(self, peer: NodeId, tag: str, seq: int) -> bool:
+        """Whether the frame ``seq`` from ``peer`` under ``tag`` goes straight to a reader.
+
+        Yes only if it is the next one the reader takes, nothing is queued under that
+        sequence number and the session is open and not failed; the reader's position then
+        moves past it as :meth:`take` would. Otherwise the frame goes through :meth:`put`
+        (which queues it, swallows it, or rejects a repeated sequence number).
+        """
+        key = (peer, tag)
+        with self.lock:
+            if self.closed or self.error is not None or self.next_seq.get(key, 0) != seq:
+                return False
+            q = self.queues.get(key)
+            if q is not None and seq in q:
+                return False
+            self.next_seq[key] = seq + 1
+            return True
+
     def take(self, peer: NodeId, tag: str) -> NDArray[Any] | None:
         """The next array from ``peer`` under ``tag``, None if none yet; raises if failed."""
         key = (peer, tag)
@@ -344,6 +364,18 @@ class TlsChannel:
                 with ep._lock:  # not connected (yet): wait for a connection to appear
                     ep._want_locked(node, left)
                     ep._lock.wait(min(left, 0.05))
+                continue
+            conns = ep._readable()
+            if (left > BLOCK_SLICE and len(conns) == 1 and conns[0] is conn
+                    and conn.can_block and conn.token.acquire(blocking=False)):
+                # the latency path: this thread alone waits on the one connection and
+                # reads it with one blocking call; the frame it waits for, if that is
+                # what arrives, comes back directly instead of through the inbox
+                arr = ep._read_for(conn, self._session, tag,
+                                   lambda seq: inbox.claim(node, tag, seq))
+                if arr is not None:
+                    self._rounds.on_recv(arr.nbytes)
+                    return arr
                 continue
             ep._progress(deadline, until=lambda: inbox.ready(node, tag))
 
@@ -603,6 +635,25 @@ class Endpoint:
         finally:
             for c in held:
                 c.token.release()
+
+    def _read_for(self, conn: Connection, session: bytes, tag: str,
+                  claim: Callable[[int], bool]) -> NDArray[Any] | None:
+        """One blocking read of ``conn`` (at most ``BLOCK_SLICE``; the caller holds its
+        token, released here) by a thread waiting for a frame of ``session`` under
+        ``tag``: that frame if it came and ``claim`` took it, else None.
+
+        Every other frame is delivered as usual.
+        """
+        try:
+            if not conn.can_block:
+                return None
+            conn.want = (session, tag, claim)
+            self._pump(conn, block=True)
+            return conn.caught
+        finally:
+            conn.want = None
+            conn.caught = None
+            conn.token.release()
 
     def _readable(self) -> list[Connection]:
         conns = self._readable_cache
