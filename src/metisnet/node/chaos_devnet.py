@@ -27,6 +27,11 @@ kind                                fault                                       
                                     computes, and started again from its config   with a refund
                                     and SQLite store, from which it resumes the
                                     task (the requester hands it nothing again)
+``devnet_data_lost``                a data node's process is killed once the      failed cleanly
+                                    committee is drawn, before it deals, and      with a refund
+                                    started again only after the task ended: no   after the
+                                    committee gets its inputs                     restarts;
+                                                                                  nobody slashed
 ``devnet_compute_killed``           a committee member's process is killed        completed after
                                     mid-task (started again after the scenario)   a restart
 ``devnet_compute_restarted``        a committee member's process is killed and    completed (after
@@ -134,6 +139,7 @@ DEVNET_EXPECTED: dict[str, str] = {
     "devnet_corrupt": COMPLETED,
     "devnet_chain_stopped": COMPLETED,
     "devnet_data_restarted": EITHER,
+    "devnet_data_lost": FAILED_CLEANLY,
     "devnet_compute_killed": COMPLETED,
     "devnet_compute_restarted": COMPLETED,
     "devnet_compute_bitflip": COMPLETED,
@@ -295,6 +301,7 @@ class DevnetChaos:
         stage = {"devnet_chain_stopped": rng.choice(["voting", "committee drawn",
                                                      "computing"]),
                  "devnet_data_restarted": rng.choice(["committee drawn", "computing"]),
+                 "devnet_data_lost": "committee drawn",
                  }.get(kind, "computing")
         spec = self.dr.spec("mean", [(d, ["age"]) for d in self.state.datasets], FEE)
         fired: dict[str, Any] = {}
@@ -324,6 +331,16 @@ class DevnetChaos:
                 faulty.add(victim.address.lower())
                 pause = rng.uniform(0.0, 1.0)
                 background(lambda: self._restart_data(victim.name, task_id, pause))
+                res.faults_injected = 1
+                return
+            if kind == "devnet_data_lost":
+                # killed before it deals, and started again only once the task has ended
+                # (by _recover): no committee can ever get its inputs, so the task must
+                # fail with a refund after its restarts, and nobody may be slashed
+                data = self.state.by_role("data")
+                victim = data[rng.randrange(len(data))]
+                faulty.add(victim.address.lower())
+                stop_node(self.root, victim.name)
                 res.faults_injected = 1
                 return
             committee = [c.lower() for c in tm.get_task(TaskId(task_id)).committee]
