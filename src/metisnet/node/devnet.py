@@ -435,16 +435,23 @@ def _setup_compute(root: Path, i: int, chain: Chain, contracts: Contracts,
                     listen=f"127.0.0.1:{listen}" if proxied else "")
 
 
-def stop_node(root: Path, name: str, sig: int = signal.SIGKILL) -> NodeProc:
-    """Send ``sig`` (SIGKILL by default: a crash) to node ``name`` and wait until it is gone."""
+def _node_of(root: Path, name: str, why: str) -> tuple[Path, DevnetState, NodeProc]:
+    """The devnet in ``root``, its state and node ``name``, which must not be the chain
+    (``why`` says why not)."""
     root = Path(root).resolve()
     state = load_state(root)
     if state is None:
         raise DevnetError(f"no devnet in {root}")
     p = state.by_name(name)
     if p.role == "chain":
-        raise DevnetError("stop_node stops data and compute nodes; the chain keeps its state "
-                          "only while it runs")
+        raise DevnetError(why)
+    return root, state, p
+
+
+def stop_node(root: Path, name: str, sig: int = signal.SIGKILL) -> NodeProc:
+    """Send ``sig`` (SIGKILL by default: a crash) to node ``name`` and wait until it is gone."""
+    root, _, p = _node_of(root, name, "stop_node stops data and compute nodes; the chain "
+                                      "keeps its state only while it runs")
     if _alive(p.pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(p.pid, sig)
@@ -462,13 +469,8 @@ def stop_node(root: Path, name: str, sig: int = signal.SIGKILL) -> NodeProc:
 def restart_node(root: Path, name: str, *, timeout: float = 60.0) -> NodeProc:
     """Start node ``name`` again from its config, keys and stored state; wait until it
     serves. Refuses a node that still runs."""
-    root = Path(root).resolve()
-    state = load_state(root)
-    if state is None:
-        raise DevnetError(f"no devnet in {root}")
-    p = state.by_name(name)
-    if p.role == "chain":
-        raise DevnetError("the chain cannot be restarted: anvil keeps its state in memory")
+    root, state, p = _node_of(root, name, "the chain cannot be restarted: anvil keeps its "
+                                          "state in memory")
     if _alive(p.pid):
         raise DevnetError(f"{name} (pid {p.pid}) still runs; stop it first")
     with contextlib.suppress(ChildProcessError, OSError):
@@ -488,13 +490,7 @@ def top_up_node(root: Path, name: str, amount: int) -> None:
     after a slash, a chaos harness keeps every node eligible for the next draws."""
     if amount <= 0:
         raise ConfigError("a top-up must be a positive amount of wei")
-    root = Path(root).resolve()
-    state = load_state(root)
-    if state is None:
-        raise DevnetError(f"no devnet in {root}")
-    p = state.by_name(name)
-    if p.role == "chain":
-        raise DevnetError("only data and compute nodes hold stake")
+    root, state, _ = _node_of(root, name, "only data and compute nodes hold stake")
     from eth_account import Account
 
     keystore = root / "keys" / f"{name}.keystore"
