@@ -247,7 +247,14 @@ def _watch_a_task(browser: Any, base: str, state: Any, tmp_path: Path) -> None:
         assert page.eval_on_selector_all(f"{chart} polygon", "p => p.length") == 1
     assert page.eval_on_selector_all("#chart rect", "r => r.length") >= 2
 
-    # nodes and datasets: stake, role, owners and policies; never a dataset's values
+    # nodes and datasets: stake, role, owners and policies; never a dataset's values. The
+    # page refreshes these tables every few seconds, so wait (bounded) for the one after
+    # the task settled: the datasets then name the task that used them
+    page.wait_for_function(
+        """id => [...document.querySelectorAll('#datasets tr')].length === 3 &&
+                [...document.querySelectorAll('#datasets tr')].every(
+                    tr => tr.cells.length > 8 && tr.cells[8].textContent === id)""",
+        arg=str(task_id), timeout=30_000)
     nodes = _table(page, "nodes")
     assert sorted(n[1] for n in nodes) == ["compute"] * 6 + ["data"] * 3
     assert all(float(n[2]) > 0 for n in nodes)
