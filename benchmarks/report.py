@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-NOT_SCRIPTS = {"__init__", "_report", "report"}
+NOT_SCRIPTS = {"report"}  # and every module whose name starts with "_" (shared helpers)
 COLUMNS = ("script", "op", "size", "unit", "metisnet", "metisnet_min", "metisnet_max",
            "peer", "peer_value", "ratio", "bytes_per_party", "rounds", "peak_rss_mib", "note")
 REQUIRED = ("op", "size", "unit", "metisnet")
@@ -48,7 +48,8 @@ class ScriptRun:
 
 def scripts(bench_dir: Path = HERE, only: Iterable[str] = ()) -> list[Path]:
     """The benchmark scripts of ``bench_dir`` (all, or those named in ``only``)."""
-    found = sorted(p for p in bench_dir.glob("*.py") if p.stem not in NOT_SCRIPTS)
+    found = sorted(p for p in bench_dir.glob("*.py")
+                   if p.stem not in NOT_SCRIPTS and not p.stem.startswith("_"))
     wanted = [o.removesuffix(".py") for o in only]
     if wanted:
         unknown = set(wanted) - {p.stem for p in found}

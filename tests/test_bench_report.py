@@ -69,6 +69,7 @@ def test_metis_bench_reports_a_failing_script_and_runs_the_rest(tmp_path: Path) 
     bench.mkdir()
     (bench / "report.py").write_text((BENCH / "report.py").read_text())
     (bench / "_report.py").write_text("")
+    (bench / "_shared.py").write_text("raise SystemExit('a helper module is not a benchmark')\n")
     (bench / "good.py").write_text(
         "import json, sys\n"
         "args = sys.argv[1:]\n"
@@ -80,6 +81,7 @@ def test_metis_bench_reports_a_failing_script_and_runs_the_rest(tmp_path: Path) 
     res = CliRunner().invoke(main, ["bench", "--bench-dir", str(bench), "--out", str(out)])
     assert res.exit_code == 1, res.output
     assert "bad: FAILED" in res.output and "good: 1 rows" in res.output
+    assert "_shared" not in res.output  # helper modules ("_" names) are not run
     text = (out / "REPORT.md").read_text()
     assert "| bad | FAILED: exit code 1: no peer library here |" in text
     assert "| good | add | 10 | elements/s | 5 |" in text
