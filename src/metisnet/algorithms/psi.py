@@ -136,10 +136,18 @@ def prepare(ids: ArrayLike | Sequence[bytes | str], key: bytes, rng: Csprng, *,
     row carries its original index so the node can be told which of its rows matched.
     """
     t = tags(ids, key)
-    n = t.shape[0]
-    if not _unique_hi(t) and np.unique(t, axis=0).shape[0] != n:
+    if not _unique_hi(t) and np.unique(t, axis=0).shape[0] != t.shape[0]:
         raise ValidationError("ids must be distinct")
-    cols = [t, np.arange(n, dtype=np.int64).view(np.uint64).reshape(n, 1)]
+    return deal_rows([t], rng, payload=payload, frac_bits=frac_bits)
+
+
+def deal_rows(tag_cols: Sequence[NDArray[np.uint64]], rng: Csprng, *,
+              payload: ArrayLike | None = None, frac_bits: int = 16) -> list[PsiShares]:
+    """Rows ``(tag columns..., original index, payload at frac_bits...)`` permuted with
+    ``rng`` and dealt as one :class:`PsiShares` per member (shared by PSI and the SQL
+    joins)."""
+    n = tag_cols[0].shape[0]
+    cols = [*tag_cols, np.arange(n, dtype=np.int64).view(np.uint64).reshape(n, 1)]
     c = 0
     if payload is not None:
         p = np.asarray(payload, dtype=np.float64)
@@ -150,8 +158,7 @@ def prepare(ids: ArrayLike | Sequence[bytes | str], key: bytes, rng: Csprng, *,
         cols.append(FixedPoint(frac_bits).encode(p))
     packed = np.ascontiguousarray(np.concatenate(cols, axis=1))
     perm = np.argsort(rng.uint64(n))  # uniform up to ties (probability < n^2 2^-65)
-    pairs = share(packed[perm], rng)
-    return [PsiShares(pr, c, frac_bits) for pr in pairs]
+    return [PsiShares(pr, c, frac_bits) for pr in share(packed[perm], rng)]
 
 
 # -- committee ---------------------------------------------------------------------------------

@@ -39,10 +39,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from metisnet import mpc
 from metisnet.algorithms.common import check_min_rows
-from metisnet.algorithms.psi import MATCHER, Joined, PsiShares, tags
-from metisnet.crypto.fixedpoint import FixedPoint
+from metisnet.algorithms.psi import MATCHER, Joined, PsiShares, deal_rows, tags
 from metisnet.crypto.prg import Csprng
-from metisnet.crypto.sharing import share
 from metisnet.errors import ProtocolError, ShapeError, ValidationError
 from metisnet.mpc import MpcContext, SharedArray
 
@@ -64,18 +62,7 @@ def prepare_rows(keys: Sequence[ArrayLike], key: bytes, rng: Csprng, *,
     n = ts[0].shape[0]
     if any(t.shape[0] != n for t in ts):
         raise ShapeError("the join key columns differ in length")
-    cols = [*ts, np.arange(n, dtype=np.int64).view(np.uint64).reshape(n, 1)]
-    c = 0
-    if payload is not None:
-        p = np.asarray(payload, dtype=np.float64)
-        p = p.reshape(n, -1) if p.ndim == 1 else p
-        if p.shape[0] != n:
-            raise ShapeError(f"payload has {p.shape[0]} rows for {n} ids")
-        c = p.shape[1]
-        cols.append(FixedPoint(frac_bits).encode(p))
-    packed = np.ascontiguousarray(np.concatenate(cols, axis=1))
-    perm = np.argsort(rng.uint64(n))
-    return [PsiShares(pr, c, frac_bits) for pr in share(packed[perm], rng)]
+    return deal_rows(ts, rng, payload=payload, frac_bits=frac_bits)
 
 
 def _distinct(t: U64) -> bool:
