@@ -136,7 +136,8 @@ def _duck(query: str) -> pd.DataFrame:
 
 
 def _norm(v: Any) -> Any:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    # SQL NULL arrives as None, NaN or pandas' NA (nullable integer columns)
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return None
     if isinstance(v, (np.integer, np.floating)):
         return v.item()
