@@ -96,7 +96,7 @@ class ChainView:
         self._initial: int | None = None  # tasks on chain at the first refresh
         chain = contracts.registry.chain
         self.events = EventLog(chain.w3, contracts.tasks.address, contracts.datasets.address,
-                               lock=getattr(chain, "_lock", None))  # Chain's own lock
+                               lock=getattr(chain, "lock", None))  # the chain connection's lock
         self._refreshed = 0.0
 
     # ------------------------------------------------------------------ polling

@@ -88,6 +88,13 @@ class Chain:
 
     # ------------------------------------------------------------------ accounts
     @property
+    def lock(self) -> threading.RLock:
+        """The lock every call on this chain connection takes (re-entrant): hold it to
+        make several reads in a row from one thread without another thread's transaction
+        landing in between."""
+        return self._lock
+
+    @property
     def embedded(self) -> bool:
         return self._tester is not None
 
