@@ -13,6 +13,10 @@ Peer, alternating in the same run: the plaintext mean of the same 3N values in D
 process, no privacy, no network): what the answer costs when one party may see all data.
 The ratio (peer / metisnet) is therefore tiny; it says what privacy and consensus cost.
 
+Then, per repetition, one ``variance`` task in semi-honest mode and one in malicious mode
+(the default: security with abort) over the same data: the task-level cost of malicious
+security, beside DuckDB's ``var_samp``.
+
 If the devnet cannot start (no anvil binary), the same flow runs on the embedded
 single-process network (``LocalNetwork``) and the note says so.
 
@@ -67,6 +71,21 @@ def _peer(columns: list[np.ndarray[Any, Any]]) -> tuple[float, float]:
     return dt, float(got[0]) if got else float("nan")
 
 
+def _peer_var(columns: list[np.ndarray[Any, Any]]) -> tuple[float, float]:
+    import duckdb
+
+    con = duckdb.connect()
+    t0 = time.perf_counter()
+    con.register("a", {"age": columns[0]})
+    con.register("b", {"age": columns[1]})
+    con.register("c", {"age": columns[2]})
+    got = con.execute("SELECT var_samp(age) FROM (SELECT age FROM a UNION ALL SELECT age "
+                      "FROM b UNION ALL SELECT age FROM c)").fetchone()
+    dt = time.perf_counter() - t0
+    con.close()
+    return dt, float(got[0]) if got else float("nan")
+
+
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     import duckdb
@@ -88,6 +107,8 @@ def main() -> None:
         net = LocalNetwork(Path(tmp.name) / "local", rows=rows)
     results: list[TaskResult] = []
     peer_times: list[float] = []
+    var_results: dict[str, list[TaskResult]] = {"semi-honest": [], "malicious": []}
+    var_peer: list[float] = []
     try:
         columns = [net.columns[d] for d in net.dataset_ids]
         want = float(np.concatenate(columns).mean())
@@ -105,6 +126,25 @@ def main() -> None:
             if abs(got - want) > 1e-6:
                 raise SystemExit("the peer computed a different mean")
             peer_times.append(dt)
+        # the security modes side by side: a variance (one secure product per value)
+        want_var = float(np.concatenate(columns).var(ddof=1))
+        for _ in range(args.reps):
+            for mode in ("semi-honest", "malicious"):
+                inputs = [(d, ["age"]) for d in net.dataset_ids]
+                spec = (net.spec("variance", inputs, 10**16, security=mode)
+                        if isinstance(net, DevnetNetwork)
+                        else TaskSpec.new("variance", inputs, [net.requester_account.address],
+                                          10**16, security=mode))
+                res = net.requester().run(spec)
+                if not res.verified or res.values is None:
+                    raise SystemExit(f"task {res.task_id} failed: {res.verdict}")
+                if abs(float(res.values[0]) - want_var) > 1e-2 * max(1.0, abs(want_var)):
+                    raise SystemExit(f"wrong variance {res.values[0]} (plaintext {want_var})")
+                var_results[mode].append(res)
+            dt, got = _peer_var(columns)
+            if abs(got - want_var) > 1e-6 * max(1.0, abs(want_var)):
+                raise SystemExit("the peer computed a different variance")
+            var_peer.append(dt)
         peak = (_hwm_mib([p.pid for p in net.state.procs if p.role != "chain"])
                 if isinstance(net, DevnetNetwork) else peak_rss_mib(False))
     finally:
@@ -123,6 +163,18 @@ def main() -> None:
                        note=f"stage of the row above ({where}); sharing and computing as "
                        "the slowest committee member reports them" if s in
                        ("sharing", "computing") else f"stage of the row above ({where})"))
+    med = {m: statistics.median(r.timings["total"] for r in rs) for m, rs in var_results.items()}
+    comp = {m: statistics.median(r.timings.get("computing", 0.0) for r in rs)
+            for m, rs in var_results.items()}
+    for mode, rs in var_results.items():
+        extra = (f"; {med['malicious'] / med['semi-honest']:.2f}x the semi-honest task's "
+                 f"total, {comp['malicious'] / max(comp['semi-honest'], 1e-9):.2f}x its "
+                 "computing stage" if mode == "malicious" else "")
+        out.append(row(f"joint variance ({mode})", 3 * rows, "s",
+                       [r.timings["total"] for r in rs], peer=peer.replace("avg", "var_samp"),
+                       peer_values=var_peer, peak_rss=peak,
+                       note=f"{where}; {mode} mode, alternating with the other mode in the "
+                       f"same run; median computing stage {comp[mode]:.3f} s{extra}"))
     emit(out, args.json)
 
 
