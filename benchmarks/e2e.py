@@ -56,30 +56,15 @@ def _hwm_mib(pids: list[int]) -> float | None:
     return best
 
 
-def _peer(columns: list[np.ndarray[Any, Any]]) -> tuple[float, float]:
+def _peer(columns: list[np.ndarray[Any, Any]], agg: str = "avg") -> tuple[float, float]:
+    """DuckDB's ``agg(age)`` over the union of the 3 columns: (seconds, value)."""
     import duckdb
 
     con = duckdb.connect()
     t0 = time.perf_counter()
-    con.register("a", {"age": columns[0]})
-    con.register("b", {"age": columns[1]})
-    con.register("c", {"age": columns[2]})
-    got = con.execute("SELECT avg(age) FROM (SELECT age FROM a UNION ALL SELECT age FROM b "
-                      "UNION ALL SELECT age FROM c)").fetchone()
-    dt = time.perf_counter() - t0
-    con.close()
-    return dt, float(got[0]) if got else float("nan")
-
-
-def _peer_var(columns: list[np.ndarray[Any, Any]]) -> tuple[float, float]:
-    import duckdb
-
-    con = duckdb.connect()
-    t0 = time.perf_counter()
-    con.register("a", {"age": columns[0]})
-    con.register("b", {"age": columns[1]})
-    con.register("c", {"age": columns[2]})
-    got = con.execute("SELECT var_samp(age) FROM (SELECT age FROM a UNION ALL SELECT age "
+    for name, col in zip("abc", columns, strict=True):
+        con.register(name, {"age": col})
+    got = con.execute(f"SELECT {agg}(age) FROM (SELECT age FROM a UNION ALL SELECT age "  # noqa: S608
                       "FROM b UNION ALL SELECT age FROM c)").fetchone()
     dt = time.perf_counter() - t0
     con.close()
@@ -141,7 +126,7 @@ def main() -> None:
                 if abs(float(res.values[0]) - want_var) > 1e-2 * max(1.0, abs(want_var)):
                     raise SystemExit(f"wrong variance {res.values[0]} (plaintext {want_var})")
                 var_results[mode].append(res)
-            dt, got = _peer_var(columns)
+            dt, got = _peer(columns, "var_samp")
             if abs(got - want_var) > 1e-6 * max(1.0, abs(want_var)):
                 raise SystemExit("the peer computed a different variance")
             var_peer.append(dt)
