@@ -1,0 +1,633 @@
+"""A native asyncio TLS endpoint: pinned connections, sessions multiplexed over them.
+
+The asyncio counterpart of :class:`metisnet.net.endpoint.Endpoint`, for event-loop code
+(node services, the REST API) that should not spend a thread per blocked call the way
+:class:`metisnet.net.aio.AsyncChannel` does. Built on asyncio streams over TLS 1.3
+(:mod:`metisnet.net.aio_link`) with the same identities, TLS contexts, pin check, wire
+format (:mod:`metisnet.net.wire`) and configuration (:class:`EndpointConfig`) as the
+threaded endpoint, and the same behaviour:
+
+* One connection per peer pair: the node with the smaller id (lower case) dials at once,
+  the other after ``dial_grace`` if none came; dialling retries with exponential backoff
+  (``backoff_initial`` doubling up to ``backoff_max``) for as long as a session waits. If
+  both dials succeed, both links are read and sends use the newer; a sequence number per
+  (session, sender, tag) keeps each stream in order.
+* An unpinned or unregistered peer is refused from its cleartext hello, before TLS and
+  before any payload is read (:func:`metisnet.net.aio_link.accept_link`).
+* Sessions are multiplexed by session id. One reader task per link decodes frames and
+  puts them in the session inboxes. An inbox holds at most ``session_buffer`` bytes (the
+  next frame a reader waits for is always admitted); a frame that does not fit makes the
+  link's reader task wait, so the link is not read any further, the stream's and TLS's
+  buffers fill, the socket stops being read and TCP flow control holds the sender back; a
+  send that makes no progress for ``send_timeout`` fails with :class:`PeerTimeout`.
+* Timeouts on every wait: ``recv`` (the session timeout unless given), waiting for a
+  connection, each drain of a send, each set-up (``connect_timeout``).
+* Failures stay local: a bad frame closes that link with a logged reason and fails the
+  sessions using that peer with :class:`WireError`; a lost link fails them with
+  :class:`NetworkError` for that peer (what arrived before is still delivered); later
+  sessions re-dial. Nothing raised on a link's reader task escapes it.
+
+Not interoperable with the threaded endpoint: the two refuse each other's hello (see
+:mod:`metisnet.net.aio_link`), and large payloads travel inside TLS here rather than in
+the threaded link's bulk records. One event loop owns an endpoint: call it from that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import ssl
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from metisnet.errors import NetworkError, PeerRefused, PeerTimeout, ValidationError, WireError
+from metisnet.net.aio_link import (
+    STREAM_LIMIT,
+    AioLink,
+    FrameTruncated,
+    accept_link,
+    dial_link,
+    read_frame,
+)
+from metisnet.net.channel import ChannelStats, _RoundCounter
+from metisnet.net.endpoint import EndpointConfig
+from metisnet.net.identity import NodeIdentity, TlsIdentity
+from metisnet.net.tls import RefusedByPeer, TlsContexts
+from metisnet.net.trust import PeerDirectory, TrustStore
+from metisnet.net.wire import KIND_PING, SESSION_ID_MAX, HeadDecoder, HeadEncoder
+from metisnet.types import NodeId
+
+__all__ = ["AsyncTlsChannel", "AsyncTlsEndpoint", "EndpointConfig"]
+
+log = logging.getLogger(__name__)
+
+_CLOSED_MEMORY: Final = 4096  # closed session ids remembered (late frames are dropped)
+_LINK_POLL: Final = 0.5  # longest single wait for a connection before re-checking
+
+
+class _Waiters:
+    """Coroutines waiting for "something changed"; :meth:`wake` releases all of them."""
+
+    def __init__(self) -> None:
+        self._futs: list[asyncio.Future[None]] = []
+
+    async def wait(self, timeout: float | None) -> None:
+        """Wait until the next :meth:`wake` or ``timeout`` seconds (None: no bound)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._futs.append(fut)
+        try:
+            if timeout is None:
+                await fut
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await fut
+        finally:
+            if not fut.done():
+                fut.cancel()
+            with contextlib.suppress(ValueError):
+                self._futs.remove(fut)
+
+    def wake(self) -> None:
+        futs, self._futs = self._futs, []
+        for f in futs:
+            if not f.done():
+                f.set_result(None)
+
+
+class _Inbox:
+    """What has arrived for one session, keyed by (peer node id, tag), in sequence order.
+
+    As :class:`metisnet.net.endpoint._Inbox`, for one event loop (no locks): bounded by
+    ``capacity`` bytes except for the frame a reader waits for next.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.queues: dict[tuple[NodeId, str], dict[int, NDArray[Any]]] = {}
+        self.next_seq: dict[tuple[NodeId, str], int] = {}
+        self.buffered = 0
+        self.error: BaseException | None = None
+        self.peer_errors: dict[NodeId, BaseException] = {}
+        self.closed = False
+        self.changed = _Waiters()
+
+    def put(self, peer: NodeId, tag: str, seq: int, arr: NDArray[Any]) -> bool:
+        """Queue ``arr`` unless the inbox is full (False: the link's reader waits).
+
+        A failed or closed session swallows frames; a repeated sequence number is a
+        protocol violation by the peer (WireError).
+        """
+        if self.closed or self.error is not None:
+            return True
+        key = (peer, tag)
+        expected = self.next_seq.get(key, 0)
+        q = self.queues.get(key)
+        if seq < expected or (q is not None and seq in q):
+            raise WireError(f"repeated message {tag!r} (sequence number {seq})")
+        n = arr.nbytes
+        if seq != expected and self.buffered and self.buffered + n > self.capacity:
+            return False
+        if q is None:
+            q = self.queues[key] = {}
+        q[seq] = arr
+        self.buffered += n
+        self.changed.wake()
+        return True
+
+    def take(self, peer: NodeId, tag: str) -> NDArray[Any] | None:
+        """The next array from ``peer`` under ``tag``, None if none yet; raises if failed."""
+        key = (peer, tag)
+        q = self.queues.get(key)
+        seq = self.next_seq.get(key, 0)
+        if q and seq in q:
+            arr = q.pop(seq)
+            if not q:
+                del self.queues[key]
+            self.next_seq[key] = seq + 1
+            self.buffered -= arr.nbytes
+            self.changed.wake()  # room for a parked frame
+            return arr
+        if self.error is not None:
+            raise _again(self.error)
+        if peer in self.peer_errors:
+            raise _again(self.peer_errors[peer])
+        if self.closed:
+            raise NetworkError("channel is closed")
+        return None
+
+    def fail(self, exc: BaseException, peer: NodeId | None = None) -> None:
+        if peer is None:
+            if self.error is None:
+                self.error = exc
+            self.queues.clear()
+            self.buffered = 0
+        else:
+            self.peer_errors.setdefault(peer, exc)
+        self.changed.wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self.queues.clear()
+        self.buffered = 0
+        self.changed.wake()
+
+
+def _again(exc: BaseException) -> BaseException:
+    """A fresh exception with the same message; its type is the nearest class of ``exc``
+    whose constructor takes just a message."""
+    cls: type[BaseException] = type(exc)
+    while "__init__" in vars(cls) and cls.__mro__[1] is not Exception:
+        cls = cls.__mro__[1]
+    return cls(str(exc))
+
+
+class AsyncTlsChannel:
+    """One party's channel in one session over an :class:`AsyncTlsEndpoint`.
+
+    The shape of :class:`metisnet.net.aio.AsyncChannel`: ``party``, ``parties``,
+    ``stats`` and coroutines ``send``, ``recv``, ``close``.
+    """
+
+    def __init__(self, endpoint: AsyncTlsEndpoint, session: bytes, peers: tuple[NodeId, ...],
+                 party: int, inbox: _Inbox, timeout: float) -> None:
+        self._ep = endpoint
+        self._session = session
+        self._peers = peers
+        self._party = party
+        self._inbox = inbox
+        self._timeout = timeout
+        self._stats = ChannelStats()
+        self._rounds = _RoundCounter(self._stats)
+        self._closed = False
+        self._heads = HeadEncoder(session, endpoint.config.limits())
+        self._seq: dict[tuple[int, str], int] = {}
+
+    @property
+    def party(self) -> int:
+        return self._party
+
+    @property
+    def parties(self) -> int:
+        return len(self._peers)
+
+    @property
+    def stats(self) -> ChannelStats:
+        return self._stats
+
+    @property
+    def session_id(self) -> bytes:
+        return self._session
+
+    @property
+    def node_ids(self) -> tuple[NodeId, ...]:
+        """Node id of each party, by party index."""
+        return self._peers
+
+    def _peer(self, peer: int) -> NodeId:
+        if self._closed:
+            raise NetworkError("channel is closed")
+        if not 0 <= peer < len(self._peers) or peer == self._party:
+            raise ValidationError(f"invalid peer index {peer} for party {self._party}")
+        return self._peers[peer]
+
+    async def send(self, peer: int, tag: str, array: NDArray[Any]) -> None:
+        """Send ``array`` to ``peer`` under ``tag``; returns once it is handed to TLS."""
+        node = self._peer(peer)
+        err = self._inbox.error or self._inbox.peer_errors.get(node)
+        if err is not None:
+            raise _again(err)
+        seq = self._seq.get((peer, tag), 0)
+        head, arr = self._heads.encode(tag, np.asarray(array), seq=seq)
+        link = await self._ep._link_for(node, self._timeout, self._inbox)
+        await link.send(head, arr, self._ep.config.send_timeout)
+        self._seq[(peer, tag)] = seq + 1
+        self._rounds.on_send(arr.nbytes)
+
+    async def recv(self, peer: int, tag: str, timeout: float | None = None) -> NDArray[Any]:
+        """What ``peer`` sent under ``tag``; PeerTimeout after ``timeout`` seconds."""
+        node = self._peer(peer)
+        wait = self._timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        inbox = self._inbox
+        while True:
+            arr = inbox.take(node, tag)
+            if arr is not None:
+                self._rounds.on_recv(arr.nbytes)
+                return arr
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PeerTimeout(f"party {self._party}: no message {tag!r} from party {peer} "
+                                  f"within {wait:g} s")
+            if not self._ep._has_link(node):
+                self._ep._want(node, left)  # e.g. re-dial after a drop, for a late sender
+            await inbox.changed.wait(left)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._ep._close_session(self._session)
+
+
+class AsyncTlsEndpoint:
+    """A node's asyncio network endpoint: TLS listener, peer links, session channels.
+
+    Typical use inside an event loop::
+
+        ep = await AsyncTlsEndpoint(identity, trust, EndpointConfig(port=7001)).start()
+        chan = ep.session(session_id, committee_node_ids)
+        await chan.send(1, "step", array); x = await chan.recv(2, "step")
+        await ep.close()
+    """
+
+    def __init__(self, identity: NodeIdentity | TlsIdentity, trust: TrustStore,
+                 config: EndpointConfig | None = None, *,
+                 directory: PeerDirectory | None = None) -> None:
+        tls = identity.tls if isinstance(identity, NodeIdentity) else identity
+        self.node_id: NodeId = tls.node_id
+        self.config = config or EndpointConfig()
+        self._trust = trust
+        self._directory = directory if directory is not None else (
+            trust if isinstance(trust, PeerDirectory) else None)
+        self._addresses: dict[NodeId, tuple[str, int]] = {}
+        self._ctx = TlsContexts(tls)
+        self._links: dict[NodeId, AioLink] = {}  # the link sends go over
+        self._spare: list[AioLink] = []  # older live links, still read
+        self._dialling: dict[NodeId, float] = {}  # peer -> dial wanted until (monotonic)
+        self._inboxes: dict[bytes, _Inbox] = {}
+        self._members: dict[bytes, tuple[NodeId, ...]] = {}
+        self._pending: set[bytes] = set()
+        self._closed_ids: deque[bytes] = deque(maxlen=_CLOSED_MEMORY)
+        self._closed_set: set[bytes] = set()
+        self._closing = False
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._links_changed = _Waiters()
+
+    # ---- lifecycle
+
+    async def start(self) -> AsyncTlsEndpoint:
+        """Listen on ``config.host:config.port``."""
+        if self._server is None:
+            cfg = self.config
+            self._server = await asyncio.start_server(self._on_incoming, cfg.host, cfg.port,
+                                                      limit=STREAM_LIMIT)
+            log.info("node %s listening on %s:%d (asyncio)", self.node_id, *self.address)
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) the endpoint listens on."""
+        if self._server is None or not self._server.sockets:
+            raise NetworkError("endpoint not started")
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    async def close(self) -> None:
+        """Close every link and session and stop listening; idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for link in [*self._links.values(), *self._spare]:
+            self._fail(link, NetworkError("endpoint closed"))
+        for ib in self._inboxes.values():
+            ib.fail(NetworkError("endpoint closed"))
+        self._links_changed.wake()
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await self._server.wait_closed()
+
+    async def __aenter__(self) -> AsyncTlsEndpoint:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def set_address(self, node_id: NodeId, host: str, port: int) -> None:
+        """Tell the endpoint where ``node_id`` listens (overrides the directory)."""
+        self._addresses[node_id] = (host, port)
+
+    def connected_peers(self) -> list[NodeId]:
+        return [p for p, c in self._links.items() if c.alive]
+
+    def revalidate(self) -> list[NodeId]:
+        """Drop links whose peer is no longer pinned to the certificate it showed.
+
+        Call it when the trust store changes; sessions with a dropped peer fail with
+        :class:`PeerRefused`. Returns the dropped peers.
+        """
+        dropped = []
+        for c in [*self._links.values(), *self._spare]:
+            pin = self._trust.pinned_hash(c.peer)
+            if c.alive and (pin is None or not secrets.compare_digest(pin, c.cert_hash)):
+                self._fail(c, PeerRefused(f"{c.peer} is no longer pinned to its certificate"))
+                dropped.append(c.peer)
+        return dropped
+
+    # ---- sessions
+
+    def session(self, session_id: bytes, node_ids: Sequence[NodeId], *,
+                timeout: float | None = None) -> AsyncTlsChannel:
+        """This node's channel in session ``session_id`` among ``node_ids`` (party order).
+
+        Must be called from the endpoint's event loop: links to the other members are
+        started at once (dialled where this node is the dialling side).
+        """
+        if not isinstance(session_id, bytes) or not 0 < len(session_id) <= SESSION_ID_MAX:
+            raise ValidationError(f"session id must be 1..{SESSION_ID_MAX} bytes")
+        members = tuple(node_ids)
+        if members.count(self.node_id) != 1:
+            raise ValidationError(f"this node {self.node_id} must appear once in the session")
+        if len(set(members)) != len(members) or len(members) < 2:
+            raise ValidationError("a session needs at least 2 distinct nodes")
+        if self._closing:
+            raise NetworkError("endpoint is closed")
+        if session_id in self._members or session_id in self._closed_set:
+            raise ValidationError("session id already used on this endpoint")
+        wait = self.config.timeout if timeout is None else timeout
+        inbox = self._inboxes.get(session_id)
+        if inbox is None:
+            inbox = self._inboxes[session_id] = _Inbox(self.config.session_buffer)
+        self._pending.discard(session_id)
+        self._members[session_id] = members
+        for peer in members:
+            if peer != self.node_id and not self._has_link(peer):
+                self._want(peer, wait)
+        return AsyncTlsChannel(self, session_id, members, members.index(self.node_id),
+                               inbox, wait)
+
+    def _close_session(self, session_id: bytes) -> None:
+        inbox = self._inboxes.pop(session_id, None)
+        self._members.pop(session_id, None)
+        self._pending.discard(session_id)
+        if len(self._closed_ids) == self._closed_ids.maxlen:
+            self._closed_set.discard(self._closed_ids[0])
+        self._closed_ids.append(session_id)
+        self._closed_set.add(session_id)
+        if inbox is not None:
+            inbox.close()
+
+    async def _deliver(self, link: AioLink, session_id: bytes, tag: str, seq: int,
+                       arr: NDArray[Any]) -> None:
+        """Route one frame to its session inbox, waiting (not reading) while it is full."""
+        if session_id in self._closed_set:
+            return
+        inbox = self._inboxes.get(session_id)
+        if inbox is None:
+            if len(self._pending) >= self.config.pending_sessions:
+                raise WireError(f"peer opened more than {self.config.pending_sessions} "
+                                "sessions this node has not joined")
+            inbox = self._inboxes[session_id] = _Inbox(self.config.session_buffer)
+            self._pending.add(session_id)
+        while True:
+            members = self._members.get(session_id)
+            if members is not None and link.peer not in members:
+                raise WireError(f"{link.peer} sent to a session it is not a member of")
+            if inbox.put(link.peer, tag, seq, arr):
+                return
+            await inbox.changed.wait(None)  # backpressure: this link is not read meanwhile
+            if not link.alive or self._closing:
+                return
+
+    # ---- links
+
+    def _has_link(self, peer: NodeId) -> bool:
+        link = self._links.get(peer)
+        return link is not None and link.alive
+
+    def _dials(self, peer: NodeId) -> bool:
+        return self.node_id.lower() < peer.lower()
+
+    def _peer_address(self, peer: NodeId) -> tuple[str, int] | None:
+        addr = self._addresses.get(peer)
+        if addr is None and self._directory is not None:
+            addr = self._directory.address(peer)
+        return addr
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _want(self, peer: NodeId, wait: float) -> None:
+        """Make sure a link to ``peer`` is being set up, for ``wait`` more seconds."""
+        if self._closing:
+            return
+        until = time.monotonic() + wait
+        if peer in self._dialling:
+            self._dialling[peer] = max(self._dialling[peer], until)
+            return
+        self._dialling[peer] = until
+        delay = 0.0 if self._dials(peer) else self.config.dial_grace
+        self._spawn(self._dial_loop(peer, delay), f"metis-aio-dial-{peer[:10]}")
+
+    async def _link_for(self, peer: NodeId, timeout: float, inbox: _Inbox) -> AioLink:
+        """The live link to ``peer``, waiting up to ``timeout``; gives up early if the
+        caller's session failed for that peer (e.g. the peer refused this node)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._closing:
+                raise NetworkError("endpoint is closed")
+            err = inbox.error or inbox.peer_errors.get(peer)
+            if err is not None:
+                raise _again(err)
+            link = self._links.get(peer)
+            if link is not None and link.alive:
+                return link
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PeerTimeout(f"no connection to {peer} within {timeout:g} s")
+            self._want(peer, left)
+            await self._links_changed.wait(min(left, _LINK_POLL))
+
+    async def _dial_loop(self, peer: NodeId, delay: float) -> None:
+        cfg = self.config
+        pause = cfg.backoff_initial
+        last_error = ""
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+            while True:
+                until = self._dialling.get(peer, 0.0)
+                if self._closing or time.monotonic() > until or self._has_link(peer):
+                    if last_error and not self._closing and not self._has_link(peer):
+                        log.warning("giving up dialling %s: %s", peer, last_error)
+                    return
+                addr = self._peer_address(peer)
+                try:
+                    if addr is None:
+                        raise NetworkError(f"no address known for {peer}")
+                    link = await dial_link(self._ctx, self._trust, addr, peer,
+                                           cfg.connect_timeout)
+                except PeerRefused as exc:
+                    last_error = str(exc)
+                    log.warning("dial %s refused: %s", peer, exc)
+                    self._fail_peer_sessions(peer, exc)
+                except NetworkError as exc:
+                    last_error = str(exc)
+                    log.debug("dial %s failed: %s", peer, exc)
+                else:
+                    self._install(link)
+                    continue
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, cfg.backoff_max)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never let a dial task die with an unlogged error
+            log.exception("unexpected error dialling %s", peer)
+        finally:
+            self._dialling.pop(peer, None)
+
+    async def _on_incoming(self, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
+        addr = writer.get_extra_info("peername")
+        try:
+            if self._closing:
+                writer.transport.abort()
+                return
+            link = await accept_link(self._ctx, self._trust, reader, writer,
+                                     self.config.connect_timeout)
+        except RefusedByPeer as exc:
+            log.warning("connection from %s failed: %s", addr, exc)
+            self._fail_peer_sessions(exc.node_id, exc)
+            return
+        except PeerRefused as exc:
+            log.warning("refused connection from %s: %s", addr, exc)
+            return
+        except NetworkError as exc:
+            log.info("incoming connection from %s failed: %s", addr, exc)
+            return
+        except Exception:  # never let a handshake crash the node
+            log.exception("unexpected error in an incoming handshake from %s", addr)
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+            return
+        self._install(link)
+
+    def _install(self, link: AioLink) -> None:
+        if self._closing:
+            link.abort()
+            return
+        old = self._links.get(link.peer)
+        self._links[link.peer] = link
+        if old is not None and old.alive:
+            self._spare.append(old)  # still read: frames may be in flight on it
+        link.task = self._spawn(self._read_loop(link), f"metis-aio-read-{link.peer[:10]}")
+        self._links_changed.wake()
+        log.info("connected to %s (asyncio)", link.peer)
+
+    async def _read_loop(self, link: AioLink) -> None:
+        """Read ``link`` until it fails; route frames; never raises (but on cancel)."""
+        limits = self.config.limits()
+        decoder = HeadDecoder(limits)
+        peer = link.peer
+        try:
+            while True:
+                frame = await read_frame(link.reader, decoder, limits)
+                if frame is None:
+                    self._fail(link, NetworkError(f"connection to {peer} closed by the peer"))
+                    return
+                h = frame.header
+                if h.kind != KIND_PING:
+                    await self._deliver(link, h.session, h.tag, h.seq, frame.array)
+                if not link.alive:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except FrameTruncated as exc:
+            self._fail(link, NetworkError(f"connection to {peer} closed by the peer ({exc})"))
+        except WireError as exc:
+            if link.alive:
+                log.warning("bad frame from %s, closing the connection: %s", peer, exc)
+            self._fail(link, WireError(f"frame from {peer} rejected ({exc}); "
+                                       "connection closed"))
+        except (ConnectionError, OSError, ssl.SSLError) as exc:
+            self._fail(link, NetworkError(f"connection to {peer} lost: {type(exc).__name__}"))
+        except Exception as exc:  # never let I/O on one link crash the node
+            log.exception("unexpected error reading from %s", peer)
+            self._fail(link, NetworkError(f"connection to {peer} failed: "
+                                          f"{type(exc).__name__}"))
+
+    def _fail(self, link: AioLink, err: BaseException) -> None:
+        """Close ``link`` once and fail the sessions that need its peer."""
+        if not link.alive and link not in self._spare and self._links.get(link.peer) is not link:
+            return
+        link.abort()
+        inboxes: list[_Inbox] = []
+        if link in self._spare:  # a superseded duplicate: its sessions use the newer link
+            self._spare.remove(link)
+        elif self._links.get(link.peer) is link:
+            del self._links[link.peer]
+            inboxes = [self._inboxes[s] for s, m in self._members.items()
+                       if link.peer in m and s in self._inboxes]
+        if not self._closing:
+            log.info("connection to %s closed: %s", link.peer, err)
+        for ib in inboxes:
+            if isinstance(err, WireError):
+                ib.fail(err)
+            else:
+                ib.fail(err, link.peer)
+        if link.task is not None and link.task is not asyncio.current_task():
+            link.task.cancel()  # e.g. parked on a full session
+        self._links_changed.wake()
+
+    def _fail_peer_sessions(self, peer: NodeId, err: BaseException) -> None:
+        for s, m in self._members.items():
+            if peer in m and s in self._inboxes:
+                self._inboxes[s].fail(err, peer)
+        self._links_changed.wake()
