@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import ssl
 import struct
+from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
@@ -46,8 +47,8 @@ from metisnet.net.trust import TrustStore
 from metisnet.net.wire import (
     KIND_BULK,
     PREFIX_SIZE,
-    Frame,
     HeadDecoder,
+    Header,
     WireLimits,
     decode_prefix,
 )
@@ -57,10 +58,10 @@ __all__ = [
     "HELLO_MAGIC",
     "STREAM_LIMIT",
     "AioLink",
+    "FrameReceiver",
     "FrameTruncated",
     "accept_link",
     "dial_link",
-    "read_frame",
 ]
 
 HELLO_MAGIC: Final = b"MNAIO001"
@@ -82,41 +83,208 @@ class FrameTruncated(WireError):
     """The stream ended inside a frame (the peer hung up or the stream was cut)."""
 
 
-async def read_frame(reader: asyncio.StreamReader, decoder: HeadDecoder,
-                     limits: WireLimits) -> Frame | None:
-    """Read one whole, validated frame from ``reader``; None at a clean end of stream.
+class FrameReceiver(asyncio.BufferedProtocol):
+    """The receiving side of a link once it is set up: TLS decrypts straight into it.
 
-    Raises :class:`~metisnet.errors.WireError` on a bad prefix or header (before any of
-    the payload is read) and :class:`FrameTruncated` if the stream ends inside a frame.
-    A bulk-kind frame is refused: this transport has no bulk record layer.
+    An ``asyncio.BufferedProtocol`` that takes over the TLS transport from the stream used
+    for set-up (:meth:`AioLink.start_reading`). Prefixes and headers are read into a
+    scratch buffer and validated there (prefix first, against the caps, then every header
+    field) before any of the payload is read; a payload is copied out of the scratch buffer
+    as far as it arrived with its header, and the rest of a large one is decrypted by
+    ``ssl`` directly into the ``bytearray`` that the delivered array wraps
+    (``np.frombuffer``: writable, no copy after receipt).
+
+    ``deliver(header, array)`` hands a frame on and returns False when its session is full;
+    the frame is then parked and the transport paused (TLS and the kernel buffers fill up,
+    then TCP holds the sender back) until :meth:`retry` delivers it. ``fail(exc)`` is
+    called once, with a :class:`~metisnet.errors.WireError` for a bad frame (a
+    :class:`FrameTruncated` if the stream ended inside one), a
+    :class:`~metisnet.errors.NetworkError` at a clean end of stream, or the transport's
+    error. The receiver never raises into the event loop.
     """
-    try:
-        prefix = await reader.readexactly(PREFIX_SIZE)
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            return None
-        raise FrameTruncated(f"stream ended inside a frame prefix "
-                             f"({len(exc.partial)} of {PREFIX_SIZE} bytes)") from None
-    hlen, plen = decode_prefix(prefix, limits)
-    try:
-        head = await reader.readexactly(hlen)
-    except asyncio.IncompleteReadError as exc:
-        raise FrameTruncated(f"stream ended inside a frame header "
-                             f"({len(exc.partial)} of {hlen} bytes)") from None
-    header = decoder.decode(head, plen)
-    if header.kind == KIND_BULK:
-        raise WireError("a bulk frame on an asyncio link (this transport has no bulk records)")
-    buf = bytearray(plen)
-    view = memoryview(buf)
-    got = 0
-    while got < plen:
-        data = await reader.read(min(plen - got, _CHUNK))
-        if not data:
-            raise FrameTruncated(f"stream ended inside a frame payload ({got} of {plen} bytes)")
-        view[got:got + len(data)] = data
-        got += len(data)
-    arr: NDArray[Any] = np.frombuffer(buf, dtype=header.dtype).reshape(header.shape)
-    return Frame(header, arr)
+
+    SCRATCH: Final = 256 << 10
+    #: the rest of a payload at least this large is read straight into its array
+    DIRECT: Final = 64 << 10
+
+    def __init__(self, limits: WireLimits,
+                 deliver: Callable[[Header, NDArray[Any]], bool],
+                 fail: Callable[[BaseException], None],
+                 parked: Callable[[], None]) -> None:
+        self._limits = limits
+        self._decoder = HeadDecoder(limits)
+        self._deliver = deliver
+        self._fail_cb = fail
+        self._parked_cb = parked
+        self._scratch = bytearray(self.SCRATCH)
+        self._view = memoryview(self._scratch)
+        self._r0 = self._r1 = 0  # unparsed bytes: scratch[r0:r1]
+        self._need: tuple[int, int] | None = None  # (header len, payload len) of the prefix
+        self._header: Header | None = None  # once decoded, while its payload arrives
+        self._payload = bytearray()
+        self._pview = memoryview(self._payload)
+        self._pgot = 0
+        self._direct = False  # the last get_buffer handed out the payload itself
+        self._parked: tuple[Header, NDArray[Any]] | None = None
+        self._done = False
+        self.transport: asyncio.Transport | None = None
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+
+    # ---- reading
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._header is not None and len(self._payload) - self._pgot >= self.DIRECT:
+            self._direct = True
+            return self._pview[self._pgot:]
+        self._direct = False
+        if self._r0 == self._r1:
+            self._r0 = self._r1 = 0
+        elif len(self._scratch) - self._r1 < self.SCRATCH // 4:
+            n = self._r1 - self._r0
+            self._scratch[:n] = self._scratch[self._r0:self._r1]
+            self._r0, self._r1 = 0, n
+        return self._view[self._r1:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            if self._direct:
+                self._pgot += nbytes
+            else:
+                self._r1 += nbytes
+            self._parse()
+        except Exception as exc:  # a bad frame, or a bug: never into the event loop
+            self._fail(exc)
+
+    def feed(self, data: bytes) -> None:
+        """Bytes that arrived before this receiver took over the transport."""
+        free = len(self._scratch) - self._r1
+        if len(data) > free:  # once, at hand-over: grow the scratch buffer to fit
+            self._scratch = self._scratch[self._r0:self._r1] + data + bytearray(self.SCRATCH)
+            self._view = memoryview(self._scratch)
+            self._r1 -= self._r0
+            self._r0 = 0
+        else:
+            self._scratch[self._r1:self._r1 + len(data)] = data
+        self._r1 += len(data)
+        try:
+            self._parse()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _parse(self) -> None:
+        view = self._view
+        while self._parked is None and not self._done:
+            header = self._header
+            if header is not None:
+                plen = len(self._payload)
+                k = min(self._r1 - self._r0, plen - self._pgot)
+                if k:
+                    self._pview[self._pgot:self._pgot + k] = view[self._r0:self._r0 + k]
+                    self._r0 += k
+                    self._pgot += k
+                if self._pgot < plen:
+                    return
+                arr: NDArray[Any] = np.frombuffer(self._payload, dtype=header.dtype)
+                arr = arr.reshape(header.shape)
+                self._header = None
+                self._payload = bytearray()
+                self._pview = memoryview(self._payload)
+                self._pgot = 0
+                if not self._deliver(header, arr):
+                    self._parked = (header, arr)
+                    if self.transport is not None:
+                        self.transport.pause_reading()
+                    self._parked_cb()
+                    return
+                continue
+            if self._need is None:
+                if self._r1 - self._r0 < PREFIX_SIZE:
+                    return
+                self._need = decode_prefix(view[self._r0:self._r0 + PREFIX_SIZE],
+                                           self._limits)
+                self._r0 += PREFIX_SIZE
+            hlen, plen = self._need
+            if self._r1 - self._r0 < hlen:
+                return
+            header = self._decoder.decode(view[self._r0:self._r0 + hlen], plen)
+            if header.kind == KIND_BULK:
+                raise WireError("a bulk frame on an asyncio link "
+                                "(this transport has no bulk records)")
+            self._r0 += hlen
+            self._need = None
+            self._header = header
+            self._payload = bytearray(plen)
+            self._pview = memoryview(self._payload)
+
+    def retry(self) -> bool:
+        """Deliver the parked frame if its session has room now; True once it is gone."""
+        if self._parked is None:
+            return True
+        if self._done:
+            return True
+        header, arr = self._parked
+        try:
+            if not self._deliver(header, arr):
+                return False
+            self._parked = None
+            self._parse()
+        except Exception as exc:
+            self._fail(exc)
+            return True
+        if self._parked is None and not self._done and self.transport is not None:
+            self.transport.resume_reading()
+        return True
+
+    @property
+    def mid_frame(self) -> bool:
+        return (self._need is not None or self._header is not None
+                or self._r1 > self._r0)
+
+    def eof_received(self) -> bool:
+        if self.mid_frame:
+            self._fail(FrameTruncated("stream ended inside a frame"))
+        else:
+            self._fail(NetworkError("connection closed by the peer"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is None:
+            self.eof_received()
+        else:
+            self._fail(exc)
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)  # drain() then sees the link is done
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._parked = None
+        self._fail_cb(exc)
+
+    # ---- writing: flow control of the transport
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._drain = None
+
+    async def drain(self) -> None:
+        """Wait until the transport takes more data (no bound here: the caller's)."""
+        if self._done:
+            raise NetworkError("connection is closed")
+        if not self._write_paused:
+            return
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._drain)
+        if self._done:
+            raise NetworkError("connection closed while sending")
 
 
 class AioLink:
@@ -129,10 +297,34 @@ class AioLink:
         self.peer = peer
         self.cert_hash = peer_cert_hash
         self.alive = True
-        self.task: asyncio.Task[None] | None = None  # the reader task, set by the owner
+        self.receiver: FrameReceiver | None = None
+        self.parked_task: asyncio.Task[None] | None = None  # owner's: waits for room
+        self.parked_inbox: Any = None  # owner's: the session a parked frame waits for
         self._wlock = asyncio.Lock()
         with contextlib.suppress(AttributeError, NotImplementedError):
             writer.transport.set_write_buffer_limits(high=_WRITE_HIGH)
+
+    async def start_reading(self, receiver: FrameReceiver) -> None:
+        """Hand the TLS transport from the set-up stream over to ``receiver``.
+
+        Reading is paused across the swap; whatever the stream had buffered past the
+        accept message is handed to the receiver first, so no byte is lost or reordered.
+        """
+        tr = self.writer.transport
+        if not isinstance(tr, asyncio.Transport):
+            raise NetworkError("link has no bidirectional transport")
+        tr.pause_reading()
+        tr.set_protocol(receiver)
+        receiver.transport = tr
+        self.receiver = receiver
+        self.reader.feed_eof()
+        leftover = await self.reader.read()  # returns at once: the stream is at its end
+        if leftover:
+            receiver.feed(leftover)
+        if tr.is_closing():  # the connection ended before the hand-over
+            receiver.connection_lost(None)
+        else:
+            tr.resume_reading()
 
     def abort(self) -> None:
         """Drop the connection at once (no TLS close_notify, no waiting)."""
@@ -184,9 +376,10 @@ class AioLink:
     async def _drain(self, timeout: float) -> None:
         if self.writer.transport.get_write_buffer_size() < _WRITE_HIGH:
             return  # drain() would return at once: skip the timeout machinery
+        waiter = self.receiver.drain() if self.receiver is not None else self.writer.drain()
         try:
             async with asyncio.timeout(timeout):
-                await self.writer.drain()
+                await waiter
         except TimeoutError:
             self.abort()
             raise PeerTimeout(f"send to {self.peer} stalled for {timeout:g} s "

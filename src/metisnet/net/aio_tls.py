@@ -51,17 +51,17 @@ from metisnet.errors import NetworkError, PeerRefused, PeerTimeout, ValidationEr
 from metisnet.net.aio_link import (
     STREAM_LIMIT,
     AioLink,
+    FrameReceiver,
     FrameTruncated,
     accept_link,
     dial_link,
-    read_frame,
 )
 from metisnet.net.channel import ChannelStats, _RoundCounter
 from metisnet.net.endpoint import EndpointConfig
 from metisnet.net.identity import NodeIdentity, TlsIdentity
 from metisnet.net.tls import RefusedByPeer, TlsContexts
 from metisnet.net.trust import PeerDirectory, TrustStore
-from metisnet.net.wire import KIND_PING, SESSION_ID_MAX, HeadDecoder, HeadEncoder
+from metisnet.net.wire import KIND_PING, SESSION_ID_MAX, HeadEncoder, Header
 from metisnet.types import NodeId
 
 __all__ = ["AsyncTlsChannel", "AsyncTlsEndpoint", "EndpointConfig"]
@@ -421,11 +421,14 @@ class AsyncTlsEndpoint:
         if inbox is not None:
             inbox.close()
 
-    async def _deliver(self, link: AioLink, session_id: bytes, tag: str, seq: int,
-                       arr: NDArray[Any]) -> None:
-        """Route one frame to its session inbox, waiting (not reading) while it is full."""
+    def _deliver(self, link: AioLink, header: Header, arr: NDArray[Any]) -> bool:
+        """Route one frame to its session inbox; False if the inbox is full (the link's
+        receiver then parks the frame and stops reading: backpressure)."""
+        if header.kind == KIND_PING:
+            return True
+        session_id = header.session
         if session_id in self._closed_set:
-            return
+            return True
         inbox = self._inboxes.get(session_id)
         if inbox is None:
             if len(self._pending) >= self.config.pending_sessions:
@@ -433,14 +436,26 @@ class AsyncTlsEndpoint:
                                 "sessions this node has not joined")
             inbox = self._inboxes[session_id] = _Inbox(self.config.session_buffer)
             self._pending.add(session_id)
-        while True:
-            members = self._members.get(session_id)
-            if members is not None and link.peer not in members:
-                raise WireError(f"{link.peer} sent to a session it is not a member of")
-            if inbox.put(link.peer, tag, seq, arr):
-                return
-            await inbox.changed.wait(None)  # backpressure: this link is not read meanwhile
-            if not link.alive or self._closing:
+        members = self._members.get(session_id)
+        if members is not None and link.peer not in members:
+            raise WireError(f"{link.peer} sent to a session it is not a member of")
+        if inbox.put(link.peer, header.tag, header.seq, arr):
+            return True
+        link.parked_inbox = inbox
+        return False
+
+    def _on_parked(self, link: AioLink) -> None:
+        inbox = link.parked_inbox
+        if inbox is not None:
+            link.parked_task = self._spawn(self._unpark(link, inbox),
+                                           f"metis-aio-park-{link.peer[:10]}")
+
+    async def _unpark(self, link: AioLink, inbox: _Inbox) -> None:
+        """Wait (without reading the link) until the parked frame fits its session."""
+        receiver = link.receiver
+        while receiver is not None and link.alive and not self._closing:
+            await inbox.changed.wait(None)  # a take, a close or a failure wakes it
+            if receiver.retry():
                 return
 
     # ---- links
@@ -522,7 +537,7 @@ class AsyncTlsEndpoint:
                     last_error = str(exc)
                     log.debug("dial %s failed: %s", peer, exc)
                 else:
-                    self._install(link)
+                    await self._install(link)
                     continue
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, cfg.backoff_max)
@@ -557,9 +572,9 @@ class AsyncTlsEndpoint:
             with contextlib.suppress(Exception):
                 writer.transport.abort()
             return
-        self._install(link)
+        await self._install(link)
 
-    def _install(self, link: AioLink) -> None:
+    async def _install(self, link: AioLink) -> None:
         if self._closing:
             link.abort()
             return
@@ -567,41 +582,38 @@ class AsyncTlsEndpoint:
         self._links[link.peer] = link
         if old is not None and old.alive:
             self._spare.append(old)  # still read: frames may be in flight on it
-        link.task = self._spawn(self._read_loop(link), f"metis-aio-read-{link.peer[:10]}")
+        receiver = FrameReceiver(
+            self.config.limits(),
+            deliver=lambda header, arr: self._deliver(link, header, arr),
+            fail=lambda exc: self._link_error(link, exc),
+            parked=lambda: self._on_parked(link))
+        try:
+            await link.start_reading(receiver)
+        except Exception as exc:
+            self._link_error(link, exc)
+            return
         self._links_changed.wake()
         log.info("connected to %s (asyncio)", link.peer)
 
-    async def _read_loop(self, link: AioLink) -> None:
-        """Read ``link`` until it fails; route frames; never raises (but on cancel)."""
-        limits = self.config.limits()
-        decoder = HeadDecoder(limits)
+    def _link_error(self, link: AioLink, exc: BaseException) -> None:
+        """What a link's receiver reports when it stops: fail the link with a clear error."""
         peer = link.peer
-        try:
-            while True:
-                frame = await read_frame(link.reader, decoder, limits)
-                if frame is None:
-                    self._fail(link, NetworkError(f"connection to {peer} closed by the peer"))
-                    return
-                h = frame.header
-                if h.kind != KIND_PING:
-                    await self._deliver(link, h.session, h.tag, h.seq, frame.array)
-                if not link.alive:
-                    return
-        except asyncio.CancelledError:
-            raise
-        except FrameTruncated as exc:
-            self._fail(link, NetworkError(f"connection to {peer} closed by the peer ({exc})"))
-        except WireError as exc:
-            if link.alive:
-                log.warning("bad frame from %s, closing the connection: %s", peer, exc)
-            self._fail(link, WireError(f"frame from {peer} rejected ({exc}); "
-                                       "connection closed"))
-        except (ConnectionError, OSError, ssl.SSLError) as exc:
-            self._fail(link, NetworkError(f"connection to {peer} lost: {type(exc).__name__}"))
-        except Exception as exc:  # never let I/O on one link crash the node
-            log.exception("unexpected error reading from %s", peer)
-            self._fail(link, NetworkError(f"connection to {peer} failed: "
-                                          f"{type(exc).__name__}"))
+        err: BaseException
+        if not link.alive:
+            err = NetworkError(f"connection to {peer} was dropped by this node")
+        elif isinstance(exc, FrameTruncated):
+            err = NetworkError(f"connection to {peer} closed by the peer inside a frame")
+        elif isinstance(exc, WireError):
+            log.warning("bad frame from %s, closing the connection: %s", peer, exc)
+            err = WireError(f"frame from {peer} rejected ({exc}); connection closed")
+        elif isinstance(exc, NetworkError):
+            err = NetworkError(f"connection to {peer} closed by the peer")
+        elif isinstance(exc, (ConnectionError, OSError, ssl.SSLError)):
+            err = NetworkError(f"connection to {peer} lost: {type(exc).__name__}")
+        else:  # a bug: log it, keep the node up
+            log.error("unexpected error reading from %s: %r", peer, exc)
+            err = NetworkError(f"connection to {peer} failed: {type(exc).__name__}")
+        self._fail(link, err)
 
     def _fail(self, link: AioLink, err: BaseException) -> None:
         """Close ``link`` once and fail the sessions that need its peer."""
@@ -622,8 +634,9 @@ class AsyncTlsEndpoint:
                 ib.fail(err)
             else:
                 ib.fail(err, link.peer)
-        if link.task is not None and link.task is not asyncio.current_task():
-            link.task.cancel()  # e.g. parked on a full session
+        task = link.parked_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
         self._links_changed.wake()
 
     def _fail_peer_sessions(self, peer: NodeId, err: BaseException) -> None:
