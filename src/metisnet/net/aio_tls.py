@@ -72,34 +72,42 @@ _CLOSED_MEMORY: Final = 4096  # closed session ids remembered (late frames are d
 _LINK_POLL: Final = 0.5  # longest single wait for a connection before re-checking
 
 
+def _release(fut: asyncio.Future[bool]) -> None:
+    if not fut.done():
+        fut.set_result(False)
+
+
 class _Waiters:
     """Coroutines waiting for "something changed"; :meth:`wake` releases all of them."""
 
     def __init__(self) -> None:
-        self._futs: list[asyncio.Future[None]] = []
+        self._futs: list[asyncio.Future[bool]] = []
 
     async def wait(self, timeout: float | None) -> None:
         """Wait until the next :meth:`wake` or ``timeout`` seconds (None: no bound)."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
         self._futs.append(fut)
+        # a plain timer is cheaper than asyncio.timeout on this, the latency path
+        timer = None if timeout is None else loop.call_later(timeout, _release, fut)
         try:
-            if timeout is None:
-                await fut
-            else:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        await fut
+            woken = await fut
+        except BaseException:
+            woken = False
+            raise
         finally:
-            if not fut.done():
+            if timer is not None:
+                timer.cancel()
+            if not woken:  # timed out or cancelled: still listed
                 fut.cancel()
-            with contextlib.suppress(ValueError):
-                self._futs.remove(fut)
+                with contextlib.suppress(ValueError):
+                    self._futs.remove(fut)
 
     def wake(self) -> None:
         futs, self._futs = self._futs, []
         for f in futs:
             if not f.done():
-                f.set_result(None)
+                f.set_result(True)
 
 
 class _Inbox:
