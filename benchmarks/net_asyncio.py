@@ -9,7 +9,10 @@ run and on the same inputs, over:
   waiting thread, payloads of 64 KiB or more in AES-256-GCM bulk records keyed inside TLS);
 * for the round trip only, the threaded endpoint behind ``metisnet.net.aio.AsyncChannel``
   (each call in a worker thread): what event-loop code uses without the native transport;
-* a plain TCP socket on loopback carrying the same sizes (the peer, "raw socket").
+* a plain TCP socket on loopback carrying the same sizes (the peer, "raw socket");
+* ``..., bare asyncio ssl (floor)``: asyncio streams opened with ``ssl=`` (TLS 1.3, no
+  pinning, no framing, ``readexactly``) in the same run: what asyncio and TLS alone cost
+  here, so the gap between the asyncio rows and the floor is what metisnet adds.
 
 Rows (``ratio`` oriented so that higher is better):
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import statistics
 import struct
 import subprocess
@@ -83,6 +87,28 @@ def _tune(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, opt, 4 * MIB)
 
 
+async def _bare_send(w: asyncio.StreamWriter, arr: np.ndarray) -> None:
+    w.write(_LEN.pack(arr.nbytes))
+    w.write(memoryview(arr.reshape(-1).view(np.uint8)))
+    await w.drain()
+
+
+async def _bare_recv(r: asyncio.StreamReader) -> np.ndarray:
+    (n,) = _LEN.unpack(await r.readexactly(_LEN.size))
+    return np.frombuffer(await r.readexactly(n), dtype=np.uint8)
+
+
+def _bare_server_context(tls: Any) -> ssl.SSLContext:
+    """A plain TLS 1.3 server context from the node's certificate (no pinning, no framing)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "c.pem").write_bytes(tls.cert_pem())
+        (Path(tmp) / "k.pem").write_bytes(tls.key_pem(PASSWORD.encode()))
+        ctx.load_cert_chain(Path(tmp) / "c.pem", Path(tmp) / "k.pem", password=PASSWORD)
+    return ctx
+
+
 # --------------------------------------------------------------------------- child
 
 
@@ -95,9 +121,19 @@ async def child(argv: list[str]) -> None:
     tep = Endpoint(ident, trust, CONFIG).start()
     tep.set_address(parent_id, "127.0.0.1", int(thr_port))  # type: ignore[arg-type]
     listener = socket.create_server(("127.0.0.1", 0))
-    print(f"READY {aep.address[1]} {tep.address[1]} {listener.getsockname()[1]}", flush=True)
+    bare_conn: asyncio.Future[tuple[Any, Any]] = asyncio.get_running_loop().create_future()
+
+    async def on_bare(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        bare_conn.set_result((r, w))
+
+    bare_server = await asyncio.start_server(on_bare, "127.0.0.1", 0,
+                                             ssl=_bare_server_context(ident.tls))
+    bare_port = bare_server.sockets[0].getsockname()[1]
+    print(f"READY {aep.address[1]} {tep.address[1]} {listener.getsockname()[1]} {bare_port}",
+          flush=True)
     raw, _ = listener.accept()
     _tune(raw)
+    br, bw = await bare_conn
     members = [parent_id, ident.node_id]
     achan = aep.session(SESSION, members)  # type: ignore[arg-type]
     tchan = tep.session(SESSION, members)  # type: ignore[arg-type]
@@ -114,6 +150,9 @@ async def child(argv: list[str]) -> None:
         for _ in range(int(msgs)):
             _raw_recv(raw, rawbuf)
             _raw_send(raw, ack)
+        for _ in range(int(msgs)):
+            await _bare_recv(br)
+            await _bare_send(bw, ack)
         for _ in range(int(iters)):
             await achan.send(0, "pong", await achan.recv(0, "ping"))
         for tag in ("ping", "wping"):
@@ -121,7 +160,11 @@ async def child(argv: list[str]) -> None:
                 tchan.send(0, tag.replace("ping", "pong"), tchan.recv(0, tag))
         for _ in range(int(iters)):
             _raw_send(raw, _raw_recv(raw, small))
+        for _ in range(int(iters)):
+            await _bare_send(bw, await _bare_recv(br))
     await achan.close()
+    bw.close()
+    bare_server.close()
     tchan.close()
     raw.close()
     await aep.close()
@@ -178,14 +221,19 @@ async def _measure(aep: AsyncTlsEndpoint, tep: Endpoint, me: Any, peer: Any,
     tep.set_address(peer, "127.0.0.1", int(ready[2]))
     raw = socket.create_connection(("127.0.0.1", int(ready[3])))
     _tune(raw)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.minimum_version = ssl.TLSVersion.TLSv1_3
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE  # a floor measurement only: no authentication
+    br, bw_ = await asyncio.open_connection("127.0.0.1", int(ready[4]), ssl=client)
     achan = aep.session(SESSION, [me, peer])
     tchan = tep.session(SESSION, [me, peer])
     wchan = AsyncChannel(tchan)
     data = np.frombuffer(os.urandom(size), dtype=np.uint64).copy()
     small = np.ones(1, dtype=np.uint64)
     ackbuf = np.empty(1, dtype=np.uint64)
-    bw: dict[str, list[float]] = {"aio": [], "thr": [], "raw": []}
-    rtt: dict[str, list[float]] = {"aio": [], "thr": [], "wrap": [], "raw": []}
+    bw: dict[str, list[float]] = {"aio": [], "thr": [], "raw": [], "bare": []}
+    rtt: dict[str, list[float]] = {"aio": [], "thr": [], "wrap": [], "raw": [], "bare": []}
     for _ in range(reps):
         t0 = time.perf_counter()
         for _ in range(msgs):
@@ -202,6 +250,11 @@ async def _measure(aep: AsyncTlsEndpoint, tep: Endpoint, me: Any, peer: Any,
             _raw_send(raw, data)
             _raw_recv(raw, ackbuf)
         bw["raw"].append(size * msgs / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        for _ in range(msgs):
+            await _bare_send(bw_, data)
+            await _bare_recv(br)
+        bw["bare"].append(size * msgs / (time.perf_counter() - t0))
         samples = []
         for _ in range(iters):
             t0 = time.perf_counter()
@@ -230,7 +283,15 @@ async def _measure(aep: AsyncTlsEndpoint, tep: Endpoint, me: Any, peer: Any,
             _raw_recv(raw, ackbuf)
             samples.append(time.perf_counter() - t0)
         rtt["raw"].append(statistics.median(samples))
+        samples = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            await _bare_send(bw_, small)
+            await _bare_recv(br)
+            samples.append(time.perf_counter() - t0)
+        rtt["bare"].append(statistics.median(samples))
     await achan.close()
+    bw_.close()
     tchan.close()
     raw.close()
     await asyncio.to_thread(proc.wait, 60)
@@ -262,6 +323,13 @@ async def _measure(aep: AsyncTlsEndpoint, tep: Endpoint, me: Any, peer: Any,
         row("round trip, asyncio vs threaded", 8, "s", rtt["aio"],
             peer="metisnet threaded Endpoint", peer_values=rtt["thr"], bytes_per_party=8.0,
             rounds=1, peak_rss=rss, note=f"same run; {ping}"),
+        row("throughput, bare asyncio ssl (floor)", size, "bytes/s", bw["bare"],
+            peer="raw socket", peer_values=bw["raw"], bytes_per_party=fsize, peak_rss=rss,
+            note=f"not metisnet: asyncio streams with ssl=, readexactly, no pinning, no "
+                 f"framing; what asyncio + TLS alone cost here; {per}"),
+        row("round trip, bare asyncio ssl (floor)", 8, "s", rtt["bare"], peer="raw socket",
+            peer_values=rtt["raw"], bytes_per_party=8.0, rounds=1, peak_rss=rss,
+            note=f"not metisnet: asyncio streams with ssl=, no pinning, no framing; {ping}"),
     ]
 
 
