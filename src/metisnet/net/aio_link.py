@@ -176,46 +176,57 @@ class FrameReceiver(asyncio.BufferedProtocol):
         view = self._view
         while self._parked is None and not self._done:
             header = self._header
-            if header is not None:
-                plen = len(self._payload)
-                k = min(self._r1 - self._r0, plen - self._pgot)
-                if k:
-                    self._pview[self._pgot:self._pgot + k] = view[self._r0:self._r0 + k]
-                    self._r0 += k
-                    self._pgot += k
-                if self._pgot < plen:
+            if header is None:
+                r0 = self._r0
+                if self._need is None:
+                    if self._r1 - r0 < PREFIX_SIZE:
+                        return
+                    self._need = decode_prefix(view[r0:r0 + PREFIX_SIZE], self._limits)
+                    r0 = self._r0 = r0 + PREFIX_SIZE
+                hlen, plen = self._need
+                if self._r1 - r0 < hlen:
                     return
-                arr: NDArray[Any] = np.frombuffer(self._payload, dtype=header.dtype)
-                arr = arr.reshape(header.shape)
-                self._header = None
-                self._payload = bytearray()
+                header = self._decoder.decode(view[r0:r0 + hlen], plen)
+                if header.kind == KIND_BULK:
+                    raise WireError("a bulk frame on an asyncio link "
+                                    "(this transport has no bulk records)")
+                r0 += hlen
+                self._need = None
+                if self._r1 - r0 >= plen:  # the whole payload is here: one copy out
+                    self._r0 = r0 + plen
+                    if not self._hand_on(header, bytearray(view[r0:r0 + plen])):
+                        return
+                    continue
+                self._r0 = r0
+                self._header = header
+                self._payload = bytearray(plen)
                 self._pview = memoryview(self._payload)
-                self._pgot = 0
-                if not self._deliver(header, arr):
-                    self._parked = (header, arr)
-                    if self.transport is not None:
-                        self.transport.pause_reading()
-                    self._parked_cb()
-                    return
-                continue
-            if self._need is None:
-                if self._r1 - self._r0 < PREFIX_SIZE:
-                    return
-                self._need = decode_prefix(view[self._r0:self._r0 + PREFIX_SIZE],
-                                           self._limits)
-                self._r0 += PREFIX_SIZE
-            hlen, plen = self._need
-            if self._r1 - self._r0 < hlen:
+            plen = len(self._payload)
+            k = min(self._r1 - self._r0, plen - self._pgot)
+            if k:
+                self._pview[self._pgot:self._pgot + k] = view[self._r0:self._r0 + k]
+                self._r0 += k
+                self._pgot += k
+            if self._pgot < plen:
                 return
-            header = self._decoder.decode(view[self._r0:self._r0 + hlen], plen)
-            if header.kind == KIND_BULK:
-                raise WireError("a bulk frame on an asyncio link "
-                                "(this transport has no bulk records)")
-            self._r0 += hlen
-            self._need = None
-            self._header = header
-            self._payload = bytearray(plen)
+            payload = self._payload
+            self._header = None
+            self._payload = bytearray()
             self._pview = memoryview(self._payload)
+            self._pgot = 0
+            if not self._hand_on(header, payload):
+                return
+
+    def _hand_on(self, header: Header, payload: bytearray) -> bool:
+        """Deliver a complete frame; False if it was parked (reading is paused then)."""
+        arr: NDArray[Any] = np.frombuffer(payload, dtype=header.dtype).reshape(header.shape)
+        if self._deliver(header, arr):
+            return True
+        self._parked = (header, arr)
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self._parked_cb()
+        return False
 
     def retry(self) -> bool:
         """Deliver the parked frame if its session has room now; True once it is gone."""
@@ -340,6 +351,14 @@ class AioLink:
         timeout, a cancellation or an error leaves the stream out of sync, so the link is
         aborted then (the owner's reader notices and fails the sessions on it).
         """
+        n = arr.nbytes
+        if n <= _SMALL and not self._wlock.locked():
+            # the latency path: one synchronous write, nothing can come between its parts
+            if not self.alive:
+                raise NetworkError(f"connection to {self.peer} is closed")
+            self.writer.write(head + arr.tobytes() if n else head)
+            await self._drain(timeout)
+            return
         try:
             async with asyncio.timeout(timeout):
                 await self._wlock.acquire()
@@ -350,7 +369,6 @@ class AioLink:
             if not self.alive:
                 raise NetworkError(f"connection to {self.peer} is closed")
             w = self.writer
-            n = arr.nbytes
             complete = False
             try:
                 if n <= _SMALL:

@@ -254,7 +254,9 @@ class AsyncTlsChannel:
             raise _again(err)
         seq = self._seq.get((peer, tag), 0)
         head, arr = self._heads.encode(tag, np.asarray(array), seq=seq)
-        link = await self._ep._link_for(node, self._timeout, self._inbox)
+        link = self._ep._links.get(node)
+        if link is None or not link.alive:
+            link = await self._ep._link_for(node, self._timeout, self._inbox)
         await link.send(head, arr, self._ep.config.send_timeout)
         self._seq[(peer, tag)] = seq + 1
         self._rounds.on_send(arr.nbytes)
