@@ -20,7 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metisnet.errors import NetworkError, PeerRefused, PeerTimeout, WireError
-from metisnet.net.aio_link import HELLO_MAGIC, FrameReceiver, FrameTruncated, dial_link
+from metisnet.net.aio_link import (
+    HELLO_MAGIC,
+    FrameReceiver,
+    FrameTruncated,
+    _RecvPool,
+    dial_link,
+)
 from metisnet.net.aio_tls import AsyncTlsEndpoint, EndpointConfig
 from metisnet.net.identity import NodeIdentity, new_node_identity
 from metisnet.net.tls import TlsContexts
@@ -209,6 +215,25 @@ def test_frames_fed_in_random_fragments_decode_exactly(specs, cuts, full_every,
         assert frame.header.tag == tag and frame.header.seq == k
         assert frame.header.session == b"sess"
         assert np.array_equal(frame.array, arr) and frame.array.dtype == arr.dtype
+
+
+def test_large_payloads_keep_their_memory_while_held_and_reuse_it_after() -> None:
+    big = [np.full(1 << 18, k, dtype=np.uint64) for k in range(4)]  # 2 MiB each: pooled
+    stream = b"".join(encode_frame(b"s", "big", a, seq=k) for k, a in enumerate(big))
+    frames = _parse_pieces(_cut(stream, [5000, 1 << 20, 3 << 20, 5 << 20]))
+    assert [int(f.array[0]) for f in frames] == [0, 1, 2, 3]  # all held: none overwritten
+    assert all(np.array_equal(f.array, a) for f, a in zip(frames, big, strict=True))
+    addrs = {f.array.__array_interface__["data"][0] for f in frames}
+    assert len(addrs) == 4
+    pool = _RecvPool()
+    h = frames[0].header
+    first = pool.array(h)
+    view = first[5:9]  # a view keeps the buffer in use
+    addr = first.__array_interface__["data"][0]
+    del first
+    assert pool.array(h).__array_interface__["data"][0] != addr
+    del view
+    assert pool.array(h).__array_interface__["data"][0] == addr  # free again: reused
 
 
 GOOD = encode_frame(b"s", "t", np.arange(6, dtype=np.uint32), seq=3)

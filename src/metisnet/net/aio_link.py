@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import ssl
 import struct
+import sys
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -83,6 +84,47 @@ class FrameTruncated(WireError):
     """The stream ended inside a frame (the peer hung up or the stream was cut)."""
 
 
+class _RecvPool:
+    """Up to two reusable receive buffers (1..64 MiB) per link, for large payloads.
+
+    Writing a fresh multi-MiB array costs a page fault per page, a good part of a copy.
+    A pooled ``bytearray`` is lent out as the array's memory and taken back once its
+    reference count is down to what it was when only the pool held it: any array, view
+    or memoryview over it holds a reference, so a buffer still in use is never reused.
+    """
+
+    SLOTS: Final = 2
+    MIN: Final = 1 << 20
+    MAX: Final = 64 << 20
+
+    def __init__(self) -> None:
+        self._bufs: list[bytearray] = []
+        self._free_refs: list[int] = []
+
+    def array(self, header: Header) -> NDArray[Any]:
+        """A writable C-contiguous array for ``header``'s payload (pooled if large)."""
+        n = header.nbytes
+        if self.MIN <= n <= self.MAX:
+            spare = -1
+            bufs = self._bufs
+            for i in range(len(bufs)):  # no local name may hold a buffer while counting
+                if sys.getrefcount(bufs[i]) == self._free_refs[i]:
+                    if len(bufs[i]) == n:
+                        return np.frombuffer(bufs[i], dtype=header.dtype).reshape(
+                            header.shape)
+                    spare = i
+            if spare >= 0 or len(self._bufs) < self.SLOTS:
+                if spare < 0:
+                    self._bufs.append(bytearray(0))
+                    self._free_refs.append(0)
+                    spare = len(self._bufs) - 1
+                self._bufs[spare] = bytearray(n)
+                self._free_refs[spare] = sys.getrefcount(self._bufs[spare])
+                return np.frombuffer(self._bufs[spare], dtype=header.dtype).reshape(
+                    header.shape)
+        return np.empty(header.shape, dtype=header.dtype)
+
+
 class FrameReceiver(asyncio.BufferedProtocol):
     """The receiving side of a link once it is set up: TLS decrypts straight into it.
 
@@ -121,8 +163,9 @@ class FrameReceiver(asyncio.BufferedProtocol):
         self._r0 = self._r1 = 0  # unparsed bytes: scratch[r0:r1]
         self._need: tuple[int, int] | None = None  # (header len, payload len) of the prefix
         self._header: Header | None = None  # once decoded, while its payload arrives
-        self._payload = bytearray()
-        self._pview = memoryview(self._payload)
+        self._pool = _RecvPool()
+        self._target: NDArray[Any] | None = None  # the array the payload arrives in
+        self._pview = memoryview(b"")  # its bytes (writable, unless empty)
         self._pgot = 0
         self._direct = False  # the last get_buffer handed out the payload itself
         self._parked: tuple[Header, NDArray[Any]] | None = None
@@ -134,7 +177,7 @@ class FrameReceiver(asyncio.BufferedProtocol):
     # ---- reading
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if self._header is not None and len(self._payload) - self._pgot >= self.DIRECT:
+        if self._header is not None and len(self._pview) - self._pgot >= self.DIRECT:
             self._direct = True
             return self._pview[self._pgot:]
         self._direct = False
@@ -194,14 +237,15 @@ class FrameReceiver(asyncio.BufferedProtocol):
                 self._need = None
                 if self._r1 - r0 >= plen:  # the whole payload is here: one copy out
                     self._r0 = r0 + plen
-                    if not self._hand_on(header, bytearray(view[r0:r0 + plen])):
+                    whole = np.frombuffer(bytearray(view[r0:r0 + plen]), dtype=header.dtype)
+                    if not self._hand_on(header, whole.reshape(header.shape)):
                         return
                     continue
                 self._r0 = r0
                 self._header = header
-                self._payload = bytearray(plen)
-                self._pview = memoryview(self._payload)
-            plen = len(self._payload)
+                self._target = self._pool.array(header)
+                self._pview = self._target.reshape(-1).view(np.uint8).data
+            plen = len(self._pview)
             k = min(self._r1 - self._r0, plen - self._pgot)
             if k:
                 self._pview[self._pgot:self._pgot + k] = view[self._r0:self._r0 + k]
@@ -209,17 +253,15 @@ class FrameReceiver(asyncio.BufferedProtocol):
                 self._pgot += k
             if self._pgot < plen:
                 return
-            payload = self._payload
+            target, self._target = self._target, None
             self._header = None
-            self._payload = bytearray()
-            self._pview = memoryview(self._payload)
+            self._pview = memoryview(b"")
             self._pgot = 0
-            if not self._hand_on(header, payload):
+            if target is None or not self._hand_on(header, target):
                 return
 
-    def _hand_on(self, header: Header, payload: bytearray) -> bool:
+    def _hand_on(self, header: Header, arr: NDArray[Any]) -> bool:
         """Deliver a complete frame; False if it was parked (reading is paused then)."""
-        arr: NDArray[Any] = np.frombuffer(payload, dtype=header.dtype).reshape(header.shape)
         if self._deliver(header, arr):
             return True
         self._parked = (header, arr)
