@@ -10,8 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import struct
+import sys
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,9 +32,9 @@ from metisnet.net.aio_link import (
     dial_link,
 )
 from metisnet.net.aio_tls import AsyncTlsEndpoint, EndpointConfig
-from metisnet.net.identity import NodeIdentity, new_node_identity
+from metisnet.net.identity import NodeIdentity, create_node_files, new_node_identity
 from metisnet.net.tls import TlsContexts
-from metisnet.net.trust import MemoryTrustStore
+from metisnet.net.trust import FileTrustStore, MemoryTrustStore
 from metisnet.net.wire import PREFIX_SIZE, VERSION, Frame, WireLimits, encode_frame
 
 SID = b"session-1"
@@ -525,3 +529,52 @@ def test_revalidate_drops_a_peer_that_lost_its_pin(identities) -> None:
 
     run(main())
 
+
+
+# --------------------------------------------------------------------------- two processes
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["killed", "frozen"])
+def test_a_peer_process_that_dies_or_freezes_fails_the_session(tmp_path, how) -> None:
+    """Real TLS to a child process; SIGKILL fails the session at once, SIGSTOP times it out."""
+    me = create_node_files(tmp_path / "me.keystore", "pw", scrypt_n=1024)
+    peer = create_node_files(tmp_path / "peer.keystore", "pw", scrypt_n=1024)
+    trust_path = tmp_path / "trust.json"
+    FileTrustStore.write(trust_path, {me.node_id: (me.cert_hash, None),
+                                      peer.node_id: (peer.cert_hash, None)})
+
+    async def main() -> None:
+        ep = await AsyncTlsEndpoint(me, FileTrustStore(trust_path),
+                                    EndpointConfig(timeout=20)).start()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).with_name("aio_peer_node.py")),
+            str(tmp_path / "peer.keystore"), str(trust_path), me.node_id,
+            str(ep.address[1]), "3", stdout=asyncio.subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            line = (await proc.stdout.readline()).split()
+            assert line and line[0] == b"PORT", line
+            ep.set_address(peer.node_id, "127.0.0.1", int(line[1]))
+            chan = ep.session(b"proc", [me.node_id, peer.node_id])
+            for i in range(3):
+                await chan.send(1, f"in{i}", np.full(4, i, dtype=np.int64))
+                assert np.array_equal(await chan.recv(1, f"out{i}"), np.full(4, i + 1))
+            if how == "killed":
+                proc.kill()
+                with pytest.raises(NetworkError) as info:
+                    await chan.recv(1, "never", timeout=15)
+                assert not isinstance(info.value, PeerTimeout)  # failed, not timed out
+            else:
+                os.kill(proc.pid, signal.SIGSTOP)
+                with pytest.raises(PeerTimeout):
+                    await chan.recv(1, "never", timeout=0.5)
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGCONT)
+                    proc.kill()
+            await proc.wait()
+            await ep.close()
+
+    run(main())
