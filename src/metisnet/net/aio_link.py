@@ -17,11 +17,15 @@ asyncio streams (``asyncio.open_connection`` / ``asyncio.start_server`` and
 3. Both sides re-check the TLS peer certificate against the pin and exchange an accept
    message inside TLS, so a refusal by either side is known to both at once.
 
-After set-up, every frame (:mod:`metisnet.net.wire`: 12-byte prefix, msgpack header, raw
-array bytes) travels inside TLS; there is no bulk record layer here. A frame is validated
-prefix first (caps), header second (every field), before its payload is read; the payload
-is read into a fresh ``bytearray`` that the returned array wraps with ``np.frombuffer``
-(writable, no copy after receipt).
+After set-up, :meth:`AioLink.start_reading` hands the TLS transport over from the stream
+to a :class:`FrameReceiver` (an ``asyncio.BufferedProtocol``), with whatever the stream had
+buffered: ``ssl`` then decrypts straight into the receiver's buffers, and the rest of a
+large payload straight into the numpy array handed to the session (``np.frombuffer`` over
+a ``bytearray``: writable, never copied after receipt; arrays of 1..64 MiB reuse one of two
+pooled buffers once nothing refers to it). Every frame (:mod:`metisnet.net.wire`: 12-byte
+prefix, msgpack header, raw array bytes) travels inside TLS: there is no bulk record layer
+here. A frame is validated prefix first (caps), header second (every field), before its
+payload is read. Writes go through the stream writer, serialized per link.
 
 Interoperability with the threaded :class:`metisnet.net.endpoint.Endpoint` is **not**
 provided: the hello magic differs (``MNAIO001`` here, ``MNHELLO2`` there), so each refuses
@@ -70,11 +74,11 @@ _HELLO = struct.Struct(">8sH")
 _MAX_CERT: Final = 4096
 _GO: Final = b"\x01"
 _ACCEPT: Final = b"MNAIOOK1"
-#: StreamReader limit: it stops reading its socket once twice this much is buffered.
+#: StreamReader limit during set-up (the stream stops reading past twice this much).
 STREAM_LIMIT: Final = 1 << 20
-#: Largest piece of a payload written (and drained) at once, and read at once.
+#: Largest piece of a large payload written (then drained) at once.
 _CHUNK: Final = 1 << 20
-#: Payloads up to this size go out with their header in one write (one TLS record or few).
+#: Payloads up to this size go out with their header in one synchronous write.
 _SMALL: Final = 64 << 10
 #: Outgoing buffer above which a writer waits for the transport to drain.
 _WRITE_HIGH: Final = 4 << 20
@@ -132,9 +136,9 @@ class FrameReceiver(asyncio.BufferedProtocol):
     for set-up (:meth:`AioLink.start_reading`). Prefixes and headers are read into a
     scratch buffer and validated there (prefix first, against the caps, then every header
     field) before any of the payload is read; a payload is copied out of the scratch buffer
-    as far as it arrived with its header, and the rest of a large one is decrypted by
-    ``ssl`` directly into the ``bytearray`` that the delivered array wraps
-    (``np.frombuffer``: writable, no copy after receipt).
+    as far as it arrived with its header, and the rest of one of 64 KiB or more is
+    decrypted by ``ssl`` directly into the memory of the array that is delivered
+    (writable, C-contiguous, never copied after receipt).
 
     ``deliver(header, array)`` hands a frame on and returns False when its session is full;
     the frame is then parked and the transport paused (TLS and the kernel buffers fill up,

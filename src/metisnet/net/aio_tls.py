@@ -14,22 +14,26 @@ threaded endpoint, and the same behaviour:
   (session, sender, tag) keeps each stream in order.
 * An unpinned or unregistered peer is refused from its cleartext hello, before TLS and
   before any payload is read (:func:`metisnet.net.aio_link.accept_link`).
-* Sessions are multiplexed by session id. One reader task per link decodes frames and
-  puts them in the session inboxes. An inbox holds at most ``session_buffer`` bytes (the
-  next frame a reader waits for is always admitted); a frame that does not fit makes the
-  link's reader task wait, so the link is not read any further, the stream's and TLS's
-  buffers fill, the socket stops being read and TCP flow control holds the sender back; a
+* Sessions are multiplexed by session id. Each link's receiver (a protocol on the TLS
+  transport, :class:`metisnet.net.aio_link.FrameReceiver`) decodes frames as ``ssl``
+  hands over the bytes and puts them in the session inboxes. An inbox holds at most
+  ``session_buffer`` bytes (the next frame a reader waits for is always admitted); a frame
+  that does not fit is parked and the link's transport paused, so TLS's and the kernel's
+  buffers fill and TCP flow control holds the sender back until the session is read; a
   send that makes no progress for ``send_timeout`` fails with :class:`PeerTimeout`.
 * Timeouts on every wait: ``recv`` (the session timeout unless given), waiting for a
   connection, each drain of a send, each set-up (``connect_timeout``).
 * Failures stay local: a bad frame closes that link with a logged reason and fails the
   sessions using that peer with :class:`WireError`; a lost link fails them with
   :class:`NetworkError` for that peer (what arrived before is still delivered); later
-  sessions re-dial. Nothing raised on a link's reader task escapes it.
+  sessions re-dial. Nothing raised while reading a link escapes into the event loop.
 
 Not interoperable with the threaded endpoint: the two refuse each other's hello (see
 :mod:`metisnet.net.aio_link`), and large payloads travel inside TLS here rather than in
-the threaded link's bulk records. One event loop owns an endpoint: call it from that loop.
+the threaded link's bulk records. One event loop owns an endpoint: call it from that loop
+only (nothing here is thread-safe). The MPC engine, which calls its channel synchronously
+from numpy code, stays on the threaded endpoint (``benchmarks/net_asyncio.py`` measures
+both side by side).
 """
 
 from __future__ import annotations
