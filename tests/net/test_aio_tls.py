@@ -105,6 +105,20 @@ def test_round_trip_of_several_dtypes_and_shapes(identities) -> None:
     run(main())
 
 
+def test_the_channel_has_the_shape_of_the_async_channel_wrapper() -> None:
+    import inspect
+
+    from metisnet.net.aio import AsyncChannel
+    from metisnet.net.aio_tls import AsyncTlsChannel
+
+    for name in ("send", "recv", "close"):
+        assert inspect.iscoroutinefunction(getattr(AsyncTlsChannel, name))
+        assert (inspect.signature(getattr(AsyncTlsChannel, name)).parameters.keys()
+                == inspect.signature(getattr(AsyncChannel, name)).parameters.keys())
+    for name in ("party", "parties", "stats"):
+        assert isinstance(getattr(AsyncTlsChannel, name), property)
+
+
 def test_two_sessions_are_multiplexed_on_one_connection(identities) -> None:
     async def main() -> None:
         async with endpoints(identities) as (eps, _):
