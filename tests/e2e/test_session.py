@@ -76,6 +76,20 @@ def test_programs_match_plaintext_within_bound(program: str, security: str) -> N
     assert abs(got[0] - want[0]) <= prog.error_bound(union, 16) + 1e-9
 
 
+@pytest.mark.parametrize("program", ["mean", "variance"])
+def test_moments_of_many_large_values_stay_within_bound(program: str) -> None:
+    """5 x 10^4 values up to 2000 in magnitude: a plain fixed-point square per row fails
+    (an error of 2^32) with probability x^2 2^-32, about 15 rows here; the programs never
+    truncate a value that large, so the answer stays within the stated bound."""
+    gen = np.random.default_rng(11)
+    datasets = [gen.uniform(-2000, 2000, size=n) for n in (20_000, 20_000, 10_000)]
+    got, errors = _run(program, datasets, "semi-honest")
+    assert not errors, errors
+    union = np.concatenate(datasets)
+    prog = get_program(program)
+    assert abs(got[0] - prog.plain(union)[0]) <= prog.error_bound(union, 16) + 1e-9
+
+
 class _FlipOutput:
     """Committee member that flips a bit of the output share it sends to the receiver."""
 

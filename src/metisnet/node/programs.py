@@ -13,8 +13,8 @@ program    output                                 error bound (f fractional bits
 =========  =====================================  =====================================
 count      [N]                                    exact
 sum        [sum x]                                N * 2^-(f+1) (encoding of each value)
-mean       [sum x / N]                            3 * 2^-f + |mean| * 2^-24
-variance   [sum x^2 / N - mean^2]                 (6 max|x| + 8) 2^-f + 2 E[x^2] 2^-24
+mean       [sum x / N]                            4 * 2^-f
+variance   [sum x^2 / N - mean^2]                 (8 max|x| + 8) 2^-f
 =========  =====================================  =====================================
 
 ``sql`` (:mod:`metisnet.node.sql_task`): its ``params`` carry a query, the tables and their
@@ -22,10 +22,13 @@ public schema; each data node deals whole tables (one flattened input per datase
 program cuts them back into tables and runs the query's compiled plan; its output is the
 released table (a present flag and the query's aggregates per group).
 
-Rounds per party (semi-honest): count, sum 0; mean 2; variance 6 (square and truncate,
-divide both moments by the public N, square the mean). Valid while the mean and the mean
-of squares stay below 2^23 in magnitude. In malicious mode the integrity check before the
-output adds its own rounds (see :mod:`metisnet.mpc.malicious`).
+Rounds per party (semi-honest): count, sum 0; mean 3 (a division by the public N,
+:func:`~metisnet.algorithms.stats.div_public`); variance 12 (the sum of squares and the
+square of the mean by :func:`~metisnet.algorithms.stats.cross_products`, which never
+truncates a large value, so a truncation fails with probability about
+``N max|x| 2^(3f/2 - 64)`` per task rather than ``x^2 2^(2f-64)`` per row). In malicious mode
+the integrity check before the output adds its own rounds (see
+:mod:`metisnet.mpc.malicious`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from metisnet.algorithms.stats import cross_products, div_public
 from metisnet.errors import ValidationError
 from metisnet.mpc import arith
 from metisnet.mpc.context import MpcContext
@@ -76,43 +80,32 @@ def _sum(ctx: MpcContext, columns: Sequence[SharedArray], counts: Sequence[Share
     return _total(columns)
 
 
-#: Fractional bits of the public factor 2^t / N in :func:`_divide_public`.
-_K_BITS = 24
-
-
-def _divide_public(ctx: MpcContext, total: SharedArray, n: int) -> SharedArray:
-    """``total / n`` for a public count ``n``, accurate even for millions of rows.
-
-    Encoding ``1/n`` at f bits would lose most of its digits (1/10^6 is 16 units at
-    f = 16). Instead, with ``t = ceil(log2 n)``: truncate ``total`` by ``t`` bits (read it
-    as carrying ``f + t`` fractional bits), multiply locally by the integer
-    ``k = round(2^(K + t) / n)`` (so ``2^t / n`` in (1/2, 1] carries K = 24 bits), and
-    truncate by K. Cost: 2 rounds (two truncations). Error: below
-    ``2 * 2^-f + |total / n| * 2^-K``; valid while ``|total / n| < 2^(63 - f - K) = 2^23``.
-    """
-    if n <= 0:
-        raise ValidationError("cannot divide by an empty input")
-    t = max(1, (n - 1).bit_length())
-    f = total.frac_bits
-    shifted = arith.trunc(ctx, total.like(total.a, total.b, frac_bits=f + t), t)
-    k = round(2.0 ** (_K_BITS + t) / n)
-    scaled = shifted * k
-    return arith.trunc(ctx, scaled.like(scaled.a, scaled.b, frac_bits=f + _K_BITS), _K_BITS)
-
-
 def _mean(ctx: MpcContext, columns: Sequence[SharedArray], counts: Sequence[SharedArray],
           n: int) -> SharedArray:
-    return _divide_public(ctx, _total(columns), n)
+    if n <= 0:
+        raise ValidationError("cannot divide by an empty input")
+    return div_public(ctx, _total(columns), n)
 
 
 def _variance(ctx: MpcContext, columns: Sequence[SharedArray], counts: Sequence[SharedArray],
               n: int) -> SharedArray:
+    """``E[x^2] - mean^2`` with no truncation of a large value.
+
+    Squaring each value at 2f fractional bits and truncating it (a plain fixed-point
+    product) fails with probability ``x^2 2^(2f-64)`` per value, about 2^-19 for
+    ``|x| = 100``: a few wrong values in every 10^6 rows. The sum of squares and the
+    square of the mean use :func:`~metisnet.algorithms.stats.cross_products` (a hi/lo
+    split, only small values truncated) and both moments
+    :func:`~metisnet.algorithms.stats.div_public`.
+    """
+    if n <= 0:
+        raise ValidationError("cannot divide by an empty input")
     every = arith.concat(list(columns)) if len(columns) > 1 else columns[0]
-    squares = arith.mul(ctx, every, every)  # truncated per element: sum fits the ring
-    pair = arith.concat([_total([every]), _total([squares])])
-    scaled = _divide_public(ctx, pair, n)  # [mean, E[x^2]] together
-    mean, second = scaled[0:1], scaled[1:2]
-    return second - arith.mul(ctx, mean, mean)
+    col = every.reshape((every.shape[0], 1))
+    sumsq = cross_products(ctx, col, col, columnwise=True).reshape((1,))
+    moments = div_public(ctx, arith.concat([_total([every]), sumsq]), n)  # [mean, E[x^2]]
+    mean = moments[0:1].reshape((1, 1))
+    return moments[1:2] - cross_products(ctx, mean, mean, columnwise=True).reshape((1,))
 
 
 def _err_sum(x: NDArray[np.float64], f: int) -> float:
@@ -120,14 +113,13 @@ def _err_sum(x: NDArray[np.float64], f: int) -> float:
 
 
 def _err_mean(x: NDArray[np.float64], f: int) -> float:
-    mean = abs(float(x.mean())) if x.size else 0.0
-    return 3.0 * 2.0**-f + mean * 2.0**-_K_BITS
+    return 4.0 * 2.0**-f  # encoding (half an ulp) and div_public (below 3 ulps)
 
 
 def _err_variance(x: NDArray[np.float64], f: int) -> float:
+    # E[x^2]: encoding max|x| u + division 3u; mean^2: 2 |mean| 3.5u + product 2u
     m = float(np.max(np.abs(x))) if x.size else 0.0
-    second = float(np.mean(x * x)) if x.size else 0.0
-    return (6.0 * m + 8.0) * 2.0**-f + 2.0 * second * 2.0**-_K_BITS
+    return (8.0 * m + 8.0) * 2.0**-f
 
 
 PROGRAMS: dict[str, Program] = {
