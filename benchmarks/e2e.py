@@ -15,7 +15,7 @@ The ratio (peer / metisnet) is therefore tiny; it says what privacy and consensu
 
 Then, per repetition, one ``variance`` task in semi-honest mode and one in malicious mode
 (the default: security with abort) over the same data: the task-level cost of malicious
-security, beside DuckDB's ``var_samp``.
+security, beside DuckDB's ``var_pop``.
 
 If the devnet cannot start (no anvil binary), the same flow runs on the embedded
 single-process network (``LocalNetwork``) and the note says so.
@@ -112,7 +112,7 @@ def main() -> None:
                 raise SystemExit("the peer computed a different mean")
             peer_times.append(dt)
         # the security modes side by side: a variance (one secure product per value)
-        want_var = float(np.concatenate(columns).var(ddof=1))
+        want_var = float(np.concatenate(columns).var())  # the program: population variance
         for _ in range(args.reps):
             for mode in ("semi-honest", "malicious"):
                 inputs = [(d, ["age"]) for d in net.dataset_ids]
@@ -126,7 +126,7 @@ def main() -> None:
                 if abs(float(res.values[0]) - want_var) > 1e-2 * max(1.0, abs(want_var)):
                     raise SystemExit(f"wrong variance {res.values[0]} (plaintext {want_var})")
                 var_results[mode].append(res)
-            dt, got = _peer(columns, "var_samp")
+            dt, got = _peer(columns, "var_pop")
             if abs(got - want_var) > 1e-6 * max(1.0, abs(want_var)):
                 raise SystemExit("the peer computed a different variance")
             var_peer.append(dt)
@@ -156,7 +156,7 @@ def main() -> None:
                  f"total, {comp['malicious'] / max(comp['semi-honest'], 1e-9):.2f}x its "
                  "computing stage" if mode == "malicious" else "")
         out.append(row(f"joint variance ({mode})", 3 * rows, "s",
-                       [r.timings["total"] for r in rs], peer=peer.replace("avg", "var_samp"),
+                       [r.timings["total"] for r in rs], peer=peer.replace("avg", "var_pop"),
                        peer_values=var_peer, peak_rss=peak,
                        note=f"{where}; {mode} mode, alternating with the other mode in the "
                        f"same run; median computing stage {comp[mode]:.3f} s{extra}"))
