@@ -12,12 +12,21 @@ Rows:
 * ``throughput``: one-way arrays of 64 MiB (``--quick``: 16 MiB), each acknowledged by the
   receiver; bytes/s, ratio = tls / raw (target: at least 0.5).
 * ``round trip``: a one-element uint64 array sent and echoed back; seconds per round trip,
-  ratio = raw / tls (target: at least 1/3).
+  ratio = raw / tls (target: at least 1/3). The three round-trip kinds (metisnet, raw, bare
+  ssl) run in short alternating blocks (``--block`` ping-pongs each, the order rotating
+  from block to block), so a load spike hits all of them alike: each block's value is the
+  median of its ping-pongs, each adjacent (metisnet, raw) block pair gives one ratio, a
+  repetition's ratio is the median of its pairs, and the row's ``ratio`` is the median of
+  the repetitions' ratios (their min and max are in the note).
 * ``..., bare ssl (floor)``: the same two measurements over Python's plain ``ssl.SSLSocket``
   (TLS 1.3, no pinning, no framing) in the same run: what TLS alone costs on this machine,
   so the gap between metisnet and the floor is what the network layer itself adds.
 
-Run: ``python benchmarks/net.py [--quick] [--json FILE] [--reps N]``.
+``--load K`` runs K CPU-burning child processes (busy loops, killed at the end) during the
+measurement, so that contention for the cores is reproducible; the notes give K and the
+load average (``os.getloadavg``) at the start and end of the measurement.
+
+Run: ``python benchmarks/net.py [--quick] [--json FILE] [--reps N] [--load K] [--block N]``.
 """
 
 from __future__ import annotations
@@ -46,6 +55,13 @@ MIB = 1 << 20
 PASSWORD = "bench-only-password"  # noqa: S105 - throwaway keys in a temporary directory
 SESSION = b"bench-net"
 _LEN = struct.Struct(">Q")
+_KINDS = ("tls", "raw", "bare")  # the round-trip kinds, run in alternating blocks
+
+
+def _order(block: int) -> tuple[str, ...]:
+    """The order of the round-trip kinds in block ``block`` (rotates, so none is always first)."""
+    k = block % len(_KINDS)
+    return _KINDS[k:] + _KINDS[:k]
 
 
 def _recv_exact_into(sock: socket.socket, view: memoryview) -> None:
@@ -81,7 +97,7 @@ def _tune(sock: socket.socket) -> None:
 
 
 def child(argv: list[str]) -> None:
-    keystore, trust_path, parent_id, parent_port, reps, size, msgs, iters = argv
+    keystore, trust_path, parent_id, parent_port, reps, size, msgs, blocks, block = argv
     ident = load_node_identity(keystore, PASSWORD)
     trust = FileTrustStore(trust_path)
     ep = Endpoint(ident, trust, EndpointConfig(timeout=120.0)).start()
@@ -104,12 +120,16 @@ def child(argv: list[str]) -> None:
             for _ in range(int(msgs)):
                 _raw_recv(sock, rawbuf)
                 _raw_send(sock, ack)
-        for _ in range(int(iters)):
-            chan.send(0, "pong", chan.recv(0, "ping"))
         small = np.empty(1, dtype=np.uint64)
-        for sock in (raw, bare):
-            for _ in range(int(iters)):
-                _raw_send(sock, _raw_recv(sock, small))
+        for b in range(int(blocks)):
+            for kind in _order(b):
+                if kind == "tls":
+                    for _ in range(int(block)):
+                        chan.send(0, "pong", chan.recv(0, "ping"))
+                else:
+                    sock = raw if kind == "raw" else bare
+                    for _ in range(int(block)):
+                        _raw_send(sock, _raw_recv(sock, small))
     chan.close()
     raw.close()
     bare.close()
@@ -130,13 +150,48 @@ def _bare_server_context(tls: Any) -> ssl.SSLContext:
 # --------------------------------------------------------------------------- parent
 
 
+def _start_load(k: int) -> list[subprocess.Popen[bytes]]:
+    """``k`` child processes that each keep one core busy (plain Python busy loops)."""
+    code = "while True:\n    pass\n"
+    return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(k)]
+
+
+def _stop_load(procs: list[subprocess.Popen[bytes]]) -> None:
+    for q in procs:
+        q.kill()
+    for q in procs:
+        q.wait(timeout=10)
+
+
+def _loadavg() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f}/{five:.2f}"
+
+
 def main() -> None:
     p = parser(__doc__ or "")
+    p.add_argument("--load", type=int, default=0, metavar="K",
+                   help="run K CPU-burning processes during the measurement")
+    p.add_argument("--block", type=int, default=50, metavar="N",
+                   help="ping-pongs per block of one round-trip kind")
     args = p.parse_args()
+    if args.load < 0 or args.block < 1:
+        p.error("--load must be >= 0 and --block >= 1")
     size = (16 if args.quick else 64) * MIB
     msgs = 2 if args.quick else 4
-    iters = 300 if args.quick else 2000
+    iters = 1000 if args.quick else 4000  # ping-pongs per kind and repetition
+    blocks = max(1, iters // args.block)
     reps = max(3, args.reps)
+    burners = _start_load(args.load)
+    try:
+        rows = _run(size, msgs, blocks, args.block, reps, args.load)
+    finally:
+        _stop_load(burners)
+    emit(rows, args.json)
+
+
+def _run(size: int, msgs: int, blocks: int, block: int, reps: int,
+         load: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="metis-bench-net-") as tmp:
         a = create_node_files(Path(tmp) / "a.keystore", PASSWORD, scrypt_n=1024)
         b = create_node_files(Path(tmp) / "b.keystore", PASSWORD, scrypt_n=1024)
@@ -149,18 +204,23 @@ def main() -> None:
         proc = subprocess.Popen(
             [sys.executable, __file__, "--child", str(Path(tmp) / "b.keystore"),
              str(trust_path), a.node_id, str(ep.address[1]), str(reps), str(size), str(msgs),
-             str(iters)],
+             str(blocks), str(block)],
             stdout=subprocess.PIPE, text=True, env=env)
         try:
-            rows = _measure(ep, a.node_id, b.node_id, proc, size, msgs, iters, reps)
+            load_before = _loadavg()
+            rows = _measure(ep, a.node_id, b.node_id, proc, size, msgs, blocks, block, reps)
+            load_note = (f"; load: {load} busy-loop processes, load average (1/5 min) "
+                         f"{load_before} before, {_loadavg()} after, {os.cpu_count()} cores")
+            for r in rows:
+                r["note"] += load_note
         finally:
             ep.close()
             proc.wait(timeout=60)
-    emit(rows, args.json)
+    return rows
 
 
 def _measure(ep: Endpoint, me: Any, peer: Any, proc: subprocess.Popen[str], size: int,
-             msgs: int, iters: int, reps: int) -> list[dict[str, Any]]:
+             msgs: int, blocks: int, block: int, reps: int) -> list[dict[str, Any]]:
     if proc.stdout is None:
         raise RuntimeError("child has no stdout")
     ready = proc.stdout.readline().split()
@@ -183,10 +243,10 @@ def _measure(ep: Endpoint, me: Any, peer: Any, proc: subprocess.Popen[str], size
     ackbuf = np.empty(1, dtype=np.uint64)
     tls_bw: list[float] = []
     raw_bw: list[float] = []
-    tls_rtt: list[float] = []
-    raw_rtt: list[float] = []
     bare_bw: list[float] = []
-    bare_rtt: list[float] = []
+    rtt: dict[str, list[float]] = {k: [] for k in _KINDS}  # per repetition
+    tls_ratio: list[float] = []  # per repetition: median over blocks of raw / tls
+    bare_ratio: list[float] = []  # ... of raw / bare
     for _ in range(reps):
         t0 = time.perf_counter()
         for _ in range(msgs):
@@ -199,21 +259,18 @@ def _measure(ep: Endpoint, me: Any, peer: Any, proc: subprocess.Popen[str], size
                 _raw_send(sock, data)
                 _raw_recv(sock, ackbuf)
             out.append(size * msgs / (time.perf_counter() - t0))
-        samples = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            chan.send(1, "ping", small)
-            chan.recv(1, "pong")
-            samples.append(time.perf_counter() - t0)
-        tls_rtt.append(statistics.median(samples))
-        for sock, out in ((raw, raw_rtt), (bare, bare_rtt)):
-            samples = []
-            for _ in range(iters):
-                t0 = time.perf_counter()
-                _raw_send(sock, small)
-                _raw_recv(sock, ackbuf)
-                samples.append(time.perf_counter() - t0)
-            out.append(statistics.median(samples))
+        per_block: dict[str, list[float]] = {k: [] for k in _KINDS}
+        for b in range(blocks):
+            for kind in _order(b):
+                per_block[kind].append(
+                    _tls_block(chan, small, block) if kind == "tls" else
+                    _raw_block(raw if kind == "raw" else bare, small, ackbuf, block))
+        for kind in _KINDS:
+            rtt[kind].append(statistics.median(per_block[kind]))
+        tls_ratio.append(statistics.median(
+            r / t for r, t in zip(per_block["raw"], per_block["tls"], strict=True)))
+        bare_ratio.append(statistics.median(
+            r / t for r, t in zip(per_block["raw"], per_block["bare"], strict=True)))
     chan.close()
     raw.close()
     bare.close()
@@ -221,21 +278,56 @@ def _measure(ep: Endpoint, me: Any, peer: Any, proc: subprocess.Popen[str], size
     rss = peak_rss_mib()
     note = ("2 processes, loopback, TLS 1.3 (pinned, mutual; payloads >= 64 KiB in "
             "AES-256-GCM bulk records keyed inside TLS) vs plain TCP, same framing sizes")
+    method = (f"{blocks} blocks of {block} ping-pongs of one uint64 per kind and repetition, "
+              "metisnet / raw / bare ssl blocks alternating (order rotating); value: median "
+              "over blocks of the block medians; ratio: median over repetitions of the "
+              "median over adjacent block pairs of raw / this")
+    rtt_row = row("round trip", 8, "s", rtt["tls"], peer="raw socket", peer_values=rtt["raw"],
+                  bytes_per_party=8.0, rounds=1, peak_rss=rss,
+                  note=f"{method} (per repetition {_spread(tls_ratio)}); {note}")
+    rtt_row["ratio"] = statistics.median(tls_ratio)
+    bare_row = row("round trip, bare ssl (floor)", 8, "s", rtt["bare"], peer="raw socket",
+                   peer_values=rtt["raw"], bytes_per_party=8.0, rounds=1, peak_rss=rss,
+                   note="not metisnet: Python's ssl.SSLSocket with no pinning and no "
+                        f"framing; same blocks (per repetition {_spread(bare_ratio)})")
+    bare_row["ratio"] = statistics.median(bare_ratio)
     return [
         row("throughput", size, "bytes/s", tls_bw, peer="raw socket", peer_values=raw_bw,
             bytes_per_party=float(size), peak_rss=rss,
             note=f"{msgs} one-way arrays per repetition, each acknowledged; {note}"),
-        row("round trip", 8, "s", tls_rtt, peer="raw socket", peer_values=raw_rtt,
-            bytes_per_party=8.0, rounds=1, peak_rss=rss,
-            note=f"median of {iters} ping-pongs of one uint64 per repetition; {note}"),
+        rtt_row,
         row("throughput, bare ssl (floor)", size, "bytes/s", bare_bw, peer="raw socket",
             peer_values=raw_bw, bytes_per_party=float(size), peak_rss=rss,
             note="not metisnet: Python's ssl.SSLSocket with no pinning and no framing, "
                  "same run; what TLS alone costs here"),
-        row("round trip, bare ssl (floor)", 8, "s", bare_rtt, peer="raw socket",
-            peer_values=raw_rtt, bytes_per_party=8.0, rounds=1, peak_rss=rss,
-            note="not metisnet: Python's ssl.SSLSocket with no pinning and no framing"),
+        bare_row,
     ]
+
+
+def _spread(ratios: list[float]) -> str:
+    return "ratio min " + f"{min(ratios):.3f} max {max(ratios):.3f} over {len(ratios)}"
+
+
+def _tls_block(chan: Any, small: np.ndarray, n: int) -> float:
+    """Median seconds of ``n`` metisnet ping-pongs."""
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        chan.send(1, "ping", small)
+        chan.recv(1, "pong")
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def _raw_block(sock: socket.socket, small: np.ndarray, buf: np.ndarray, n: int) -> float:
+    """Median seconds of ``n`` ping-pongs over a plain or bare-ssl socket."""
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        _raw_send(sock, small)
+        _raw_recv(sock, buf)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
 
 
 if __name__ == "__main__":
