@@ -24,13 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metisnet.errors import NetworkError, PeerRefused, PeerTimeout, WireError
-from metisnet.net.aio_link import (
-    HELLO_MAGIC,
-    FrameReceiver,
-    FrameTruncated,
-    _RecvPool,
-    dial_link,
-)
+from metisnet.net.aio_frames import FrameReceiver, FrameTruncated, _RecvPool
+from metisnet.net.aio_link import HELLO_MAGIC, dial_link
 from metisnet.net.aio_tls import AsyncTlsEndpoint, EndpointConfig
 from metisnet.net.identity import NodeIdentity, create_node_files, new_node_identity
 from metisnet.net.tls import TlsContexts
@@ -109,7 +104,7 @@ def test_the_channel_has_the_shape_of_the_async_channel_wrapper() -> None:
     import inspect
 
     from metisnet.net.aio import AsyncChannel
-    from metisnet.net.aio_tls import AsyncTlsChannel
+    from metisnet.net.aio_session import AsyncTlsChannel
 
     for name in ("send", "recv", "close"):
         assert inspect.iscoroutinefunction(getattr(AsyncTlsChannel, name))
