@@ -15,7 +15,7 @@ from metisnet.net.endpoint import Endpoint, EndpointConfig, _Inbox
 from metisnet.net.identity import new_node_identity
 from metisnet.net.tls import TlsContexts, dial_tls
 from metisnet.net.trust import MemoryTrustStore
-from metisnet.net.wire import encode_frame
+from metisnet.net.wire import KIND_PING, encode_frame
 
 SID = b"session-1"
 
@@ -243,6 +243,71 @@ def test_bad_frame_closes_that_connection_and_fails_its_session_only(make_endpoi
     assert any("bad frame" in r.getMessage() for r in caplog.records)
     good[0].send(1, "still", np.arange(3))  # the node and its other sessions carry on
     assert np.array_equal(good[1].recv(0, "still", timeout=5), np.arange(3))
+
+
+def _small(session: bytes, tag: str, seq: int, value: object, dtype: object = np.uint64,
+           shape: tuple[int, ...] = (1,)) -> bytes:
+    return encode_frame(session, tag, np.full(shape, value, dtype=dtype), seq=seq)
+
+
+def test_small_frames_in_any_packing_reach_the_waiting_reader(make_endpoints) -> None:
+    """The one-record latency path and the general decoder hand out the same frames."""
+    eps, trust = make_endpoints(1)
+    ident, link = _authenticated_intruder(eps[0], trust)
+    chan = eps[0].session(b"s", [eps[0].node_id, ident.node_id], timeout=5)
+    for seq in (0, 1, 2):  # one frame per record: the latency path, cold then warm
+        _link_send(link, _small(b"s", "t", seq, seq))
+        got = chan.recv(1, "t")
+        assert got.tolist() == [seq] and got.flags.writeable
+    _link_send(link, _small(b"s", "u", 0, 10) + _small(b"s", "t", 3, 3))  # one record
+    assert chan.recv(1, "t").tolist() == [3]
+    assert chan.recv(1, "u").tolist() == [10]
+    frame = _small(b"s", "t", 4, 4)
+    _link_send(link, frame[:7])  # one frame over two records
+    _link_send(link, frame[7:])
+    assert chan.recv(1, "t").tolist() == [4]
+    _link_send(link, _small(b"s", "t", 6, 6))  # out of order: kept until its turn
+    _link_send(link, _small(b"s", "t", 5, 5))
+    assert chan.recv(1, "t").tolist() == [5]
+    assert chan.recv(1, "t").tolist() == [6]
+    _link_send(link, _small(b"s", "m", 0, 2, np.int32, (2, 3)))  # other shapes, alone
+    assert chan.recv(1, "m").tolist() == [[2, 2, 2], [2, 2, 2]]
+    _link_send(link, _small(b"s", "z", 0, 7, np.int64, ()))
+    z = chan.recv(1, "z")
+    assert z.shape == () and z == 7
+    _link_send(link, _small(b"s", "e", 0, 0, np.float64, (0,)))
+    assert chan.recv(1, "e").shape == (0,)
+    # alone in a record while the reader waits for another: a ping (ignored), a frame for
+    # a session not opened yet (kept), one for another tag (queued)
+    seq = 7
+    for other in (encode_frame(b"s", "p", None, kind=KIND_PING), _small(b"later", "t", 0, 9),
+                  _small(b"s", "u", 1, 11)):
+        _link_send(link, other)  # comes alone: the awaited frame follows 0.1 s later
+        timer = threading.Timer(0.1, _link_send, (link, _small(b"s", "t", seq, seq)))
+        timer.start()
+        assert chan.recv(1, "t").tolist() == [seq]
+        timer.join()
+        seq += 1
+    assert chan.recv(1, "u").tolist() == [11]
+    later = eps[0].session(b"later", [eps[0].node_id, ident.node_id], timeout=5)
+    assert later.recv(1, "t").tolist() == [9]
+    _link_send(link, _small(b"s", "t", seq - 1, 0))  # a repeat closes the connection
+    with pytest.raises(WireError, match="repeated"):
+        chan.recv(1, "t")
+
+
+def test_known_header_layout_with_a_wrong_payload_length_is_refused(make_endpoints) -> None:
+    eps, trust = make_endpoints(1)
+    ident, link = _authenticated_intruder(eps[0], trust)
+    chan = eps[0].session(b"s", [eps[0].node_id, ident.node_id], timeout=5)
+    for seq in (0, 1):  # the layout is known now
+        _link_send(link, _small(b"s", "t", seq, seq))
+        assert chan.recv(1, "t").tolist() == [seq]
+    frame = bytearray(_small(b"s", "t", 2, 2))
+    frame[4:12] = (16).to_bytes(8, "big")  # the prefix announces 16 payload bytes
+    _link_send(link, bytes(frame) + bytes(8))  # and 16 come: the shape needs 8
+    with pytest.raises(WireError, match="needs 8 bytes"):
+        chan.recv(1, "t")
 
 
 def test_oversized_frame_is_refused_from_its_prefix(make_endpoints) -> None:

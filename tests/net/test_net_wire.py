@@ -285,6 +285,25 @@ def test_head_encoder_matches_encode_head(session, items) -> None:
         head, out = enc.encode(tag, arr, seq=seq, kind=kind)
         assert head == want[0] and out is not None and want[1] is not None
         assert np.array_equal(out, want[1])
+        if kind == KIND_DATA:  # the whole small frame, from the frame template when warm
+            for s in (seq, seq // 3, 0, 127, 128):
+                assert enc.frame(tag, arr, seq=s) == encode_frame(session, tag, arr, seq=s,
+                                                                  limits=LIMITS)
+
+
+def test_head_encoder_frame_refuses_what_encode_frame_refuses() -> None:
+    enc = HeadEncoder(b"s", LIMITS)
+    arr = np.arange(3, dtype=np.uint64)
+    assert enc.frame("t", arr, seq=5) == encode_frame(b"s", "t", arr, seq=5, limits=LIMITS)
+    for bad in (-1, 2**63, 1.5, True):  # the warm template checks the number as well
+        with pytest.raises(WireError, match="sequence"):
+            enc.frame("t", arr, seq=bad)  # type: ignore[arg-type]
+    swapped = arr.astype(">u8")  # converted, not templated, and still the same frame
+    assert enc.frame("t", swapped, seq=6) == encode_frame(b"s", "t", arr, seq=6,
+                                                          limits=LIMITS)
+    strided = np.arange(6, dtype=np.uint64)[::2]
+    assert enc.frame("t", strided, seq=7) == encode_frame(b"s", "t", strided, seq=7,
+                                                          limits=LIMITS)
 
 
 def _same_decoding(dec: HeadDecoder, head: bytes, plen: int) -> None:
@@ -297,6 +316,22 @@ def _same_decoding(dec: HeadDecoder, head: bytes, plen: int) -> None:
         return
     got = dec.decode(memoryview(head), plen)
     assert got == want and type(got.seq) is int and type(got.shape) is tuple
+    _same_decoding_in(dec, head, plen)
+
+
+def _same_decoding_in(dec: HeadDecoder, head: bytes, plen: int) -> None:
+    """``dec.decode_in`` on ``head`` amid other bytes returns what decode_header returns,
+    or both raise WireError (its in-place check of the last layout included)."""
+    for pad in (0, 3):
+        buf = bytearray(b"\x97" * pad + head + b"\xc4\x00")
+        try:
+            want = decode_header(head, plen, LIMITS)
+        except WireError:
+            with pytest.raises(WireError):
+                dec.decode_in(buf, pad, pad + len(head), plen)
+            continue
+        got = dec.decode_in(buf, pad, pad + len(head), plen)
+        assert got == want and type(got.seq) is int and type(got.shape) is tuple
 
 
 @fuzz("head_decoder")
@@ -324,6 +359,9 @@ def test_head_decoder_agrees_with_decode_header(session, tag, arr, seqs, flips,
             if pos < len(bad):
                 bad[pos] = val
         _same_decoding(dec, bytes(bad), plen)
+        _same_decoding_in(dec, header, plen)  # right after a bad one, and warm again
+        _same_decoding_in(dec, bytes(bad), plen)
+        _same_decoding_in(dec, header[:-1], plen)  # cut short: shape bytes missing
 
 
 def test_head_decoder_validates_what_it_has_not_seen() -> None:

@@ -83,7 +83,6 @@ from metisnet.net.tls import RefusedByPeer, TlsContexts, TlsLink, accept_tls, di
 from metisnet.net.trust import FileTrustStore, PeerDirectory, TrustStore
 from metisnet.net.wire import (
     KIND_BULK,
-    KIND_DATA,
     SESSION_ID_MAX,
     HeadEncoder,
     WireLimits,
@@ -332,24 +331,40 @@ class TlsChannel:
             raise _again(err)
         seq = self._seq.get((peer, tag), 0)
         array = np.asarray(array)
-        bulk = array.nbytes >= BULK_MIN
-        head, arr = self._heads.encode(tag, array, seq=seq,
-                                       kind=KIND_BULK if bulk else KIND_DATA)
-        conn = self._ep._conns.get(node)
-        if conn is None or not conn.alive:
-            conn = self._ep._connection(node, self._timeout, self._inbox)
-        if bulk:
+        nbytes = array.nbytes
+        if nbytes < BULK_MIN:  # one TLS write of the whole frame (the latency path)
+            frame = self._heads.frame(tag, array, seq=seq)
+            conn = self._ep._conns.get(node)
+            if conn is None or not conn.alive:
+                conn = self._ep._connection(node, self._timeout, self._inbox)
+            conn.send_small(frame)
+        else:
+            head, arr = self._heads.encode(tag, array, seq=seq, kind=KIND_BULK)
+            conn = self._ep._conns.get(node)
+            if conn is None or not conn.alive:
+                conn = self._ep._connection(node, self._timeout, self._inbox)
             conn.send(head, arr, bulk=True)
-        else:  # one TLS write of the whole frame (the latency path)
-            conn.send_small(head + arr.tobytes())
         self._seq[(peer, tag)] = seq + 1
-        self._rounds.on_send(arr.nbytes)
+        self._rounds.on_send(nbytes)
 
     def recv(self, peer: int, tag: str, timeout: float | None = None) -> NDArray[Any]:
         node = self._peer(peer)
         wait = self._timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
         inbox, ep = self._inbox, self._ep
+        conn = ep._conns.get(node)
+        if wait > BLOCK_SLICE and conn is not None:
+            # the latency path, tried first: this thread alone waits on the one connection
+            # and reads it with one blocking call; the frame it waits for, if that is what
+            # arrives, comes back directly instead of through the inbox (which is checked
+            # first, with the connection's token held)
+            conns = ep._readable()
+            if (len(conns) == 1 and conns[0] is conn and conn.can_block
+                    and conn.token.acquire(blocking=False)):
+                arr = ep._read_for(conn, self._session, tag, inbox, node)
+                if arr is not None:
+                    self._rounds.on_recv(arr.nbytes)
+                    return arr
         while True:
             arr = inbox.take(node, tag)
             if arr is not None:
@@ -371,8 +386,7 @@ class TlsChannel:
                 # the latency path: this thread alone waits on the one connection and
                 # reads it with one blocking call; the frame it waits for, if that is
                 # what arrives, comes back directly instead of through the inbox
-                arr = ep._read_for(conn, self._session, tag,
-                                   lambda seq: inbox.claim(node, tag, seq))
+                arr = ep._read_for(conn, self._session, tag, inbox, node)
                 if arr is not None:
                     self._rounds.on_recv(arr.nbytes)
                     return arr
@@ -636,23 +650,25 @@ class Endpoint:
             for c in held:
                 c.token.release()
 
-    def _read_for(self, conn: Connection, session: bytes, tag: str,
-                  claim: Callable[[int], bool]) -> NDArray[Any] | None:
+    def _read_for(self, conn: Connection, session: bytes, tag: str, inbox: _Inbox,
+                  peer: NodeId) -> NDArray[Any] | None:
         """One blocking read of ``conn`` (at most ``BLOCK_SLICE``; the caller holds its
-        token, released here) by a thread waiting for a frame of ``session`` under
-        ``tag``: that frame if it came and ``claim`` took it, else None.
+        token, released here) by a thread waiting for the next frame from ``peer`` in
+        ``session`` under ``tag``: that frame if it came and ``inbox`` let it go straight
+        to the reader (:meth:`_Inbox.claim`), else None.
 
-        Every other frame is delivered as usual.
+        Every other frame is delivered as usual. Nothing is read if the inbox already has
+        the frame, or an error, for the reader (checked with the token held, so no other
+        thread is delivering from ``conn`` meanwhile).
         """
         try:
-            if not conn.can_block:
+            if inbox.ready(peer, tag):
                 return None
-            conn.want = (session, tag, claim)
-            self._pump(conn, block=True)
-            return conn.caught
+            return conn.recv_small(session, tag, lambda seq: inbox.claim(peer, tag, seq))
+        except Exception as exc:  # _io_failed sorts and logs it
+            self._io_failed(conn, exc)
+            return None
         finally:
-            conn.want = None
-            conn.caught = None
             conn.token.release()
 
     def _readable(self) -> list[Connection]:
@@ -667,16 +683,21 @@ class Endpoint:
         """Run ``conn.pump`` (token held); a failure closes the connection, never raises."""
         try:
             conn.pump(block)
-        except Eof:
+        except Exception as exc:  # _io_failed sorts and logs it
+            self._io_failed(conn, exc)
+
+    def _io_failed(self, conn: Connection, exc: Exception) -> None:
+        """Close ``conn`` after reading it raised ``exc``, with the matching session error."""
+        if isinstance(exc, Eof):
             self._fail(conn, NetworkError(f"connection to {conn.peer} closed by the peer"))
-        except WireError as exc:
+        elif isinstance(exc, WireError):
             log.warning("bad frame from %s, closing the connection: %s", conn.peer, exc)
             self._fail(conn, WireError(f"frame from {conn.peer} rejected ({exc}); "
                                        "connection closed"))
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        elif isinstance(exc, (OSError, ssl.SSLError, ValueError)):
             self._fail(conn, NetworkError(f"connection to {conn.peer} lost: {exc}"))
-        except Exception as exc:  # never let I/O on one connection crash the node
-            log.exception("unexpected error reading from %s", conn.peer)
+        else:  # never let I/O on one connection crash the node
+            log.error("unexpected error reading from %s", conn.peer, exc_info=exc)
             self._fail(conn, NetworkError(f"connection to {conn.peer} failed: {exc}"))
 
     def _fail(self, conn: Connection, err: BaseException) -> None:

@@ -251,6 +251,83 @@ class Connection:
         if self._bulk or self._target is not None or self._lowat != 1:
             self._set_lowat()
 
+    def recv_small(self, session: bytes, tag: str,
+                   claim: Callable[[int], bool]) -> NDArray[Any] | None:
+        """One blocking read (at most ``BLOCK_SLICE``) by a thread waiting for a frame of
+        ``session`` under ``tag`` (token held): that frame if it came and ``claim(seq)``
+        took it, else None (every other frame is delivered as usual).
+
+        The latency path of small round trips, in one routine: when nothing is buffered
+        and the read brings exactly one whole TLS record holding exactly one whole small
+        ``KIND_DATA`` frame, the record is decrypted, the prefix checked against the caps,
+        the header decoded and validated (:class:`~metisnet.net.wire.HeadDecoder`) and the
+        payload length matched here, without the general state machine. Anything else
+        (partial or several records, other kinds, a bulk header, bytes left over) goes
+        through :meth:`pump`'s general decoding, which applies the same checks.
+        """
+        if not self.can_block:
+            return None
+        if self._r0 != self._r1 or self._fed or self._s1 != self._s0:
+            return self._pump_for(session, tag, claim, True)
+        rx = self._rxview
+        try:
+            n = self.sock.recv_into(rx, 0, 0)  # blocking, bounded by SO_RCVTIMEO
+        except (BlockingIOError, InterruptedError):
+            self._r0 = self._r1 = 0
+            return None
+        self._r0, self._r1 = 0, n
+        if n == 0:
+            raise Eof
+        if n < 5 or n != 5 + (rx[3] << 8 | rx[4]) or n > MAX_RECORD:
+            self.dirty = True  # not one whole record: the general decoder takes over
+            return self._pump_for(session, tag, claim, False)
+        dest = self._sview
+        with self.tls_lock:
+            self._inc.write(rx[:n])
+            self._r0 = n
+            try:
+                k: int = self._tls.read(len(dest), dest)  # type: ignore[assignment]
+            except ssl.SSLWantReadError:  # a record without application data
+                return None
+            except ssl.SSLZeroReturnError:
+                raise Eof from None
+            self._fed = k == len(dest) or self._inc.pending > 0
+        if k == 0:
+            raise Eof
+        self._s0, self._s1 = 0, k
+        magic, hlen, plen = _PREFIX.unpack_from(dest, 0)
+        body = PREFIX_SIZE + hlen
+        lim = self._limits
+        if (magic != b"MN" or not 0 < hlen <= lim.max_header or plen > lim.max_payload
+                or body + plen != k or self._fed):
+            self.dirty = True  # not exactly one small frame: the general decoder decides
+            return self._pump_for(session, tag, claim, False)
+        header = self._heads.decode_in(self._sbuf, PREFIX_SIZE, body, plen)
+        if header.kind != KIND_DATA:
+            self.dirty = True
+            return self._pump_for(session, tag, claim, False)
+        self._s1 = 0
+        arr = np.frombuffer(self._sbuf[body:k], header.dtype)
+        if len(header.shape) != 1:
+            arr = arr.reshape(header.shape)
+        if header.session == session and header.tag == tag and claim(header.seq):
+            return arr
+        if not self._deliver(self, header.session, header.tag, header.seq, arr):
+            self.parked = (header.session, header.tag, header.seq, arr)
+        return None
+
+    def _pump_for(self, session: bytes, tag: str, claim: Callable[[int], bool],
+                  block: bool) -> NDArray[Any] | None:
+        """:meth:`pump` (blocking or not) keeping a frame of ``session`` and ``tag`` that
+        ``claim`` takes for the caller: that frame, else None."""
+        self.want = (session, tag, claim)
+        try:
+            self.pump(block)
+            return self.caught
+        finally:
+            self.want = None
+            self.caught = None
+
     def _recv_view(self) -> memoryview:
         """Where the next socket read goes: the bulk record buffer, or the raw buffer."""
         if self._bulk:  # the raw buffer is empty here (_process drained it into the record)

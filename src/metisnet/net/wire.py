@@ -199,6 +199,10 @@ class HeadEncoder:
         self._session = session
         self._limits = limits or _DEFAULT_LIMITS
         self._parts: dict[tuple[str, int, str, tuple[int, ...]], tuple[bytes, bytes]] = {}
+        #: (tag, dtype, shape) -> the packed header around the sequence number, their
+        #: joint length and the payload length, for arrays sent as they are
+        self._frames: dict[tuple[str, np.dtype[Any], tuple[int, ...]],
+                           tuple[bytes, bytes, int, int]] = {}
 
     def encode(self, tag: str, array: NDArray[Any], *, seq: int,
                kind: int = KIND_DATA) -> tuple[bytes, NDArray[Any]]:
@@ -222,6 +226,31 @@ class HeadEncoder:
             raise WireError(f"header of {len(header)} bytes exceeds the cap of "
                             f"{self._limits.max_header}")
         return _PREFIX.pack(_MAGIC, len(header), arr.nbytes) + header, arr
+
+    def frame(self, tag: str, array: NDArray[Any], *, seq: int) -> bytes:
+        """A whole ``KIND_DATA`` frame carrying ``array``: ``encode``'s prefix and header
+        followed by the array's bytes, as one bytes object (for small arrays).
+
+        An array that needs no conversion (a little-endian wire dtype, C-contiguous) whose
+        (tag, dtype, shape) was encoded before reuses that header around a new sequence
+        number.
+        """
+        parts = self._frames.get((tag, array.dtype, array.shape))
+        if (parts is None or not array.flags.c_contiguous or type(seq) is not int
+                or not 0 <= seq <= SEQ_MAX):
+            head, arr = self.encode(tag, array, seq=seq)
+            if arr is array and type(tag) is str:
+                before, after = self._parts[(tag, KIND_DATA, arr.dtype.str, arr.shape)]
+                if len(before) + len(after) + 9 <= self._limits.max_header:
+                    if len(self._frames) >= self.KEEP:
+                        self._frames.clear()
+                    self._frames[(tag, arr.dtype, arr.shape)] = (
+                        before, after, len(before) + len(after), arr.nbytes)
+            return head + arr.tobytes()
+        before, after, hlen, nbytes = parts
+        packed: bytes = _packb(seq)
+        return (_PREFIX.pack(_MAGIC, hlen + len(packed), nbytes) + before + packed + after
+                + array.tobytes())
 
 
 def encode_frame(session: bytes, tag: str, array: NDArray[Any] | None, *, seq: int = 0,
@@ -328,6 +357,9 @@ class HeadDecoder:
     def __init__(self, limits: WireLimits | None = None) -> None:
         self._limits = limits or _DEFAULT_LIMITS
         self._known: dict[tuple[bytes, bytes], tuple[Header, int]] = {}
+        #: (bytes before the sequence number, bytes after it, header, payload length) of
+        #: the last header :meth:`decode_in` validated
+        self._last: tuple[bytes, bytes, Header, int] | None = None
 
     def decode(self, data: bytes | bytearray | memoryview, payload_len: int) -> Header:
         """As ``decode_header(data, payload_len, limits)``."""
@@ -344,6 +376,38 @@ class HeadDecoder:
         if len(self._known) >= self.KEEP:
             self._known.clear()
         self._known[(before, after)] = (header, payload_len)
+        return header
+
+    def decode_in(self, buf: bytearray, start: int, end: int, payload_len: int) -> Header:
+        """As ``decode(buf[start:end], payload_len)``, checking the last layout first.
+
+        The header in ``buf[start:end]`` is compared in place with the bytes around the
+        sequence number of the last header that :meth:`decode` validated (no copy); on a
+        match only the sequence number is decoded, as in :meth:`decode`.
+        """
+        last = self._last
+        if last is not None:
+            before, after, known, plen = last
+            i = start + len(before)
+            if (payload_len == plen and i < end and buf.startswith(before, start)
+                    and buf.endswith(after, start, end)):
+                m = buf[i]
+                if m < 0x80:
+                    if i + 1 + len(after) == end:
+                        return _new_tuple(Header, (known[0], known[1], known[2], m,
+                                                   known[4], known[5]))
+                else:
+                    w = _UINT_WIDTH.get(m)
+                    if w is not None and i + 1 + w + len(after) == end:
+                        seq = int.from_bytes(buf[i + 1:i + 1 + w], "big")
+                        if seq <= SEQ_MAX:
+                            return _new_tuple(Header, (known[0], known[1], known[2], seq,
+                                                       known[4], known[5]))
+        head = bytes(buf[start:end])
+        header = self.decode(head, payload_len)
+        split = _split_seq(head)
+        if split is not None:
+            self._last = (split[0], split[2], header, payload_len)
         return header
 
 
