@@ -856,3 +856,54 @@ def test_preprocess_refuses_bad_counts_and_is_a_no_op_when_semi_honest() -> None
     assert all(isinstance(e, ValidationError) for e in errors), errors
     with pytest.raises(ValidationError):
         TripleStock(0).take(False, 1)
+
+
+
+SLICED_N = 2000
+
+
+class ErrOnLastProduct(MpcContext):
+    """Adds an error to the last element of the second product of ``SLICED_N`` elements
+    it reshares (a program product, not a pool of the check): with 700-product pool
+    slices that element is bucketed in the last slice."""
+
+    def zero_share(self, shape: int | tuple[int, ...]) -> np.ndarray:
+        z = super().zero_share(shape)
+        if z.shape == (SLICED_N,):
+            self.hits = getattr(self, "hits", 0) + 1
+            if self.hits == 2:
+                z[-1] += np.uint64(1 << 20)
+        return z
+
+
+def _sliced_prog(ctx: MpcContext) -> Any:
+    x = SharedArray(*ctx.random_pair(SLICED_N), party=ctx.party, frac_bits=0)
+    # shift every share: a valid sharing of a small integer (below 3 * 2^14)
+    x = x.like(x.a >> np.uint64(50), x.b >> np.uint64(50), frac_bits=0)
+    y = mul_raw(ctx, x, x)
+    xs = x.like(x.a, x.b, frac_bits=ctx.fxp.frac_bits)
+    t = mul(ctx, xs, xs)  # SLICED_N truncations, range-checked in slices
+    got = reveal(ctx, y), reveal(ctx, t), reveal(ctx, x)
+    if ctx.verifier is None:
+        raise RuntimeError("a malicious-mode context has a verifier")
+    return (*got, ctx.verifier.checks)
+
+
+def test_checks_in_slices_stay_correct_and_catch_a_cheat_in_the_last_slice(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Range checks and bucketing run in slices (bounded memory): with slices far smaller
+    than the work, an honest run still opens the right values, and an error on a product
+    bucketed in the last slice still aborts before anything is opened."""
+    import metisnet.mpc.malicious as mal
+
+    monkeypatch.setattr(mal, "RANGE_SLICE", 300)
+    monkeypatch.setattr(mal, "POOL_SLICE", 700)
+    out = _run_cheater(MpcContext, 1, _sliced_prog, "sliced")
+    assert all(o[0] == "ok" for o in out), out
+    y, t, x, checks = out[0][1]
+    assert checks >= SLICED_N // 300  # one check per range slice at least
+    assert np.array_equal(y, x * x)
+    u = 2.0 ** -16
+    assert np.all(np.abs(t - (x * u) ** 2) <= 2 * u)
+    out = _run_cheater(ErrOnLastProduct, 1, _sliced_prog, "sliced-cheat")
+    assert out[0][0] == "cheating" and out[2][0] == "cheating", out
