@@ -147,7 +147,12 @@ def cross_products(ctx: MpcContext, a: SharedArray, b: SharedArray, *,
         return mpc.matmul(ctx, u.T, v, truncate=False)
 
     t1 = _rescale(ctx, prod(ha, hb), f)
-    t23 = _rescale(ctx, prod(ha, lb) + prod(la, hb), f)
+    if b is a:  # la^T ha is the transpose of ha^T la: one product fewer
+        m = prod(ha, la)
+        mixed = m * 2 if columnwise else m + m.T
+    else:
+        mixed = prod(ha, lb) + prod(la, hb)
+    t23 = _rescale(ctx, mixed, f)
     t4 = _rescale(ctx, prod(la, lb), f)
     return t1 + t23 + t4
 
