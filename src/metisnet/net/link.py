@@ -18,7 +18,10 @@ are parsed from a staging buffer of decrypted bytes; bulk records are received i
 record buffer and opened straight into the ``numpy`` array that the session will hand
 out (as is the rest of a large TLS-carried payload). A frame whose session is full is
 *parked*: nothing more is read from the link until it fits (TCP flow control then slows
-the sender).
+the sender). The latency path of small round trips, :meth:`Connection.recv_small`, is the
+common case of all this in one routine: one blocking read that brings exactly one TLS
+record holding exactly one small data frame, decrypted, checked and handed to the waiting
+thread; whatever else the read brings goes through the general decoding.
 """
 
 from __future__ import annotations
