@@ -247,9 +247,11 @@ class _Inbox:
 
     def ready(self, peer: NodeId, tag: str) -> bool:
         """Whether ``take`` would return or raise rather than return None."""
-        q = self.queues.get((peer, tag))
-        return ((q is not None and self.next_seq.get((peer, tag), 0) in q)
-                or self.error is not None or peer in self.peer_errors or self.closed)
+        if self.queues:
+            q = self.queues.get((peer, tag))
+            if q is not None and self.next_seq.get((peer, tag), 0) in q:
+                return True
+        return self.error is not None or peer in self.peer_errors or self.closed
 
     def fail(self, exc: BaseException, peer: NodeId | None = None) -> None:
         with self.lock:
@@ -359,8 +361,7 @@ class TlsChannel:
             # arrives, comes back directly instead of through the inbox (which is checked
             # first, with the connection's token held)
             conns = ep._readable()
-            if (len(conns) == 1 and conns[0] is conn and conn.can_block
-                    and conn.token.acquire(blocking=False)):
+            if len(conns) == 1 and conns[0] is conn and conn.token.acquire(blocking=False):
                 arr = ep._read_for(conn, self._session, tag, inbox, node)
                 if arr is not None:
                     self._rounds.on_recv(arr.nbytes)

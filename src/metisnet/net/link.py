@@ -621,7 +621,12 @@ class Connection:
                 with self.tls_lock:
                     self._tls.write(frame)
                     data = self._out.read()
-                self._write_all(data)
+                try:  # the common case: the kernel takes it all at once
+                    off = self.sock.send(data, _NOWAIT)
+                except (BlockingIOError, InterruptedError):
+                    off = 0
+                if off != len(data):
+                    self._write_all(data, off)
             except NetworkError:
                 raise
             except (OSError, ssl.SSLError, ValueError) as exc:
@@ -670,11 +675,13 @@ class Connection:
                 self._fail(self, err)
                 raise err from None
 
-    def _write_all(self, data: bytes | memoryview) -> None:
-        try:  # the common case: the kernel takes it all at once
-            off = self.sock.send(data, _NOWAIT)
-        except (BlockingIOError, InterruptedError):
-            off = 0
+    def _write_all(self, data: bytes | memoryview, off: int = -1) -> None:
+        """Write ``data`` from ``off`` on (-1: try all of it at once first)."""
+        if off < 0:
+            try:  # the common case: the kernel takes it all at once
+                off = self.sock.send(data, _NOWAIT)
+            except (BlockingIOError, InterruptedError):
+                off = 0
         if off == len(data):
             return
         view = memoryview(data)
