@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from metisnet.errors import NetworkError, PeerTimeout, ValidationError, WireError
-from metisnet.net.channel import ChannelStats, _RoundCounter
-from metisnet.net.wire import HeadEncoder
+from metisnet.errors import NetworkError, PeerTimeout, WireError
+from metisnet.net.session_base import SessionChannelBase
 from metisnet.types import NodeId
 
 if TYPE_CHECKING:
@@ -151,54 +150,15 @@ def _again(exc: BaseException) -> BaseException:
     return cls(str(exc))
 
 
-class AsyncTlsChannel:
+class AsyncTlsChannel(SessionChannelBase):
     """One party's channel in one session over an :class:`AsyncTlsEndpoint`.
 
     The shape of :class:`metisnet.net.aio.AsyncChannel`: ``party``, ``parties``,
     ``stats`` and coroutines ``send``, ``recv``, ``close``.
     """
 
-    def __init__(self, endpoint: AsyncTlsEndpoint, session: bytes, peers: tuple[NodeId, ...],
-                 party: int, inbox: _Inbox, timeout: float) -> None:
-        self._ep = endpoint
-        self._session = session
-        self._peers = peers
-        self._party = party
-        self._inbox = inbox
-        self._timeout = timeout
-        self._stats = ChannelStats()
-        self._rounds = _RoundCounter(self._stats)
-        self._closed = False
-        self._heads = HeadEncoder(session, endpoint.config.limits())
-        self._seq: dict[tuple[int, str], int] = {}
-
-    @property
-    def party(self) -> int:
-        return self._party
-
-    @property
-    def parties(self) -> int:
-        return len(self._peers)
-
-    @property
-    def stats(self) -> ChannelStats:
-        return self._stats
-
-    @property
-    def session_id(self) -> bytes:
-        return self._session
-
-    @property
-    def node_ids(self) -> tuple[NodeId, ...]:
-        """Node id of each party, by party index."""
-        return self._peers
-
-    def _peer(self, peer: int) -> NodeId:
-        if self._closed:
-            raise NetworkError("channel is closed")
-        if not 0 <= peer < len(self._peers) or peer == self._party:
-            raise ValidationError(f"invalid peer index {peer} for party {self._party}")
-        return self._peers[peer]
+    _ep: AsyncTlsEndpoint
+    _inbox: _Inbox
 
     async def send(self, peer: int, tag: str, array: NDArray[Any]) -> None:
         """Send ``array`` to ``peer`` under ``tag``; returns once it is handed to TLS."""

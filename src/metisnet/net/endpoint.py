@@ -71,7 +71,7 @@ from metisnet.errors import (
     WireError,
 )
 from metisnet.net.bulk import BULK_MIN
-from metisnet.net.channel import DEFAULT_TIMEOUT, ChannelStats, _RoundCounter
+from metisnet.net.channel import DEFAULT_TIMEOUT
 from metisnet.net.identity import (
     NodeIdentity,
     TlsIdentity,
@@ -79,12 +79,12 @@ from metisnet.net.identity import (
     load_node_identity,
 )
 from metisnet.net.link import BLOCK_SLICE, Connection, Eof, reap
+from metisnet.net.session_base import SessionChannelBase
 from metisnet.net.tls import RefusedByPeer, TlsContexts, TlsLink, accept_tls, dial_tls
 from metisnet.net.trust import FileTrustStore, PeerDirectory, TrustStore
 from metisnet.net.wire import (
     KIND_BULK,
     SESSION_ID_MAX,
-    HeadEncoder,
     WireLimits,
 )
 from metisnet.types import NodeId
@@ -281,50 +281,11 @@ def _again(exc: BaseException) -> BaseException:
     return cls(str(exc))
 
 
-class TlsChannel:
+class TlsChannel(SessionChannelBase):
     """One party's channel in one session over an :class:`Endpoint` (a ``Channel``)."""
 
-    def __init__(self, endpoint: Endpoint, session: bytes, peers: tuple[NodeId, ...],
-                 party: int, inbox: _Inbox, timeout: float) -> None:
-        self._ep = endpoint
-        self._session = session
-        self._peers = peers
-        self._party = party
-        self._inbox = inbox
-        self._timeout = timeout
-        self._stats = ChannelStats()
-        self._rounds = _RoundCounter(self._stats)
-        self._closed = False
-        self._heads = HeadEncoder(session, endpoint.config.limits())
-        self._seq: dict[tuple[int, str], int] = {}
-
-    @property
-    def party(self) -> int:
-        return self._party
-
-    @property
-    def parties(self) -> int:
-        return len(self._peers)
-
-    @property
-    def stats(self) -> ChannelStats:
-        return self._stats
-
-    @property
-    def session_id(self) -> bytes:
-        return self._session
-
-    @property
-    def node_ids(self) -> tuple[NodeId, ...]:
-        """Node id of each party, by party index."""
-        return self._peers
-
-    def _peer(self, peer: int) -> NodeId:
-        if self._closed:
-            raise NetworkError("channel is closed")
-        if not 0 <= peer < len(self._peers) or peer == self._party:
-            raise ValidationError(f"invalid peer index {peer} for party {self._party}")
-        return self._peers[peer]
+    _ep: Endpoint
+    _inbox: _Inbox
 
     def send(self, peer: int, tag: str, array: NDArray[Any]) -> None:
         node = self._peer(peer)
