@@ -37,7 +37,6 @@ import os
 import socket
 import ssl
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -48,15 +47,13 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _netcommon import MIB, PASSWORD, bare_server_context, raw_recv, raw_send, tune
 from _report import emit, parser, peak_rss_mib, row
 from metisnet.net.endpoint import Endpoint, EndpointConfig
 from metisnet.net.identity import create_node_files, load_node_identity
 from metisnet.net.trust import FileTrustStore
 
-MIB = 1 << 20
-PASSWORD = "bench-only-password"  # noqa: S105 - throwaway keys in a temporary directory
 SESSION = b"bench-net"
-_LEN = struct.Struct(">Q")
 _KINDS = ("tls", "raw", "bare")  # the round-trip kinds, run in alternating blocks
 
 
@@ -66,33 +63,12 @@ def _order(block: int) -> tuple[str, ...]:
     return _KINDS[k:] + _KINDS[:k]
 
 
-def _recv_exact_into(sock: socket.socket, view: memoryview) -> None:
-    got = 0
-    while got < len(view):
-        k = sock.recv_into(view[got:])
-        if k == 0:
-            raise ConnectionError("raw peer closed")
-        got += k
 
 
-def _raw_send(sock: socket.socket, arr: np.ndarray) -> None:
-    sock.sendall(_LEN.pack(arr.nbytes))
-    sock.sendall(memoryview(arr.reshape(-1).view(np.uint8)))
 
 
-def _raw_recv(sock: socket.socket, buf: np.ndarray | None = None) -> np.ndarray:
-    head = bytearray(_LEN.size)
-    _recv_exact_into(sock, memoryview(head))
-    (n,) = _LEN.unpack(head)
-    out = buf if buf is not None and buf.nbytes == n else np.empty(n, dtype=np.uint8)
-    _recv_exact_into(sock, memoryview(out.reshape(-1).view(np.uint8)))
-    return out
 
 
-def _tune(sock: socket.socket) -> None:
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-        sock.setsockopt(socket.SOL_SOCKET, opt, 4 * MIB)
 
 
 # --------------------------------------------------------------------------- child
@@ -107,10 +83,10 @@ def child(argv: list[str]) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     print(f"READY {ep.address[1]} {listener.getsockname()[1]}", flush=True)
     raw, _ = listener.accept()
-    _tune(raw)
+    tune(raw)
     bare_sock, _ = listener.accept()
-    _tune(bare_sock)
-    bare = _bare_server_context(ident.tls).wrap_socket(bare_sock, server_side=True)
+    tune(bare_sock)
+    bare = bare_server_context(ident.tls).wrap_socket(bare_sock, server_side=True)
     chan = ep.session(SESSION, [parent_id, ident.node_id])  # type: ignore[list-item]
     ack = np.zeros(1, dtype=np.uint64)
     rawbuf = np.empty(int(size), dtype=np.uint8)
@@ -122,8 +98,8 @@ def child(argv: list[str]) -> None:
                     chan.send(0, "ack", ack)
                 else:
                     sock = raw if kind == "raw" else bare
-                    _raw_recv(sock, rawbuf)
-                    _raw_send(sock, ack)
+                    raw_recv(sock, rawbuf)
+                    raw_send(sock, ack)
         small = np.empty(1, dtype=np.uint64)
         for b in range(int(blocks)):
             for kind in _order(b):
@@ -133,22 +109,13 @@ def child(argv: list[str]) -> None:
                 else:
                     sock = raw if kind == "raw" else bare
                     for _ in range(int(block)):
-                        _raw_send(sock, _raw_recv(sock, small))
+                        raw_send(sock, raw_recv(sock, small))
     chan.close()
     raw.close()
     bare.close()
     ep.close()
 
 
-def _bare_server_context(tls: Any) -> ssl.SSLContext:
-    """A plain TLS 1.3 server context from the node's certificate (no pinning, no framing)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "c.pem").write_bytes(tls.cert_pem())
-        (Path(tmp) / "k.pem").write_bytes(tls.key_pem(PASSWORD.encode()))
-        ctx.load_cert_chain(Path(tmp) / "c.pem", Path(tmp) / "k.pem", password=PASSWORD)
-    return ctx
 
 
 # --------------------------------------------------------------------------- parent
@@ -233,9 +200,9 @@ def _measure(ep: Endpoint, me: Any, peer: Any, proc: subprocess.Popen[str], size
     tls_port, raw_port = int(ready[1]), int(ready[2])
     ep.set_address(peer, "127.0.0.1", tls_port)
     raw = socket.create_connection(("127.0.0.1", raw_port))
-    _tune(raw)
+    tune(raw)
     bare_sock = socket.create_connection(("127.0.0.1", raw_port))
-    _tune(bare_sock)
+    tune(bare_sock)
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.minimum_version = ssl.TLSVersion.TLSv1_3
     client.check_hostname = False
@@ -261,8 +228,8 @@ def _measure(ep: Endpoint, me: Any, peer: Any, proc: subprocess.Popen[str], size
                     chan.recv(1, "ack")
                 else:
                     sock = raw if kind == "raw" else bare
-                    _raw_send(sock, data)
-                    _raw_recv(sock, ackbuf)
+                    raw_send(sock, data)
+                    raw_recv(sock, ackbuf)
                 secs[kind].append(time.perf_counter() - t0)
         for kind in _KINDS:
             bw[kind].append(size * msgs / sum(secs[kind]))
@@ -340,8 +307,8 @@ def _raw_block(sock: socket.socket, small: np.ndarray, buf: np.ndarray, n: int) 
     samples = []
     for _ in range(n):
         t0 = time.perf_counter()
-        _raw_send(sock, small)
-        _raw_recv(sock, buf)
+        raw_send(sock, small)
+        raw_recv(sock, buf)
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
 

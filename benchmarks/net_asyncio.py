@@ -33,7 +33,6 @@ import os
 import socket
 import ssl
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _netcommon import LEN, MIB, PASSWORD, bare_server_context, raw_recv, raw_send, tune
 from _report import emit, parser, peak_rss_mib, row
 from metisnet.net.aio import AsyncChannel
 from metisnet.net.aio_tls import AsyncTlsEndpoint
@@ -51,62 +51,29 @@ from metisnet.net.endpoint import Endpoint, EndpointConfig
 from metisnet.net.identity import create_node_files, load_node_identity
 from metisnet.net.trust import FileTrustStore
 
-MIB = 1 << 20
-PASSWORD = "bench-only-password"  # noqa: S105 - throwaway keys in a temporary directory
 SESSION = b"bench-net-aio"
-_LEN = struct.Struct(">Q")
 CONFIG = EndpointConfig(timeout=120.0, send_timeout=120.0)
 
 
-def _recv_exact_into(sock: socket.socket, view: memoryview) -> None:
-    got = 0
-    while got < len(view):
-        k = sock.recv_into(view[got:])
-        if k == 0:
-            raise ConnectionError("raw peer closed")
-        got += k
 
 
-def _raw_send(sock: socket.socket, arr: np.ndarray) -> None:
-    sock.sendall(_LEN.pack(arr.nbytes))
-    sock.sendall(memoryview(arr.reshape(-1).view(np.uint8)))
 
 
-def _raw_recv(sock: socket.socket, buf: np.ndarray) -> np.ndarray:
-    head = bytearray(_LEN.size)
-    _recv_exact_into(sock, memoryview(head))
-    (n,) = _LEN.unpack(head)
-    out = buf if buf.nbytes == n else np.empty(n, dtype=np.uint8)
-    _recv_exact_into(sock, memoryview(out.reshape(-1).view(np.uint8)))
-    return out
 
 
-def _tune(sock: socket.socket) -> None:
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-        sock.setsockopt(socket.SOL_SOCKET, opt, 4 * MIB)
 
 
 async def _bare_send(w: asyncio.StreamWriter, arr: np.ndarray) -> None:
-    w.write(_LEN.pack(arr.nbytes))
+    w.write(LEN.pack(arr.nbytes))
     w.write(memoryview(arr.reshape(-1).view(np.uint8)))
     await w.drain()
 
 
 async def _bare_recv(r: asyncio.StreamReader) -> np.ndarray:
-    (n,) = _LEN.unpack(await r.readexactly(_LEN.size))
+    (n,) = LEN.unpack(await r.readexactly(LEN.size))
     return np.frombuffer(await r.readexactly(n), dtype=np.uint8)
 
 
-def _bare_server_context(tls: Any) -> ssl.SSLContext:
-    """A plain TLS 1.3 server context from the node's certificate (no pinning, no framing)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "c.pem").write_bytes(tls.cert_pem())
-        (Path(tmp) / "k.pem").write_bytes(tls.key_pem(PASSWORD.encode()))
-        ctx.load_cert_chain(Path(tmp) / "c.pem", Path(tmp) / "k.pem", password=PASSWORD)
-    return ctx
 
 
 # --------------------------------------------------------------------------- child
@@ -127,12 +94,12 @@ async def child(argv: list[str]) -> None:
         bare_conn.set_result((r, w))
 
     bare_server = await asyncio.start_server(on_bare, "127.0.0.1", 0,
-                                             ssl=_bare_server_context(ident.tls))
+                                             ssl=bare_server_context(ident.tls))
     bare_port = bare_server.sockets[0].getsockname()[1]
     print(f"READY {aep.address[1]} {tep.address[1]} {listener.getsockname()[1]} {bare_port}",
           flush=True)
     raw, _ = listener.accept()
-    _tune(raw)
+    tune(raw)
     br, bw = await bare_conn
     members = [parent_id, ident.node_id]
     achan = aep.session(SESSION, members)  # type: ignore[arg-type]
@@ -148,8 +115,8 @@ async def child(argv: list[str]) -> None:
             tchan.recv(0, "bulk")
             tchan.send(0, "ack", ack)
         for _ in range(int(msgs)):
-            _raw_recv(raw, rawbuf)
-            _raw_send(raw, ack)
+            raw_recv(raw, rawbuf)
+            raw_send(raw, ack)
         for _ in range(int(msgs)):
             await _bare_recv(br)
             await _bare_send(bw, ack)
@@ -159,7 +126,7 @@ async def child(argv: list[str]) -> None:
             for _ in range(int(iters)):
                 tchan.send(0, tag.replace("ping", "pong"), tchan.recv(0, tag))
         for _ in range(int(iters)):
-            _raw_send(raw, _raw_recv(raw, small))
+            raw_send(raw, raw_recv(raw, small))
         for _ in range(int(iters)):
             await _bare_send(bw, await _bare_recv(br))
     await achan.close()
@@ -220,7 +187,7 @@ async def _measure(aep: AsyncTlsEndpoint, tep: Endpoint, me: Any, peer: Any,
     aep.set_address(peer, "127.0.0.1", int(ready[1]))
     tep.set_address(peer, "127.0.0.1", int(ready[2]))
     raw = socket.create_connection(("127.0.0.1", int(ready[3])))
-    _tune(raw)
+    tune(raw)
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.minimum_version = ssl.TLSVersion.TLSv1_3
     client.check_hostname = False
@@ -247,8 +214,8 @@ async def _measure(aep: AsyncTlsEndpoint, tep: Endpoint, me: Any, peer: Any,
         bw["thr"].append(size * msgs / (time.perf_counter() - t0))
         t0 = time.perf_counter()
         for _ in range(msgs):
-            _raw_send(raw, data)
-            _raw_recv(raw, ackbuf)
+            raw_send(raw, data)
+            raw_recv(raw, ackbuf)
         bw["raw"].append(size * msgs / (time.perf_counter() - t0))
         t0 = time.perf_counter()
         for _ in range(msgs):
@@ -279,8 +246,8 @@ async def _measure(aep: AsyncTlsEndpoint, tep: Endpoint, me: Any, peer: Any,
         samples = []
         for _ in range(iters):
             t0 = time.perf_counter()
-            _raw_send(raw, small)
-            _raw_recv(raw, ackbuf)
+            raw_send(raw, small)
+            raw_recv(raw, ackbuf)
             samples.append(time.perf_counter() - t0)
         rtt["raw"].append(statistics.median(samples))
         samples = []
