@@ -630,9 +630,7 @@ class Connection:
             except NetworkError:
                 raise
             except (OSError, ssl.SSLError, ValueError) as exc:
-                err = NetworkError(f"send to {self.peer} failed: {exc}")
-                self._fail(self, err)
-                raise err from None
+                raise self._send_failed(exc) from None
 
     def send(self, head: bytes, arr: NDArray[Any] | None, *, bulk: bool = False) -> None:
         """Write one frame: ``head`` (prefix and header) and the array's bytes.
@@ -671,9 +669,13 @@ class Connection:
             except NetworkError:
                 raise
             except (OSError, ssl.SSLError, ValueError) as exc:
-                err = NetworkError(f"send to {self.peer} failed: {exc}")
-                self._fail(self, err)
-                raise err from None
+                raise self._send_failed(exc) from None
+
+    def _send_failed(self, exc: BaseException) -> NetworkError:
+        """A failed write: the link is failed (its sessions learn why) and the error made."""
+        err = NetworkError(f"send to {self.peer} failed: {exc}")
+        self._fail(self, err)
+        return err
 
     def _write_all(self, data: bytes | memoryview, off: int = -1) -> None:
         """Write ``data`` from ``off`` on (-1: try all of it at once first)."""
