@@ -58,6 +58,7 @@ from metisnet.mpc.evidence import (
     proven_suspects,
     slashable,
 )
+from metisnet.mpc import arith
 from metisnet.mpc.malicious import MaliciousVerifier, preprocess, verify
 from metisnet.mpc.triples import min_pool, plan
 from metisnet.net.channel import Channel, ChannelStats, InMemoryNetwork
@@ -907,3 +908,84 @@ def test_checks_in_slices_stay_correct_and_catch_a_cheat_in_the_last_slice(
     assert np.all(np.abs(t - (x * u) ** 2) <= 2 * u)
     out = _run_cheater(ErrOnLastProduct, 1, _sliced_prog, "sliced-cheat")
     assert out[0][0] == "cheating" and out[2][0] == "cheating", out
+
+
+# -- truncation: party 0's carry bit ------------------------------------------------------------
+TRUNC_N = 3000
+
+
+def _trunc_prog(ctx: MpcContext) -> Any:
+    """Truncations by 3, 16 and 40 bits pending together (one carry circuit for all three
+    widths), then the values opened."""
+    x = SharedArray(*ctx.random_pair(TRUNC_N), party=ctx.party, frac_bits=45)
+    # a valid sharing of a value in [-2^30, 2^29.6): shares below 2^29, recentred (a value
+    # this small makes the truncation's own failure, |x| 2^-64 per element, negligible)
+    x = x.like(x.a >> np.uint64(35), x.b >> np.uint64(35), frac_bits=45)
+    x = x.add_ring(np.full(TRUNC_N, np.uint64((1 << 64) - (1 << 30)), dtype=np.uint64))
+    outs = [arith.trunc(ctx, x, d) for d in (3, 16, 40)]
+    return arith.reveal_raw(ctx, x), [arith.reveal_raw(ctx, o) for o in outs]
+
+
+def _cheat_split(delta: Callable[[np.ndarray], np.ndarray]) -> Callable[[MpcContext], Any]:
+    """Party 0 adds ``delta(carry)`` to both its carry bit and its share of the result, so
+    the exact identity still holds and only the carry check can catch it."""
+    def prog(ctx: MpcContext) -> Any:
+        if ctx.party == 0 and ctx.verifier is not None:
+            honest = ctx.verifier._own_split
+
+            def cheat(x0: np.ndarray, x1: np.ndarray, s: np.ndarray, d: int) -> Any:
+                t, c = honest(x0, x1, s, d)
+                dl = delta(c)
+                return t + dl, c + dl
+
+            ctx.verifier._own_split = cheat  # type: ignore[method-assign]
+        return _trunc_prog(ctx)
+    return prog
+
+
+def test_honest_truncations_of_several_widths_are_right_to_one_unit() -> None:
+    out = _run_cheater(MpcContext, 0, _trunc_prog, "trunc-honest")
+    assert all(o[0] == "ok" for o in out), out
+    x, ys = out[0][1]
+    xs = x.view(np.int64)
+    assert xs.min() < -(1 << 28) and xs.max() > 1 << 28  # both signs, wide range
+    for d, y in zip((3, 16, 40), ys, strict=True):
+        err = y.view(np.int64) - xs / 2.0**d  # exact in floats at these magnitudes
+        assert np.all(np.abs(err) < 1.0), (d, np.abs(err).max())
+    assert all(np.array_equal(o[1][0], x) for o in out)
+
+
+@pytest.mark.parametrize("name, delta", [
+    ("flipped carry, result off by one", lambda c: np.uint64(1) - c - c),
+    ("carry of 2 more, same parity", lambda c: np.full_like(c, 2)),
+    ("carry of 2^63 more", lambda c: np.full_like(c, 1 << 63)),
+    ("one element's carry flipped", lambda c: np.where(np.arange(c.size) == c.size - 1,
+                                                        np.uint64(1) - c - c, 0).astype(np.uint64)),
+])
+def test_a_wrong_carry_from_party_0_aborts_before_release(name: str, delta: Any) -> None:
+    """A cheating party 0 shifts its share of the truncated value and its carry bit by the
+    same amount (so the exact identity holds): the bit check (gamma^2 = gamma) or the
+    carry circuit (its lowest bit) fails, both honest parties abort before any value is
+    opened, and neither names the other alone."""
+    out = _run_cheater(MpcContext, 0, _cheat_split(delta), "trunc-" + name[:8])
+    for p in (1, 2):
+        assert out[p][0] == "cheating", (name, out)
+        assert 0 in out[p][1], (name, out)
+
+
+def test_a_wrong_share_of_the_result_alone_aborts() -> None:
+    """Party 0 shifts only its share of ``A >> d`` (carry honest): the identity fails."""
+    def prog(ctx: MpcContext) -> Any:
+        if ctx.party == 0 and ctx.verifier is not None:
+            honest = ctx.verifier._own_split
+
+            def cheat(x0: np.ndarray, x1: np.ndarray, s: np.ndarray, d: int) -> Any:
+                t, c = honest(x0, x1, s, d)
+                return t + np.uint64(1), c
+
+            ctx.verifier._own_split = cheat  # type: ignore[method-assign]
+        return _trunc_prog(ctx)
+
+    out = _run_cheater(MpcContext, 0, prog, "trunc-share")
+    for p in (1, 2):
+        assert out[p][0] == "cheating" and 0 in out[p][1], out

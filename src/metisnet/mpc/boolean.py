@@ -38,7 +38,8 @@ from metisnet.errors import ShapeError
 from metisnet.mpc.context import MpcContext
 from metisnet.mpc.shares import SharedArray, SharedBits
 
-__all__ = ["a2b", "and_bits", "and_pairs", "b2a", "eq_zero_bits", "ltz_bits", "reveal_bits"]
+__all__ = ["a2b", "and_bits", "and_pairs", "b2a", "carry_out", "eq_zero_bits", "ltz_bits",
+           "reveal_bits"]
 
 U64 = NDArray[np.uint64]
 Pair = tuple[U64, U64]
@@ -132,6 +133,21 @@ def _combine_levels(ctx: MpcContext, g: Pair, p: Pair) -> Pair:
         else:
             ga, gb, pa, pb = new_ga, new_gb, pa_new, pb_new
     return ga, gb
+
+
+def carry_out(ctx: MpcContext, u: Pair, v: Pair) -> Pair:
+    """The carry out of the top plane of ``u + v``, for two boolean-shared values given as
+    raw pairs of ``m`` planes each (shape ``(m, words)``, plane 0 the lowest bit): one
+    plane, boolean-shared. Generate ``u_j & v_j`` (1 AND round, ``m`` planes), propagate
+    ``u_j ^ v_j`` (local), then the reduction tree of :func:`_combine_levels`
+    (``ceil(log2 m)`` rounds, at most ``2m`` planes).
+    """
+    if u[0].shape != v[0].shape or u[0].ndim != 2 or u[0].shape[0] < 1:
+        raise ShapeError(f"carry of planes of shapes {u[0].shape} and {v[0].shape}")
+    g = and_pairs(ctx, u, v, "carry_gen")
+    p = (u[0] ^ v[0], u[1] ^ v[1])
+    ca, cb = _combine_levels(ctx, g, p)
+    return ca, cb
 
 
 def ltz_bits(ctx: MpcContext, x: SharedArray) -> SharedBits:
