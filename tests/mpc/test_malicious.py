@@ -38,6 +38,7 @@ from metisnet.errors import CheatingDetected, PeerTimeout, ProtocolError, Valida
 from metisnet.mpc import (
     MpcContext,
     SharedArray,
+    arith,
     dot,
     equal,
     less_than,
@@ -58,7 +59,6 @@ from metisnet.mpc.evidence import (
     proven_suspects,
     slashable,
 )
-from metisnet.mpc import arith
 from metisnet.mpc.malicious import MaliciousVerifier, preprocess, verify
 from metisnet.mpc.triples import min_pool, plan
 from metisnet.net.channel import Channel, ChannelStats, InMemoryNetwork
