@@ -1,4 +1,4 @@
-"""Malicious-mode rows beside semi-honest ones (and MPyC): "mul", "less-than".
+"""Malicious-mode rows beside semi-honest ones (and MPyC): "mul", "less-than", "dot".
 
 Same set-up as ``benchmarks/mpc.py`` (whose MPyC runner this script reuses): metisnet's 3
 parties as OS processes over loopback TCP in one LocalCluster, MPyC's 3 parties as separate
@@ -67,6 +67,8 @@ def metis_job(channel: Any, op: str, n: int, job: int, security: str
             mpc.mul(ctx, x, y)
         elif op == "less-than":
             mpc.less_than(ctx, x, y)
+        elif op == "dot":  # one inner product of length n: checked by compression
+            mpc.dot(ctx, x, y)
         verify(ctx)  # nothing may be released before this passes (no-op when semi-honest)
 
     if security == "semi-honest":
@@ -99,9 +101,9 @@ ROW_NOTES = {
 def plan(quick: bool) -> list[tuple[str, int, int]]:
     """(op, metisnet size, MPyC size)."""
     if quick:
-        return [("mul", 10**5, 10**5), ("less-than", 10**4, 200)]
+        return [("mul", 10**5, 10**5), ("less-than", 10**4, 200), ("dot", 10**5, 10**5)]
     return [("mul", 10**5, 10**5), ("mul", 10**6, 10**6), ("less-than", 10**4, 5000),
-            ("less-than", 10**5, 5000)]
+            ("less-than", 10**5, 5000), ("dot", 10**5, 10**5), ("dot", 10**6, 10**6)]
 
 
 def main() -> None:

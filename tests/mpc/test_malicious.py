@@ -66,7 +66,7 @@ from metisnet.net.local_cluster import LocalCluster
 
 _jobs = itertools.count()
 OPS = ("input", "mul", "mul_int", "dot", "trunc", "less_than", "equal", "max", "reveal_to",
-       "bits")
+       "bits", "dot_long")
 MODES = ("flip", "inconsistent", "input", "drop", "reorder")
 #: triples made ahead (arithmetic, boolean words): none (every product checked by bucketing),
 #: a few (the first products by Beaver, the rest recorded and checked), plenty (all Beaver)
@@ -237,9 +237,12 @@ def _tamper_input(ctx: MpcContext, x: SharedArray, cheat: Cheat | None, index: i
 # -- the programs ----------------------------------------------------------------------------
 def make_data(op: str, seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 40))
+    # dot_long: long enough to be checked by compression (metisnet.mpc.ipcheck)
+    n = int(rng.integers(256, 700)) if op == "dot_long" else int(rng.integers(1, 40))
     x = np.round(rng.uniform(-50, 50, n), 3)
     y = np.round(rng.uniform(-50, 50, n), 3)
+    if op == "dot_long":  # a sum near 35 in size: its truncation fails with chance 2^-27
+        x, y = x / 25, y / 25
     if op == "equal":
         y = np.where(rng.integers(2, size=n) == 1, x, y)
     xi = rng.integers(-1000, 1000, n)
@@ -252,6 +255,7 @@ def expected(data: dict[str, Any]) -> Any:
     op, x, y, xi, yi = data["op"], data["x"], data["y"], data["xi"], data["yi"]
     return {
         "input": x + y, "mul": x * y, "mul_int": xi * yi, "dot": float(np.dot(x, y)),
+        "dot_long": float(np.dot(x, y)),
         "trunc": (x + y) * 0.37, "less_than": (x < y).astype(np.int64),
         "equal": (x == y).astype(np.int64), "max": np.maximum(x, y),
         "reveal_to": xi * yi, "bits": (x < y).astype(np.uint8)[None, :],
@@ -275,7 +279,7 @@ def program(ctx: MpcContext, data: dict[str, Any], cheat: Cheat | None) -> Any:
         return reveal(ctx, mul(ctx, x, y))
     if op == "mul_int":
         return reveal(ctx, mul_raw(ctx, x, y))
-    if op == "dot":
+    if op in ("dot", "dot_long"):
         return reveal(ctx, dot(ctx, x, y))
     if op == "trunc":
         return reveal(ctx, mul_public(ctx, x + y, 0.37))

@@ -24,6 +24,8 @@ Security modes (:mod:`metisnet.mpc.malicious`, :mod:`metisnet.mpc.evidence`)::
     MpcContext.setup(channel, security="semi-honest")              # no checks, faster
     ctx.security; ctx.verifier (None when semi-honest); malicious.verify(ctx)
     every product/AND is checked (sacrifice with bucketing, 2^-40) before any reveal;
+    dot/matmul with inner dimension >= 256 by compression instead (mpc.ipcheck: a few
+    KB and ~2 log2(k/64) + 6 rounds per check, whatever k); truncation by a carry bit;
     a failed check raises CheatingDetected(suspects=, evidence=Evidence bytes)
 
 Types (:mod:`metisnet.mpc.shares`)::

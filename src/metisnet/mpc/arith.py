@@ -309,12 +309,15 @@ def dot(ctx: MpcContext, x: SharedArray, y: SharedArray, *, truncate: bool = Tru
     _check_pair(x, y)
     if x.shape != y.shape or x.ndim == 0:
         raise ShapeError(f"dot needs equal shapes of at least one axis: {x.shape}, {y.shape}")
-    if ctx.verifier is not None:  # malicious mode: checked elementwise products
+    if ctx.verifier is not None and not ctx.verifier.checks_inner(x.shape[-1], x.size // max(
+            1, x.shape[-1])):  # malicious mode, short or many: checked elementwise products
         return ctx.verifier.dot(ctx, x, y, truncate)
     z = np.atleast_1d(np.asarray(np.einsum("...i,...i->...", x.a, y.a + y.b), np.uint64))
     z = z + np.atleast_1d(np.asarray(np.einsum("...i,...i->...", x.b, y.a), np.uint64))
     z += ctx.zero_share(z.shape)
     out = reshare(ctx, z, ctx.tag("dot"), x.frac_bits + y.frac_bits)
+    if ctx.verifier is not None:  # malicious mode: the inner products are checked later
+        ctx.verifier.record_dot(x, y, out)
     if x.ndim == 1:
         out = out.reshape(())
     if truncate:
@@ -330,12 +333,15 @@ def matmul(
     _check_pair(x, y)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[0]:
         raise ShapeError(f"matmul needs (m,k) @ (k,n), got {x.shape} @ {y.shape}")
-    if ctx.verifier is not None:  # malicious mode: checked elementwise products
-        return ctx.verifier.matmul(ctx, x, y, truncate)
+    if ctx.verifier is not None and not ctx.verifier.checks_inner(x.shape[1],
+                                                                  x.shape[0] * y.shape[1]):
+        return ctx.verifier.matmul(ctx, x, y, truncate)  # checked elementwise products
     z = np.matmul(x.a, y.a + y.b)
     z += np.matmul(x.b, y.a)
     z += ctx.zero_share(z.shape)
     out = reshare(ctx, z, ctx.tag("matmul"), x.frac_bits + y.frac_bits)
+    if ctx.verifier is not None:  # malicious mode: the inner products are checked later
+        ctx.verifier.record_matmul(x, y, out)
     if truncate:
         out = trunc(ctx, out, min(x.frac_bits, y.frac_bits))
     return out

@@ -59,6 +59,16 @@ What else is checked (``ctx.verifier`` is a :class:`MaliciousVerifier`):
   words): a joint variance over 3 x 10^5 rows needed 2.27 x 10^6 checked AND words and
   9 x 10^5 products, and now needs 1.1 x 10^5 words and 1.2 x 10^6 products (189 MB
   sent per party, now 85 MB).
+* **dot and matrix products** with an inner dimension of at least
+  :data:`~metisnet.mpc.ipcheck.MIN_LENGTH` (256), at most ``MAX_INNER_CLAIMS`` outputs at
+  a time: computed as in semi-honest mode (8 B per output) and recorded as claims, which
+  a check verifies together by recursive compression over the Galois ring GR(2^64, 48)
+  (:mod:`metisnet.mpc.ipcheck`; Boyle et al., CCS 2019; Goyal and Song, 2020). Its
+  communication does not depend on their length: 48 KB at the first level, under 1 KB
+  per halving, and about ``2 log2(k/64) + 6`` rounds. Shorter (or more) inner products
+  are checked product by product, like ``mul``. A joint variance over 3 x 10^5 rows sent
+  85 MB per party with every dot product checked term by term, and sends 38 MB now
+  (1.8 s against 3.0 s; semi-honest: 2.4 MB, 0.04 s).
 * **inputs, dealt pairs and keys**: each share of an input (or of a pair from an outside
   dealer) and each PRG key is held by two parties; their digests are compared first thing
   at the next check, before anything is opened, and are never sent to a party lacking them.
@@ -116,7 +126,7 @@ from numpy.typing import NDArray
 from metisnet.crypto.bitslice import n_words, planes_to_bits, to_planes
 from metisnet.crypto.prg import KEY_BYTES, Prg
 from metisnet.errors import CheatingDetected, ShapeError, ValidationError
-from metisnet.mpc import arith, boolean
+from metisnet.mpc import arith, boolean, ipcheck
 from metisnet.mpc.beaver import Six, TripleStock, concat6, head, maj_operands, tail
 from metisnet.mpc.context import PARTIES, MpcContext
 from metisnet.mpc.evidence import (
@@ -145,6 +155,10 @@ RANGE_SLICE = 1 << 17
 
 #: Products (or AND words) bucketed per pool when a check runs out of verified triples.
 POOL_SLICE = 1 << 20
+
+#: At most this many inner products in one dot or matrix product are checked by
+#: compression (each is a claim group); more are checked product by product.
+MAX_INNER_CLAIMS = 4096
 
 #: The two modes a context can run in.
 SECURITY_MODES = ("malicious", "semi-honest")
@@ -183,6 +197,7 @@ class MaliciousVerifier:
         self._zero_arith: list[Pair] = []
         self._zero_bool: list[Pair] = []
         self._range: list[_TruncItem] = []
+        self._groups: list[ipcheck.Group] = []
         me, nx = party, (party + 1) % PARTIES
         self._streams = {me: hashlib.sha256(), nx: hashlib.sha256()}
         self._dealt = {me: hashlib.sha256(), nx: hashlib.sha256()}
@@ -193,7 +208,7 @@ class MaliciousVerifier:
         #: verified triples made ahead, and the Beaver products that use them
         self.triples = TripleStock(party)
         #: products and AND words checked so far (online or by bucketing), for planning
-        self.checked = {"arith": 0, "bool": 0}
+        self.checked = {"arith": 0, "bool": 0, "inner": 0}
 
     # -- recording (called from the operations) -------------------------------------------
     def bind_keys(self, key_own: bytes, key_next: bytes, key_all: bytes) -> None:
@@ -206,6 +221,29 @@ class MaliciousVerifier:
         """``z = x * y`` elementwise (any equal shapes)."""
         self._mul.append((_flat(x.a), _flat(x.b), _flat(y.a), _flat(y.b), _flat(z.a),
                           _flat(z.b)))
+        self._dirty = True
+
+    def checks_inner(self, length: int, count: int) -> bool:
+        """Whether ``count`` inner products of ``length`` are checked by compression
+        (:mod:`metisnet.mpc.ipcheck`) rather than product by product."""
+        return length >= ipcheck.MIN_LENGTH and 0 < count <= MAX_INNER_CLAIMS
+
+    def record_dot(self, x: SharedArray, y: SharedArray, z: SharedArray) -> None:
+        """``z = sum(x * y, axis=-1)`` (any leading shape): one claim group per output."""
+        k = x.shape[-1]
+        xa, xb = x.a.reshape(-1, k), x.b.reshape(-1, k)
+        ya, yb = y.a.reshape(-1, k), y.b.reshape(-1, k)
+        za, zb = z.a.reshape(-1), z.b.reshape(-1)
+        for i in range(xa.shape[0]):
+            self._groups.append(((xa[i:i + 1], xb[i:i + 1]), (ya[i][:, None], yb[i][:, None]),
+                                 (za[i:i + 1, None], zb[i:i + 1, None])))
+        self.checked["inner"] += x.size
+        self._dirty = True
+
+    def record_matmul(self, x: SharedArray, y: SharedArray, z: SharedArray) -> None:
+        """``z = x @ y`` (2-D): one claim group."""
+        self._groups.append(((x.a, x.b), (y.a, y.b), (z.a, z.b)))
+        self.checked["inner"] += x.shape[0] * x.shape[1] * y.shape[1]
         self._dirty = True
 
     def record_select(self, c: SharedArray, ds: Sequence[SharedArray], z: SharedArray) -> None:
@@ -372,6 +410,12 @@ class MaliciousVerifier:
         # that two honest holders of a share always agree afterwards); pool triples
         # (random a, b from the PRGs; c by the semi-honest product)
         self._stream_claims(ctx, step)
+        inner: list[Pair] = []
+        if self._groups:  # dot and matrix products, by compression (a few rounds)
+            groups, self._groups = self._groups, []
+            inner.append(ipcheck.check_groups(
+                ctx, groups, lambda n: self._coins(ctx).uint64(n),
+                lambda a, b: self._open_all(ctx, a, b, "inner")))
         rest_a, rest_b = tail(ma, ha), tail(mb, hb)
         # the rest is bucketed in slices of at most POOL_SLICE products (a pool each, with
         # its own coins: memory stays bounded; every slice is one more bucketing)
@@ -380,7 +424,7 @@ class MaliciousVerifier:
         part_b = head(rest_b, POOL_SLICE)
         pa = self._pool(ctx, step + ":ta", part_a[0].size, boolean=False)
         pb = self._pool(ctx, step + ":tb", part_b[0].size, boolean=True)
-        zero_a = list(self._zero_arith)
+        zero_a = list(self._zero_arith) + inner
         zero_b = list(self._zero_bool)
         self._zero_arith, self._zero_bool = [], []
         # round 2: open rho, sigma against the verified triples (no coins needed)
@@ -411,6 +455,12 @@ class MaliciousVerifier:
             self._zero_claims(ctx, step, zero_a, zero_b)
         self._dirty = False
         self.checks += 1
+
+    def _open_all(self, ctx: MpcContext, a: U64, b: U64, item: str) -> U64:
+        got = self.open(ctx, a, b, item=item)
+        if got is None:  # pragma: no cover - every party is a receiver
+            raise ValidationError(f"{item} not opened")
+        return got
 
     def _coins(self, ctx: MpcContext) -> Prg:
         """Public coins from a random sharing opened now (1 round): the bucket permutation."""
@@ -782,7 +832,8 @@ class MaliciousVerifier:
 
     def dot(self, ctx: MpcContext, x: SharedArray, y: SharedArray, truncate: bool
             ) -> SharedArray:
-        """Inner product over the last axis as checked elementwise products and a sum."""
+        """Inner product over the last axis as checked elementwise products and a sum (for
+        inner products too short, or too many, for :mod:`metisnet.mpc.ipcheck`)."""
         out = arith.sum(arith.mul_raw(ctx, x, y), axis=-1)
         if truncate:
             out = arith.trunc(ctx, out, min(x.frac_bits, y.frac_bits))
@@ -790,7 +841,9 @@ class MaliciousVerifier:
 
     def matmul(self, ctx: MpcContext, x: SharedArray, y: SharedArray, truncate: bool
                ) -> SharedArray:
-        """``x @ y`` as checked elementwise products of shape (m, k, n) and a sum."""
+        """``x @ y`` as checked elementwise products of shape (m, k, n) and a sum (when the
+        inner dimension is too short, or the output too large, for
+        :mod:`metisnet.mpc.ipcheck`)."""
         m, k = x.shape
         n = y.shape[1]
 
