@@ -4,17 +4,19 @@ opens looking uniformly random."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from tests.mpc.test_malicious import _run_cheater
 
-from metisnet.errors import CheatingDetected, PeerTimeout
 from metisnet.mpc import MpcContext, arith, ipcheck, reveal, share
 from metisnet.mpc.malicious import MaliciousVerifier, verify
-from metisnet.net.channel import InMemoryNetwork
+
+_SESSIONS = itertools.count()
 
 RNG = np.random.default_rng(5)
 N = 3000
@@ -26,24 +28,7 @@ BV = RNG.integers(-50, 50, (700, 4))
 
 def _run(prog: Callable[[MpcContext], Any], cls: type[MpcContext] = MpcContext,
          cheater: int = -1) -> list[tuple[str, Any]]:
-    net = InMemoryNetwork(3, timeout=20)
-    out: list[Any] = [None] * 3
-
-    def run(i: int) -> None:
-        try:
-            ctx = (cls if i == cheater else MpcContext).setup(net.channel(i), session="ip")
-            out[i] = ("ok", prog(ctx))
-        except CheatingDetected as exc:
-            out[i] = ("cheating", exc.suspects)
-        except PeerTimeout:
-            out[i] = ("timeout", None)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
+    return _run_cheater(cls, cheater, prog, f"ip{next(_SESSIONS)}")
 
 
 def _inputs(ctx: MpcContext) -> tuple[Any, Any, Any, Any]:

@@ -119,7 +119,7 @@ def inner(a: U64, b: U64) -> U64:
     ``(D, D)`` matrix of coefficient products is one integer matrix product."""
     if a.shape != b.shape or a.ndim != 2 or a.shape[0] != _D:
         raise ShapeError(f"inner product of planar vectors {a.shape} and {b.shape}")
-    return reduce(_antidiagonals(a @ b.T))
+    return reduce(_antidiagonals(np.einsum("il,jl->ij", a, b)))
 
 
 def scale_base(theta: U64, x: U64) -> U64:
