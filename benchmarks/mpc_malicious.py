@@ -156,6 +156,10 @@ def main() -> None:
                              " its bytes")
                     if peer is not None:
                         note += "; MPyC has no malicious mode (its row is semi-honest)"
+                if op == "dot" and ph != "semi-honest":
+                    note += ("; the inner product is checked by compression "
+                             "(metisnet.mpc.ipcheck), so the malicious rows differ only in "
+                             "the truncation's one checked product")
                 if peer is not None and n_peer != n:
                     note += f"; MPyC at n={n_peer}, its elements/s compared"
                 rows.append(row(f"{op} ({name})", n, "elements/s", rates, peer=peer,

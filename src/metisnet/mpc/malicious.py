@@ -66,9 +66,9 @@ What else is checked (``ctx.verifier`` is a :class:`MaliciousVerifier`):
   (:mod:`metisnet.mpc.ipcheck`; Boyle et al., CCS 2019; Goyal and Song, 2020). Its
   communication does not depend on their length: 48 KB at the first level, under 1 KB
   per halving, and about ``2 log2(k/64) + 6`` rounds. Shorter (or more) inner products
-  are checked product by product, like ``mul``. A joint variance over 3 x 10^5 rows sent
-  85 MB per party with every dot product checked term by term, and sends 38 MB now
-  (1.8 s against 3.0 s; semi-honest: 2.4 MB, 0.04 s).
+  are checked product by product, like ``mul``. A joint variance over 3 x 10^5 rows (three
+  parties in one machine) sent 85 MB per party in 3.0 s with every dot product checked
+  term by term, and sends 38 MB in 1.1 s now (semi-honest: 2.4 MB, 0.03 s).
 * **inputs, dealt pairs and keys**: each share of an input (or of a pair from an outside
   dealer) and each PRG key is held by two parties; their digests are compared first thing
   at the next check, before anything is opened, and are never sent to a party lacking them.
@@ -85,29 +85,38 @@ batched carry checks if truncations are pending (1 product round, 1 generate rou
 verified, and a failed check raises :class:`~metisnet.errors.CheatingDetected`, after which
 the context refuses to go on.
 
-Overhead per party against semi-honest (8 B per product or AND word, 1 round):
+Overhead per party against semi-honest (8 B per product or AND word, 1 round).
+``benchmarks/mpc_malicious.py``, one full run on this shared 2-core machine (ratios to the
+semi-honest row of the same run; earlier runs in brackets):
 
 * online, with triples made ahead: 16 B per product (**2x the bytes**), 1 round (the
-  same), plus the check's digests; a less-than 93-101 B against 62 B (1.5-1.6x; its other
-  steps are local or unchanged). ``benchmarks/mpc_malicious.py`` rows "(malicious,
-  online)", two runs on a shared 2-core machine (load 8-18): mul 10^6 1.2-1.5x the
-  semi-honest time, mul 10^5 1.7-3.4x, less-than 10^4 1.2-7x, less-than 10^5 0.65x
-  (likely because the semi-honest bit injection puts 32 B per bit on party 0 alone, while
-  two Beaver products spread the same bytes evenly).
+  same), plus the check's digests; a less-than 93 B against 62 B (1.5x; its other steps are
+  local or unchanged). Rows "(malicious, online)": mul 10^5 0.93x the semi-honest time
+  [1.7-3.4x], mul 10^6 2.65x [1.2-1.5x], less-than 10^4 1.09x, 10^5 1.11x [0.65-7x].
 * making a verified triple: ``8 + 8M/n + 16k`` B (:func:`preprocess`; ``k = 2`` from about
   7 x 10^5 triples per call: 56 B; ``k = 3`` from about 10^4: 80 B), so online plus
   offline is 9x (``k = 2``) to 12x (``k = 3``) the bytes, and the permutation and random
-  gathers of the bucketing dominate the time (rows "(malicious, total)": 6-63x).
+  gathers of the bucketing dominate the time. Rows "(malicious, total)": mul 15x (10^5)
+  and 32x (10^6, against a fast semi-honest run: 47 ms); less-than 8x and 18x.
 * without triples made ahead the check buckets the recorded products themselves: 7x
   (``k = 2``) to 10x (``k = 3``) the bytes, all at the check (rows "(malicious, no
-  stock)": 5-61x the time).
+  stock)": mul 17x and 35x, less-than 9x and 25x).
+* a dot product of length 10^6 (checked by compression, :mod:`metisnet.mpc.ipcheck`):
+  64 KB and 37 rounds against 8 B and 1 round, 31x the time of a semi-honest dot (which
+  takes 20 ms); checked term by term, as before, it cost what 10^6 products cost.
 
 **The issue's 3x target holds for the online phase only**; with the making of the triples
-counted it does not (7-12x the bytes). Reaching it in total needs a check with sublinear
-communication: distributed zero-knowledge proofs over a Galois-ring extension of Z_2^64
-(Boyle, Gilboa, Ishai and Nof, CCS 2019; Boyle et al., ASIACRYPT 2020), or SPDZ2k-style
-MACs in Z_2^(64+s) (Chida et al., CRYPTO 2018, lifted as in Abspoel, Dalskov, Escudero
-and Nof, ACNS 2021; about 4x the bytes with 128-bit words).
+counted it does not (9-12x the bytes). The compression that checks inner products with
+sublinear communication does not carry over to elementwise products at a useful speed
+here: their ``m`` separate claims must be combined with an extension-ring weight on each
+product before the first fold, so the first level costs about ``64 x 48`` integer
+multiply-adds per product instead of ``64`` (the weighted cross terms), and every later
+fold of an extension-valued vector ``48^2`` per element. numpy's integer matrix products
+run at 0.8-2.3 G multiply-adds per second on this machine (no BLAS for integers), so
+that is about 1.5 us per product against about 0.05-0.2 us for the semi-honest product
+itself. Reaching 3x in total needs that arithmetic in compiled code (or float BLAS on
+16-bit limbs), or SPDZ2k-style MACs in Z_2^(64+s) (Chida et al., CRYPTO 2018, lifted as in
+Abspoel, Dalskov, Escudero and Nof, ACNS 2021; about 4x the bytes with 128-bit words).
 
 Cheater identification: see :mod:`metisnet.mpc.evidence`. ``CheatingDetected.suspects`` is
 the raising party's own view: a single party when that party sent something the raiser
