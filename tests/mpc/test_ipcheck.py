@@ -179,3 +179,40 @@ def test_errors_that_cancel_in_a_plain_sum_still_abort(cheater: int) -> None:
     for p in range(3):
         if p != cheater:
             assert out[p][0] == "cheating" and cheater in out[p][1], out
+
+
+BATCH = (600, 256)  # two batch claims: 512 dots and 88
+BX = RNG.integers(-100, 100, BATCH)
+BY = RNG.integers(-100, 100, BATCH)
+
+
+def _batch_prog(ctx: MpcContext) -> Any:
+    x = share(ctx, BX if ctx.party == 1 else None, owner=1, shape=BATCH, frac_bits=0)
+    y = share(ctx, BY if ctx.party == 2 else None, owner=2, shape=BATCH, frac_bits=0)
+    verify(ctx)
+    before = ctx.stats.bytes_sent
+    z = arith.dot(ctx, x, y, truncate=False)
+    verify(ctx)
+    return reveal(ctx, z), ctx.stats.bytes_sent - before
+
+
+class ErrOnOneDot(MpcContext):
+    """Adds 2^63 to dot number 550 (in the second batch) before the reshare."""
+
+    def zero_share(self, shape: int | tuple[int, ...]) -> np.ndarray:
+        z = super().zero_share(shape)
+        if z.shape == (BATCH[0],):
+            z[550:551] += np.uint64(1 << 63)
+        return z
+
+
+def test_a_large_batch_of_dots_is_right_and_a_wrong_one_aborts() -> None:
+    out = _run(_batch_prog)
+    assert all(o[0] == "ok" for o in out), out
+    assert np.array_equal(out[0][1][0], (BX * BY).sum(axis=1))
+    assert max(o[1][1] for o in out) < 200_000  # term by term: about 11 MB
+    for cheater in (0, 2):
+        bad = _run(_batch_prog, ErrOnOneDot, cheater)
+        for p in range(3):
+            if p != cheater:
+                assert bad[p][0] == "cheating" and cheater in bad[p][1], bad

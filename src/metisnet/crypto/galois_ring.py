@@ -105,11 +105,13 @@ def mul(a: U64, b: U64) -> U64:
 
 
 def mul_many(a: U64, b: U64) -> U64:
-    """Elementwise products of two planar vectors ``(D, n)``."""
+    """Elementwise products of two planar vectors ``(D, n)``: D shifted multiply-adds over
+    the whole batch, then one reduction (memory ``(2D-1) n`` words)."""
     if a.shape != b.shape or a.ndim != 2 or a.shape[0] != _D:
         raise ShapeError(f"elementwise product of planar vectors {a.shape} and {b.shape}")
-    pad = np.vstack([b, np.zeros((1, b.shape[1]), dtype=np.uint64)])
-    full = np.einsum("kin,in->kn", pad[_TOE], a)  # (2D-1, n)
+    full = np.zeros((2 * _D - 1, a.shape[1]), dtype=np.uint64)
+    for i in range(_D):
+        full[i:i + _D] += a[i] * b
     out: U64 = _R @ full
     return out
 

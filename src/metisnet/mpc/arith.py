@@ -333,8 +333,8 @@ def matmul(
     _check_pair(x, y)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[0]:
         raise ShapeError(f"matmul needs (m,k) @ (k,n), got {x.shape} @ {y.shape}")
-    if ctx.verifier is not None and not ctx.verifier.checks_inner(x.shape[1],
-                                                                  x.shape[0] * y.shape[1]):
+    if ctx.verifier is not None and not ctx.verifier.checks_matmul(x.shape[1],
+                                                                   x.shape[0] * y.shape[1]):
         return ctx.verifier.matmul(ctx, x, y, truncate)  # checked elementwise products
     z = np.matmul(x.a, y.a + y.b)
     z += np.matmul(x.b, y.a)

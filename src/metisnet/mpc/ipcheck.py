@@ -47,17 +47,22 @@ from metisnet.crypto import galois_ring as gr
 from metisnet.errors import ShapeError
 from metisnet.mpc.context import MpcContext
 
-__all__ = ["FOLD", "MIN_LENGTH", "Group", "check_groups", "soundness_bound"]
+__all__ = ["FOLD", "MAX_BATCH", "MIN_LENGTH", "Dots", "Group", "check_groups",
+           "soundness_bound"]
 
 U64 = NDArray[np.uint64]
 Pair = tuple[U64, U64]
 #: A claim group: this party's pairs of A (m, k), B (k, n) and Z = A @ B (m, n).
 Group = tuple[Pair, Pair, Pair]
+#: A batch of dot products: pairs of X (b, k), Y (b, k) and Z = rowwise <X, Y> (b,).
+Dots = tuple[Pair, Pair, Pair]
 
 #: Chunks per inner product at the first level.
 FOLD = 64
 #: Inner products shorter than this are checked product by product instead.
 MIN_LENGTH = 4 * FOLD
+#: Dot products per batch claim (its cross terms take ``64^2`` words per dot).
+MAX_BATCH = 512
 
 _D = gr.DEGREE
 
@@ -157,24 +162,87 @@ class _Level1:
         return _scale_pair(ca, self.a), _scale_pair(cb, self.b)
 
 
+class _Batch:
+    """A batch of ``b`` dot products of one length at the first level: claim ``i`` is
+    weighted by ``theta_i`` on its ``f`` side; everything is vectorised over the batch."""
+
+    def __init__(self, dots: Dots, theta: U64) -> None:
+        (x0, x1), (y0, y1), (z0, z1) = dots
+        b, k = x0.shape
+        if y0.shape != (b, k) or z0.shape != (b,):
+            raise ShapeError(f"dot claims of shapes {x0.shape}, {y0.shape}, {z0.shape}")
+        self.b = b
+        kp = -(-k // FOLD) * FOLD
+        self.length = kp // FOLD
+
+        def chunks(v: U64) -> U64:  # (b, FOLD, L): [i, a] is chunk a of dot i
+            pad = np.zeros((b, kp), dtype=np.uint64)
+            pad[:, :k] = v
+            return pad.reshape(b, FOLD, self.length)
+
+        self.x = (chunks(x0), chunks(x1))
+        self.y = (chunks(y0), chunks(y1))
+        self.z = (z0, z1)
+        self.theta = theta  # (D, b)
+
+    def coefficients(self) -> U64:
+        (x0, x1), (y0, y1) = self.x, self.y
+        cross = np.einsum("ial,ibl->iab", x0, y0 + y1)
+        cross += np.einsum("ial,ibl->iab", x1, y0)
+        diag = np.zeros((2 * FOLD - 1, self.b), dtype=np.uint64)
+        back = FOLD - 1 - np.arange(FOLD)
+        for a in range(FOLD):  # t = a - b + FOLD - 1
+            diag[a + back] += cross[:, a].T
+        out: U64 = self.theta @ diag.T
+        return out
+
+    def claim(self) -> Pair:
+        return self.theta @ self.z[0], self.theta @ self.z[1]
+
+    def fold(self, rp: U64) -> tuple[Pair, Pair]:
+        # x side: theta_i * sum_a r^a x_i^a, weighted after the fold for short dots (b L
+        # products) and through the b FOLD coefficients for long ones; y side:
+        # sum_b r^(FOLD-1-b) y_i^b
+        rev = np.ascontiguousarray(rp[:, ::-1])
+
+        def flat(v: U64) -> U64:
+            out: U64 = v.reshape(_D, self.b * self.length)
+            return out
+
+        if self.length > FOLD:  # long dots: weight the b FOLD coefficients instead
+            ca = gr.mul_many(np.repeat(self.theta, FOLD, axis=1),
+                             np.tile(rp, (1, self.b))).reshape(_D, self.b, FOLD)
+            f = tuple(flat(np.einsum("dia,ial->dil", ca, xs)) for xs in self.x)
+        else:
+            weights = np.repeat(self.theta, self.length, axis=1)  # (D, b L)
+            f = tuple(gr.mul_many(flat(np.einsum("da,ial->dil", rp, xs)), weights)
+                      for xs in self.x)
+        g = tuple(flat(np.einsum("da,ial->dil", rev, ys)) for ys in self.y)
+        return (f[0], f[1]), (g[0], g[1])
+
+
 def check_groups(ctx: MpcContext, groups: Sequence[Group], coins: Callable[[int], U64],
-                 opener: Callable[[U64, U64], U64]) -> Pair:
+                 opener: Callable[[U64, U64], U64], dots: Sequence[Dots] = ()) -> Pair:
     """Run the compression on ``groups`` and return this party's pair of the value that
     must be zero (``h(r) - f(r) g(r)``, an extension element); the caller checks it with
     its other zero values. ``coins(n)`` returns ``n`` fresh public words (opened only when
     called); ``opener(a, b)`` opens a flat sharing to every party."""
-    if not groups:
+    if not groups and not dots:
         raise ShapeError("no inner products to check")
     # coins for the random combination: drawn after every claim is fixed
     sizes = [(grp[0][0].shape[0], grp[1][0].shape[1]) for grp in groups]
-    words = coins(sum(m + n for m, n in sizes))
-    levels: list[_Level1] = []
+    words = coins(sum(m + n for m, n in sizes) + sum(d[0][0].shape[0] for d in dots))
+    levels: list[_Level1 | _Batch] = []
     at = 0
     for grp, (m, n) in zip(groups, sizes, strict=True):
         alpha = gr.exceptional(words[at:at + m])
         beta = gr.exceptional(words[at + m:at + m + n])
         at += m + n
         levels.append(_Level1(grp, alpha, beta))
+    for batch in dots:
+        b = batch[0][0].shape[0]
+        levels.append(_Batch(batch, gr.exceptional(words[at:at + b])))
+        at += b
     # level 1: every coefficient but the claim's own, reshared; then the point
     local = levels[0].coefficients()
     for lv in levels[1:]:
