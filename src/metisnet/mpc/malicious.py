@@ -88,24 +88,27 @@ verified, and a failed check raises :class:`~metisnet.errors.CheatingDetected`, 
 the context refuses to go on.
 
 Overhead per party against semi-honest (8 B per product or AND word, 1 round).
-``benchmarks/mpc_malicious.py``, one full run on this shared 2-core machine (ratios to the
+``benchmarks/mpc_malicious.py``, two full runs on this shared 2-core machine (ratios to the
 semi-honest row of the same run; earlier runs in brackets):
 
 * online, with triples made ahead: 16 B per product (**2x the bytes**), 1 round (the
   same), plus the check's digests; a less-than 93 B against 62 B (1.5x; its other steps are
-  local or unchanged). Rows "(malicious, online)": mul 10^5 0.93x the semi-honest time
-  [1.7-3.4x], mul 10^6 2.65x [1.2-1.5x], less-than 10^4 1.09x, 10^5 1.11x [0.65-7x].
+  local or unchanged). Rows "(malicious, online)": mul 10^5 0.93-1.86x the semi-honest
+  time [1.7-3.4x], mul 10^6 1.57-2.65x [1.2-1.5x], less-than 10^4 1.09-1.19x, 10^5
+  0.97-1.11x [0.65-7x].
 * making a verified triple: ``8 + 8M/n + 16k`` B (:func:`preprocess`; ``k = 2`` from about
   7 x 10^5 triples per call: 56 B; ``k = 3`` from about 10^4: 80 B), so online plus
   offline is 9x (``k = 2``) to 12x (``k = 3``) the bytes, and the permutation and random
-  gathers of the bucketing dominate the time. Rows "(malicious, total)": mul 15x (10^5)
-  and 32x (10^6, against a fast semi-honest run: 47 ms); less-than 8x and 18x.
+  gathers of the bucketing dominate the time. Rows "(malicious, total)": mul 15-30x
+  (10^5) and 21-32x (10^6; the semi-honest runs took 47-57 ms); less-than 7-8x and
+  15-18x.
 * without triples made ahead the check buckets the recorded products themselves: 7x
   (``k = 2``) to 10x (``k = 3``) the bytes, all at the check (rows "(malicious, no
-  stock)": mul 17x and 35x, less-than 9x and 25x).
+  stock)": mul 17-29x and 35-40x, less-than 7-9x and 18-25x).
 * a dot product of length 10^6 (checked by compression, :mod:`metisnet.mpc.ipcheck`):
-  64 KB and 37 rounds against 8 B and 1 round, 31x the time of a semi-honest dot (which
-  takes 20 ms); checked term by term, as before, it cost what 10^6 products cost.
+  64 KB and 37 rounds against 8 B and 1 round, 31-39x the time of a semi-honest dot
+  (which takes 16-20 ms); checked term by term, as before, it cost what 10^6 products
+  cost.
 
 **The issue's 3x target holds for the online phase only**; with the making of the triples
 counted it does not (9-12x the bytes). The compression that checks inner products with
