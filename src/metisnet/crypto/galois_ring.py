@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from metisnet.errors import ShapeError, ValidationError
 
 __all__ = ["DEGREE", "MODULUS_TAPS", "SOUNDNESS_BITS", "embed", "exceptional", "inner", "mul",
-           "mul_many", "mul_matrix", "powers", "reduce", "scale_base"]
+           "mul_many", "mul_matrix", "powers", "reduce"]
 
 U64 = NDArray[np.uint64]
 
@@ -122,13 +122,6 @@ def inner(a: U64, b: U64) -> U64:
     if a.shape != b.shape or a.ndim != 2 or a.shape[0] != _D:
         raise ShapeError(f"inner product of planar vectors {a.shape} and {b.shape}")
     return reduce(_antidiagonals(np.einsum("il,jl->ij", a, b)))
-
-
-def scale_base(theta: U64, x: U64) -> U64:
-    """``theta * x`` for one element ``theta`` and base-ring values ``x`` (shape ``(n,)``):
-    the planar vector ``(D, n)``."""
-    out: U64 = np.multiply.outer(theta, x)
-    return out
 
 
 def embed(x: U64) -> U64:
