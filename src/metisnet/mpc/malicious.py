@@ -88,40 +88,51 @@ verified, and a failed check raises :class:`~metisnet.errors.CheatingDetected`, 
 the context refuses to go on.
 
 Overhead per party against semi-honest (8 B per product or AND word, 1 round).
-``benchmarks/mpc_malicious.py``, two full runs on this shared 2-core machine (ratios to the
+``benchmarks/mpc_malicious.py``, three full runs on this shared 2-core machine (ratios to the
 semi-honest row of the same run; earlier runs in brackets):
 
 * online, with triples made ahead: 16 B per product (**2x the bytes**), 1 round (the
   same), plus the check's digests; a less-than 93 B against 62 B (1.5x; its other steps are
   local or unchanged). Rows "(malicious, online)": mul 10^5 0.93-1.86x the semi-honest
-  time [1.7-3.4x], mul 10^6 1.57-2.65x [1.2-1.5x], less-than 10^4 1.09-1.19x, 10^5
-  0.97-1.11x [0.65-7x].
+  time [1.7-3.4x], mul 10^6 1.47-2.65x [1.2-1.5x], less-than 10^4 1.09-1.22x, 10^5
+  0.97-1.33x [0.65-7x].
 * making a verified triple: ``8 + 8M/n + 16k`` B (:func:`preprocess`; ``k = 2`` from about
   7 x 10^5 triples per call: 56 B; ``k = 3`` from about 10^4: 80 B), so online plus
   offline is 9x (``k = 2``) to 12x (``k = 3``) the bytes, and the permutation and random
   gathers of the bucketing dominate the time. Rows "(malicious, total)": mul 15-30x
-  (10^5) and 21-32x (10^6; the semi-honest runs took 47-57 ms); less-than 7-8x and
-  15-18x.
+  (10^5) and 19-32x (10^6; the semi-honest runs took 47-61 ms); less-than 7-8x and
+  15-19x.
 * without triples made ahead the check buckets the recorded products themselves: 7x
   (``k = 2``) to 10x (``k = 3``) the bytes, all at the check (rows "(malicious, no
-  stock)": mul 17-29x and 35-40x, less-than 7-9x and 18-25x).
+  stock)": mul 17-29x and 19-40x, less-than 7-9x and 18-28x).
 * a dot product of length 10^6 (checked by compression, :mod:`metisnet.mpc.ipcheck`):
-  64 KB and 37 rounds against 8 B and 1 round, 31-39x the time of a semi-honest dot
-  (which takes 16-20 ms); checked term by term, as before, it cost what 10^6 products
+  64 KB and 37 rounds against 8 B and 1 round, 31-44x the time of a semi-honest dot
+  (which takes 14-20 ms); checked term by term, as before, it cost what 10^6 products
   cost.
 
 **The issue's 3x target holds for the online phase only**; with the making of the triples
-counted it does not (9-12x the bytes). The compression that checks inner products with
-sublinear communication does not carry over to elementwise products at a useful speed
-here: their ``m`` separate claims must be combined with an extension-ring weight on each
-product before the first fold, so the first level costs about ``64 x 48`` integer
-multiply-adds per product instead of ``64`` (the weighted cross terms), and every later
-fold of an extension-valued vector ``48^2`` per element. numpy's integer matrix products
-run at 0.8-2.3 G multiply-adds per second on this machine (no BLAS for integers), so
-that is about 1.5 us per product against about 0.05-0.2 us for the semi-honest product
-itself. Reaching 3x in total needs that arithmetic in compiled code (or float BLAS on
-16-bit limbs), or SPDZ2k-style MACs in Z_2^(64+s) (Chida et al., CRYPTO 2018, lifted as in
-Abspoel, Dalskov, Escudero and Nof, ACNS 2021; about 4x the bytes with 128-bit words).
+counted it does not (9-12x the bytes), and no protocol open to this engine reaches it:
+
+* bucketing cannot: a verified triple costs at least ``8 + 8M/n + 16k`` = 56 B per party
+  (``k = 2`` needs ``n`` near 10^6; ``k = 1`` would need a pool of 2^40), 7x the
+  semi-honest product's 8 B before the online 16 B;
+* the compression (:mod:`metisnet.mpc.ipcheck`) cannot be made cheap for elementwise
+  products. Their ``m`` separate claims need extension-ring weights: a plain sum lets
+  errors cancel, and a weight in Z_2^64 itself misses an error of ``2^63`` whenever it is
+  even (probability 1/2). Each product's weight must be non-zero mod 2 except with
+  probability 2^-40, so it lives in an extension of degree at least 40 (or is 40 separate
+  weights), and the first fold's cross products then cost ``48 L`` multiply-adds per
+  product for ``L`` chunks; every later fold multiplies extension elements. Measured on
+  this machine with numpy (one core; ``scripts/gr_cost.py``), for 10^6 products: the
+  weighted cross products alone take 0.79-0.84 s (``L`` = 8), 1.12-1.15 s (16) and
+  3.41-3.44 s (64), and an extension product about 8 us (``galois_ring.mul_many``), so
+  the folds of the ``10^6 / L`` extension elements add seconds more. The semi-honest
+  product of 10^6 takes 17-61 ms over loopback (its local arithmetic 5 ms), so the
+  first fold alone is 13-46x that. Compiled code would have to do this arithmetic more than
+  ten times faster than numpy to come near 3x;
+* SPDZ2k-style MACs in Z_2^(64+s) (Chida et al., CRYPTO 2018, lifted as in Abspoel,
+  Dalskov, Escudero and Nof, ACNS 2021) compute every product twice on 128-bit words:
+  about 4x the bytes, and numpy has no 64 x 64 -> 128-bit product.
 
 Cheater identification: see :mod:`metisnet.mpc.evidence`. ``CheatingDetected.suspects`` is
 the raising party's own view: a single party when that party sent something the raiser
@@ -590,7 +601,8 @@ class MaliciousVerifier:
         xa, xb, ya, yb, za, zb = rec
 
         def pick(p: Pair, idx: NDArray[np.int64]) -> Pair:
-            return p[0][idx], p[1][idx]
+            # np.take gathers about twice as fast as fancy indexing here
+            return np.take(p[0], idx), np.take(p[1], idx)
 
         aj, bj, cj = pick(a, used), pick(b, used), pick(c, used)
         kn, nl = k * n, m - k * n
@@ -618,7 +630,8 @@ class MaliciousVerifier:
                              ctx.tag("verify-fail"), self._others())
         zt = (np.broadcast_to(za, (k, n)), np.broadcast_to(zb, (k, n)))
         fn = sacrifice_bool if boolean else sacrifice_arith
-        va, vb = fn(self.party, zt, cj, aj, bj, rho_o, sig_o)
+        # the gathered cj and aj are this call's own: the result overwrites them
+        va, vb = fn(self.party, zt, cj, aj, bj, rho_o, sig_o, overwrite=True)
         return va.reshape(-1), vb.reshape(-1)
 
     def _exchange(self, ctx: MpcContext, step: str, mine: dict[str, bytes],

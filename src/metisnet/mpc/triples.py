@@ -93,15 +93,25 @@ def plan(n: int, bits: int = STATISTICAL_BITS) -> tuple[int, int]:
 
 
 def sacrifice_arith(party: int, z: tuple[U64, U64], c: tuple[U64, U64], a: tuple[U64, U64],
-                    b: tuple[U64, U64], rho: U64, sigma: U64) -> tuple[U64, U64]:
+                    b: tuple[U64, U64], rho: U64, sigma: U64, *, overwrite: bool = False
+                    ) -> tuple[U64, U64]:
     """This party's pair of ``v = z - c - sigma*a - rho*b - rho*sigma`` over Z_2^64 (local;
-    the public term goes into share 0, held by parties 0 and 2)."""
-    t = np.multiply(sigma, a[0])
-    va = z[0] - c[0]
+    the public term goes into share 0, held by parties 0 and 2). With ``overwrite`` the
+    result is written into ``c``'s arrays and ``a[0]`` is used as scratch (the caller owns
+    them and needs them no more): no fresh memory, which on large pools saves the page
+    faults of three new arrays."""
+    if overwrite:
+        va, vb, t = c[0], c[1], a[0]
+        np.subtract(z[0], va, out=va)
+    else:
+        va, vb, t = z[0] - c[0], z[1] - c[1], np.empty_like(rho)
+    # a[0] is read before it becomes scratch
+    np.multiply(sigma, a[0], out=t)
     va -= t
     np.multiply(rho, b[0], out=t)
     va -= t
-    vb = z[1] - c[1]
+    if overwrite:
+        np.subtract(z[1], vb, out=vb)
     np.multiply(sigma, a[1], out=t)
     vb -= t
     np.multiply(rho, b[1], out=t)
@@ -116,14 +126,20 @@ def sacrifice_arith(party: int, z: tuple[U64, U64], c: tuple[U64, U64], a: tuple
 
 
 def sacrifice_bool(party: int, z: tuple[U64, U64], c: tuple[U64, U64], a: tuple[U64, U64],
-                   b: tuple[U64, U64], rho: U64, sigma: U64) -> tuple[U64, U64]:
-    """The same over GF(2)^64 words: ``v = z ^ c ^ (sigma & a) ^ (rho & b) ^ (rho & sigma)``."""
-    t = np.bitwise_and(sigma, a[0])
-    va = z[0] ^ c[0]
+                   b: tuple[U64, U64], rho: U64, sigma: U64, *, overwrite: bool = False
+                   ) -> tuple[U64, U64]:
+    """The same over GF(2)^64 words: ``v = z ^ c ^ (sigma & a) ^ (rho & b) ^ (rho & sigma)``
+    (``overwrite`` as for :func:`sacrifice_arith`)."""
+    if overwrite:
+        va, vb, t = c[0], c[1], a[0]
+        np.bitwise_xor(z[0], va, out=va)
+        np.bitwise_xor(z[1], vb, out=vb)
+    else:
+        va, vb, t = z[0] ^ c[0], z[1] ^ c[1], np.empty_like(rho)
+    np.bitwise_and(sigma, a[0], out=t)
     va ^= t
     np.bitwise_and(rho, b[0], out=t)
     va ^= t
-    vb = z[1] ^ c[1]
     np.bitwise_and(sigma, a[1], out=t)
     vb ^= t
     np.bitwise_and(rho, b[1], out=t)
