@@ -318,7 +318,7 @@ def test_unpinned_peer_is_refused_before_any_payload(identities, caplog) -> None
             assert await reader.read() == b""
             writer.close()
             assert stranger.node_id not in eps[0].connected_peers()
-            assert SID not in eps[0]._inboxes
+            assert SID not in eps[0]._sessions.inboxes
 
     run(main())
     msgs = [r.getMessage() for r in caplog.records]
@@ -476,7 +476,7 @@ def test_full_session_buffer_holds_the_sender_back_not_the_memory(identities) ->
             task = asyncio.ensure_future(flood())
             done, _ = await asyncio.wait({task}, timeout=3)
             assert not done and sent < n  # the sender is held back...
-            inbox = eps[1]._inboxes[SID]
+            inbox = eps[1]._sessions.inboxes[SID]
             assert inbox.buffered <= cap + chunk.nbytes  # ...and the receiver stays bounded
             for i in range(n):  # reading releases it, in order, nothing lost
                 got = await b.recv(0, "data", timeout=20)

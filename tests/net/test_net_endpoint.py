@@ -340,13 +340,13 @@ def test_full_session_buffer_holds_the_sender_back_until_it_times_out(make_endpo
         a.send(1, "data", chunk)
     for _ in range(6):
         assert b.recv(0, "data", timeout=5).nbytes == chunk.nbytes
-    assert eps[1]._inboxes[SID].buffered == 0
+    assert eps[1]._sessions.inboxes[SID].buffered == 0
     t0 = time.monotonic()
     with pytest.raises(PeerTimeout, match="stalled"):  # now b's session never reads
         for _ in range(200):
             a.send(1, "data", chunk)
     assert time.monotonic() - t0 < 10
-    assert eps[1]._inboxes[SID].buffered <= 1 << 20  # the receiver stayed within its bound
+    assert eps[1]._sessions.inboxes[SID].buffered <= 1 << 20  # the receiver stayed within its bound
 
 
 def test_invalid_use_is_refused(make_endpoints) -> None:

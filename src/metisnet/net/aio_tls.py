@@ -44,7 +44,6 @@ import logging
 import secrets
 import ssl
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -56,6 +55,7 @@ from metisnet.net.aio_link import STREAM_LIMIT, AioLink, accept_link, dial_link
 from metisnet.net.aio_session import AsyncTlsChannel, _again, _Inbox, _Waiters
 from metisnet.net.endpoint import EndpointConfig
 from metisnet.net.identity import NodeIdentity, TlsIdentity
+from metisnet.net.session_base import SessionTable
 from metisnet.net.tls import RefusedByPeer, TlsContexts
 from metisnet.net.trust import PeerDirectory, TrustStore
 from metisnet.net.wire import KIND_PING, SESSION_ID_MAX, Header
@@ -65,7 +65,6 @@ __all__ = ["AsyncTlsChannel", "AsyncTlsEndpoint", "EndpointConfig"]
 
 log = logging.getLogger(__name__)
 
-_CLOSED_MEMORY: Final = 4096  # closed session ids remembered (late frames are dropped)
 _LINK_POLL: Final = 0.5  # longest single wait for a connection before re-checking
 
 
@@ -94,11 +93,8 @@ class AsyncTlsEndpoint:
         self._links: dict[NodeId, AioLink] = {}  # the link sends go over
         self._spare: list[AioLink] = []  # older live links, still read
         self._dialling: dict[NodeId, float] = {}  # peer -> dial wanted until (monotonic)
-        self._inboxes: dict[bytes, _Inbox] = {}
-        self._members: dict[bytes, tuple[NodeId, ...]] = {}
-        self._pending: set[bytes] = set()
-        self._closed_ids: deque[bytes] = deque(maxlen=_CLOSED_MEMORY)
-        self._closed_set: set[bytes] = set()
+        self._sessions: SessionTable[_Inbox] = SessionTable(
+            lambda: _Inbox(self.config.session_buffer), self.config.pending_sessions)
         self._closing = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -132,7 +128,7 @@ class AsyncTlsEndpoint:
             self._server.close()
         for link in [*self._links.values(), *self._spare]:
             self._fail(link, NetworkError("endpoint closed"))
-        for ib in self._inboxes.values():
+        for ib in self._sessions.inboxes.values():
             ib.fail(NetworkError("endpoint closed"))
         self._links_changed.wake()
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
@@ -189,14 +185,8 @@ class AsyncTlsEndpoint:
             raise ValidationError("a session needs at least 2 distinct nodes")
         if self._closing:
             raise NetworkError("endpoint is closed")
-        if session_id in self._members or session_id in self._closed_set:
-            raise ValidationError("session id already used on this endpoint")
         wait = self.config.timeout if timeout is None else timeout
-        inbox = self._inboxes.get(session_id)
-        if inbox is None:
-            inbox = self._inboxes[session_id] = _Inbox(self.config.session_buffer)
-        self._pending.discard(session_id)
-        self._members[session_id] = members
+        inbox = self._sessions.join(session_id, members)
         for peer in members:
             if peer != self.node_id and not self._has_link(peer):
                 self._want(peer, wait)
@@ -204,13 +194,7 @@ class AsyncTlsEndpoint:
                                inbox, wait)
 
     def _close_session(self, session_id: bytes) -> None:
-        inbox = self._inboxes.pop(session_id, None)
-        self._members.pop(session_id, None)
-        self._pending.discard(session_id)
-        if len(self._closed_ids) == self._closed_ids.maxlen:
-            self._closed_set.discard(self._closed_ids[0])
-        self._closed_ids.append(session_id)
-        self._closed_set.add(session_id)
+        inbox = self._sessions.close(session_id)
         if inbox is not None:
             inbox.close()
 
@@ -219,19 +203,9 @@ class AsyncTlsEndpoint:
         receiver then parks the frame and stops reading: backpressure)."""
         if header.kind == KIND_PING:
             return True
-        session_id = header.session
-        if session_id in self._closed_set:
+        inbox = self._sessions.route(header.session, link.peer)
+        if inbox is None:  # a closed session: late frames are dropped
             return True
-        inbox = self._inboxes.get(session_id)
-        if inbox is None:
-            if len(self._pending) >= self.config.pending_sessions:
-                raise WireError(f"peer opened more than {self.config.pending_sessions} "
-                                "sessions this node has not joined")
-            inbox = self._inboxes[session_id] = _Inbox(self.config.session_buffer)
-            self._pending.add(session_id)
-        members = self._members.get(session_id)
-        if members is not None and link.peer not in members:
-            raise WireError(f"{link.peer} sent to a session it is not a member of")
         if inbox.put(link.peer, header.tag, header.seq, arr):
             return True
         link.parked_inbox = inbox
@@ -418,8 +392,7 @@ class AsyncTlsEndpoint:
             self._spare.remove(link)
         elif self._links.get(link.peer) is link:
             del self._links[link.peer]
-            inboxes = [self._inboxes[s] for s, m in self._members.items()
-                       if link.peer in m and s in self._inboxes]
+            inboxes = self._sessions.of_peer(link.peer)
         if not self._closing:
             log.info("connection to %s closed: %s", link.peer, err)
         for ib in inboxes:
@@ -433,7 +406,6 @@ class AsyncTlsEndpoint:
         self._links_changed.wake()
 
     def _fail_peer_sessions(self, peer: NodeId, err: BaseException) -> None:
-        for s, m in self._members.items():
-            if peer in m and s in self._inboxes:
-                self._inboxes[s].fail(err, peer)
+        for ib in self._sessions.of_peer(peer):
+            ib.fail(err, peer)
         self._links_changed.wake()

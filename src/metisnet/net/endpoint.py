@@ -53,7 +53,6 @@ import socket
 import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +78,7 @@ from metisnet.net.identity import (
     load_node_identity,
 )
 from metisnet.net.link import BLOCK_SLICE, Connection, Eof, reap
-from metisnet.net.session_base import SessionChannelBase
+from metisnet.net.session_base import SessionChannelBase, SessionTable
 from metisnet.net.tls import RefusedByPeer, TlsContexts, TlsLink, accept_tls, dial_tls
 from metisnet.net.trust import FileTrustStore, PeerDirectory, TrustStore
 from metisnet.net.wire import (
@@ -97,7 +96,6 @@ _IDLE_SLICE: Final = 0.25  # longest single wait of a thread driving I/O
 _BUSY_SLICE: Final = 0.002  # ... when another thread holds some connection's token
 _PARKED_SLICE: Final = 0.02  # ... when every readable connection waits for a full session
 _IDLE_PERIOD: Final = 0.05  # how often the background reader looks at idle connections
-_CLOSED_MEMORY: Final = 4096  # closed session ids remembered (late frames are dropped)
 
 
 @dataclass(frozen=True)
@@ -392,11 +390,8 @@ class Endpoint:
         self._spare: list[Connection] = []  # older live connections, still read
         self._readable_cache: list[Connection] | None = None  # reset when they change
         self._dialling: dict[NodeId, float] = {}  # peer -> dial wanted until (monotonic)
-        self._inboxes: dict[bytes, _Inbox] = {}
-        self._members: dict[bytes, tuple[NodeId, ...]] = {}
-        self._pending: set[bytes] = set()
-        self._closed_ids: deque[bytes] = deque(maxlen=_CLOSED_MEMORY)
-        self._closed_set: set[bytes] = set()
+        self._sessions: SessionTable[_Inbox] = SessionTable(
+            lambda: _Inbox(self.config.session_buffer), self.config.pending_sessions)
         self._closing = False
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
@@ -431,7 +426,7 @@ class Endpoint:
                 return
             self._closing = True
             conns = list(self._conns.values())
-            inboxes = list(self._inboxes.values())
+            inboxes = list(self._sessions.inboxes.values())
             self._lock.notify_all()
         if self._listener is not None:
             with contextlib.suppress(OSError):
@@ -496,13 +491,7 @@ class Endpoint:
         with self._lock:
             if self._closing:
                 raise NetworkError("endpoint is closed")
-            if session_id in self._members or session_id in self._closed_set:
-                raise ValidationError("session id already used on this endpoint")
-            inbox = self._inboxes.get(session_id)
-            if inbox is None:
-                inbox = self._inboxes[session_id] = _Inbox(self.config.session_buffer)
-            self._pending.discard(session_id)
-            self._members[session_id] = members
+            inbox = self._sessions.join(session_id, members)
             for peer in members:
                 if peer != self.node_id:
                     conn = self._conns.get(peer)
@@ -512,39 +501,23 @@ class Endpoint:
 
     def _close_session(self, session_id: bytes) -> None:
         with self._lock:
-            inbox = self._inboxes.pop(session_id, None)
-            self._members.pop(session_id, None)
-            self._pending.discard(session_id)
-            if len(self._closed_ids) == self._closed_ids.maxlen:
-                self._closed_set.discard(self._closed_ids[0])
-            self._closed_ids.append(session_id)
-            self._closed_set.add(session_id)
+            inbox = self._sessions.close(session_id)
         if inbox is not None:
             inbox.close()
 
     def _deliver(self, conn: Connection, session_id: bytes, tag: str, seq: int,
                  arr: NDArray[Any]) -> bool:
         """Route one frame to its session inbox; False if the inbox is full."""
-        inbox = self._inboxes.get(session_id)  # fast path: an open session (a closed
-        members = self._members.get(session_id)  # one's inbox swallows frames)
+        table = self._sessions
+        inbox = table.inboxes.get(session_id)  # fast path: an open session (a closed
+        members = table.members.get(session_id)  # one's inbox swallows frames)
         if inbox is not None and members is not None:
             if conn.peer not in members:
                 raise WireError(f"{conn.peer} sent to a session it is not a member of")
             return inbox.put(conn.peer, tag, seq, arr)
         with self._lock:
-            if session_id in self._closed_set:
-                return True
-            inbox = self._inboxes.get(session_id)
-            if inbox is None:
-                if len(self._pending) >= self.config.pending_sessions:
-                    raise WireError(f"peer opened more than {self.config.pending_sessions} "
-                                    "sessions this node has not joined")
-                inbox = self._inboxes[session_id] = _Inbox(self.config.session_buffer)
-                self._pending.add(session_id)
-            members = self._members.get(session_id)
-        if members is not None and conn.peer not in members:
-            raise WireError(f"{conn.peer} sent to a session it is not a member of")
-        return inbox.put(conn.peer, tag, seq, arr)
+            inbox = table.route(session_id, conn.peer)
+        return True if inbox is None else inbox.put(conn.peer, tag, seq, arr)
 
     # ---- the I/O engine
 
@@ -675,8 +648,7 @@ class Endpoint:
             else:
                 if self._conns.get(conn.peer) is conn:
                     del self._conns[conn.peer]
-                inboxes = [self._inboxes[s] for s, m in self._members.items()
-                           if conn.peer in m and s in self._inboxes]
+                inboxes = self._sessions.of_peer(conn.peer)
             self._lock.notify_all()
         if not self._closing:
             log.info("connection to %s closed: %s", conn.peer, err)
@@ -854,8 +826,7 @@ class Endpoint:
 
     def _fail_peer_sessions(self, peer: NodeId, err: BaseException) -> None:
         with self._lock:
-            inboxes = [self._inboxes[s] for s, m in self._members.items()
-                       if peer in m and s in self._inboxes]
+            inboxes = self._sessions.of_peer(peer)
         for ib in inboxes:
             ib.fail(err, peer)
         with self._lock:
