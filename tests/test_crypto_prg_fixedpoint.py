@@ -76,3 +76,27 @@ def test_fixed_point_edges() -> None:
         FixedPoint(40)
     assert fp.encode_int(-2.5) == -163840 and fp.decode_int(-163840) == -2.5
     assert to_signed(to_ring([-5, 7])).tolist() == [-5, 7]
+
+
+@given(st.lists(st.floats(-2.0**38, 2.0**38, allow_nan=False), min_size=1, max_size=50),
+       st.sampled_from([2, 8, 16, 24]))
+def test_high_part_splits_every_encoding_exactly(xs: list[float], f: int) -> None:
+    """``x = hi 2^s + lo`` with ``0 <= lo < 2^s`` for every encoded value, sign included."""
+    from metisnet.crypto.fixedpoint import high_part, split_bits
+
+    fp = FixedPoint(f)
+    enc = fp.encode(np.array(xs))
+    s = split_bits(f)
+    hi = high_part(enc, f).view(np.int64).astype(object)
+    raw = enc.view(np.int64).astype(object)
+    lo = raw - hi * (1 << s)
+    assert all(0 <= v < (1 << s) for v in lo)
+    assert s == f // 2
+
+
+def test_high_part_known_answers() -> None:
+    from metisnet.crypto.fixedpoint import high_part
+
+    enc = FixedPoint(16).encode(np.array([1.0, -1.0, 1.5, -0.00390625, 0.0]))
+    # raw 65536, -65536, 98304, -256, 0: floor division by 2^8
+    assert list(high_part(enc, 16).view(np.int64)) == [256, -256, 384, -1, 0]

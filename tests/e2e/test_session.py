@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from metisnet.crypto.fixedpoint import FixedPoint
-from metisnet.errors import CheatingDetected, ValidationError
+from metisnet.errors import CheatingDetected, ProtocolError, ValidationError
 from metisnet.net.channel import InMemoryNetwork
 from metisnet.node.programs import PROGRAMS, get_program
 from metisnet.node.session import (
@@ -48,7 +48,8 @@ def _run(program: str, datasets: list[np.ndarray], security: str,
                                         kwargs={"security": security}))
     for j, data in enumerate(datasets):
         threads.append(threading.Thread(
-            target=guard, args=(contribute_inputs, net.channel(3 + j), layout, [data])))
+            target=guard, args=(contribute_inputs, net.channel(3 + j), layout, [data]),
+            kwargs={"split": prog.split_inputs}))
 
     def receive() -> None:
         result.append(collect_output(net.channel(6), layout, frac_bits=16,
@@ -155,7 +156,7 @@ def test_an_aborted_session_reaches_the_receiver_as_the_members_reports() -> Non
             failed, run_committee, ch, layout, prog, label="t1r0")))
     for j in range(3):
         threads.append(threading.Thread(target=contribute_inputs, args=(
-            net.channel(3 + j), layout, [np.arange(20.0) + j])))
+            net.channel(3 + j), layout, [np.arange(20.0) + j]), kwargs={"split": True}))
     for t in threads:
         t.start()
     receiver = net.channel(6)
@@ -177,3 +178,84 @@ def _collect(errors: list[BaseException], fn: Any, *args: Any, **kw: Any) -> Non
         fn(*args, **kw)
     except Exception as exc:  # each member's own failure, asserted by the test
         errors.append(exc)
+
+
+def _committee_run(prog: Any, datasets: list[np.ndarray], split: bool
+                   ) -> tuple[np.ndarray, int]:
+    """One malicious-mode session; the result and the most bytes a member sent."""
+    layout = SessionLayout(COMMITTEE, DATA, RECV, (1, 1, 1))
+    net = InMemoryNetwork(len(layout.members), timeout=60)
+    sent: list[int] = []
+    result: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda i=i: sent.append(run_committee(
+        net.channel(i), layout, prog, security="malicious").bytes_sent)) for i in range(3)]
+    threads += [threading.Thread(target=contribute_inputs, args=(
+        net.channel(3 + j), layout, [data]), kwargs={"split": split})
+        for j, data in enumerate(datasets)]
+    threads.append(threading.Thread(target=lambda: result.append(collect_output(
+        net.channel(6), layout, frac_bits=16))))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(sent) == 3 and result, "the session did not finish"
+    return result[0], max(sent)
+
+
+def test_variance_truncates_no_row_when_the_data_nodes_deal_high_parts() -> None:
+    """In malicious mode each truncation costs a checked product and a carry circuit. With
+    the high parts dealt, a member's traffic hardly grows with the rows; with the split
+    made by truncation inside the committee (the same program without ``split_inputs``),
+    it grows by tens of bytes per row."""
+    import dataclasses
+
+    prog = get_program("variance")
+    assert prog.split_inputs
+    gen = np.random.default_rng(3)
+    small = [gen.uniform(-50, 90, size=n) for n in (1000, 1000, 1000)]
+    large = [gen.uniform(-50, 90, size=n) for n in (10_000, 10_000, 10_000)]
+    per_row = {}
+    for split in (True, False):
+        p = prog if split else dataclasses.replace(prog, split_inputs=False)
+        got_s, bytes_s = _committee_run(p, small, split)
+        got_l, bytes_l = _committee_run(p, large, split)
+        for got, data in ((got_s, small), (got_l, large)):
+            union = np.concatenate(data)
+            assert abs(got[0] - prog.plain(union)[0]) <= prog.error_bound(union, 16) + 1e-9
+        per_row[split] = (bytes_l - bytes_s) / 27_000
+    assert per_row[True] < 4, per_row
+    assert per_row[False] > 40, per_row
+
+
+def test_malformed_high_parts_are_refused() -> None:
+    """A data node whose high parts do not match its column's shape: every member stops
+    with a protocol error naming it (nothing is computed)."""
+    layout = SessionLayout(COMMITTEE, DATA, RECV, (1, 1, 1))
+    net = InMemoryNetwork(len(layout.members), timeout=5)
+    prog = get_program("variance")
+    failed: list[BaseException] = []
+    threads = [threading.Thread(target=lambda i=i: _collect(
+        failed, run_committee, net.channel(i), layout, prog)) for i in range(3)]
+
+    class _ShortHighs:
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+        def send(self, peer: int, tag: str, array: np.ndarray) -> None:
+            if tag.endswith(":h"):
+                array = array[:, :-1]
+            self._inner.send(peer, tag, array)
+
+    for j in range(3):
+        ch = net.channel(3 + j) if j else _ShortHighs(net.channel(3))
+        threads.append(threading.Thread(target=contribute_inputs, args=(
+            ch, layout, [np.arange(20.0)]), kwargs={"split": True}))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(failed) == 3
+    assert all(isinstance(e, ProtocolError) and "high parts" in str(e) for e in failed), failed

@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 from metisnet import mpc
 from metisnet.algorithms.common import Receivers, check_min_rows, output, suppress_small
 from metisnet.algorithms.numeric import mul_public_exact
+from metisnet.crypto.fixedpoint import split_bits
 from metisnet.errors import ShapeError, ValidationError
 from metisnet.mpc import MpcContext, SharedArray
 from metisnet.mpc.shares import encode_public
@@ -117,7 +118,8 @@ def _rescale(ctx: MpcContext, x: SharedArray, f: int) -> SharedArray:
 
 
 def cross_products(ctx: MpcContext, a: SharedArray, b: SharedArray, *,
-                   columnwise: bool = False) -> SharedArray:
+                   columnwise: bool = False,
+                   highs: tuple[SharedArray, SharedArray] | None = None) -> SharedArray:
     """``a^T b`` (or, with ``columnwise``, the per-column sums ``sum_rows a*b``) at scale f,
     without ever truncating a large value.
 
@@ -127,19 +129,30 @@ def cross_products(ctx: MpcContext, a: SharedArray, b: SharedArray, *,
     a small value) and ``|lo| < 2^-(f/2)``: ``hi^T hi`` lands exactly on f bits with no
     truncation, and only the small cross and low terms are truncated (raw magnitudes about
     ``n max|a| 2^(3f/2)`` and ``n 2^f``). Error below 2 ulps; 3 rounds plus the products.
+
+    ``highs``: the high parts of ``a`` and ``b`` (on ``f - s`` fractional bits,
+    :func:`metisnet.crypto.fixedpoint.high_part`) when the inputs' owners dealt them, so
+    no element is truncated: the per-element truncation is most of the cost of a sum of
+    squares in malicious mode. An owner's high parts only shape its own input's split, as
+    its values do (a wrong one moves that input's ``lo`` out of range, which is no more
+    than choosing other values).
     """
     f = a.frac_bits
     if f != b.frac_bits or f < 2:
         raise ShapeError("cross products need two fixed-point tables at one scale")
-    s = f // 2
+    s = split_bits(f)
 
-    def split(x: SharedArray) -> tuple[SharedArray, SharedArray]:
-        hi = mpc.trunc(ctx, x, s)  # f - s fractional bits
+    def split(x: SharedArray, hi: SharedArray | None) -> tuple[SharedArray, SharedArray]:
+        if hi is None:
+            hi = mpc.trunc(ctx, x, s)  # f - s fractional bits
+        elif hi.shape != x.shape or hi.frac_bits != f - s:
+            raise ShapeError(f"high parts of shape {hi.shape} on {hi.frac_bits} fractional "
+                             f"bits for a table of shape {x.shape} on {f}")
         lo = x - hi.like(hi.a << np.uint64(s), hi.b << np.uint64(s), frac_bits=f)
         return hi, lo
 
-    ha, la = split(a)
-    hb, lb = split(b) if b is not a else (ha, la)
+    ha, la = split(a, highs[0] if highs is not None else None)
+    hb, lb = split(b, highs[1] if highs is not None else None) if b is not a else (ha, la)
     if columnwise and a.shape[1] == 1 and ctx.security == "malicious":
         return _one_column(ctx, (ha, la), (hb, lb), f)  # one claim for the check, not 3
 

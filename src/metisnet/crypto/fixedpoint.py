@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from metisnet.errors import ValidationError
 
-__all__ = ["DEFAULT_FRAC_BITS", "FixedPoint", "to_ring", "to_signed"]
+__all__ = ["DEFAULT_FRAC_BITS", "FixedPoint", "high_part", "split_bits", "to_ring", "to_signed"]
 
 DEFAULT_FRAC_BITS = 16
 RING_BITS = 64
@@ -32,6 +32,21 @@ def to_ring(x: ArrayLike) -> NDArray[np.uint64]:
 def to_signed(r: NDArray[np.uint64]) -> NDArray[np.int64]:
     """Ring elements read as two's-complement signed integers."""
     return np.asarray(r, dtype=np.uint64).view(np.int64)
+
+
+def split_bits(frac_bits: int) -> int:
+    """Bits ``s`` below a value's high part in the hi/lo split of exact sums of products:
+    ``x = hi 2^s + lo`` with ``hi`` on ``f - s`` fractional bits and ``0 <= lo < 2^s``
+    (raw), so ``hi * hi`` lands on exactly ``f`` bits
+    (:func:`metisnet.algorithms.stats.cross_products`)."""
+    return frac_bits // 2
+
+
+def high_part(encoded: NDArray[np.uint64], frac_bits: int) -> NDArray[np.uint64]:
+    """The high parts of encoded values (``floor(x / 2^s)``, two's complement): what an
+    input's owner deals beside the value so that the committee need not truncate it."""
+    shift = np.int64(split_bits(frac_bits))
+    return (np.asarray(encoded, dtype=np.uint64).view(np.int64) >> shift).view(np.uint64)
 
 
 @dataclass(frozen=True)

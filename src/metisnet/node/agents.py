@@ -340,7 +340,8 @@ class DataNodeAgent:
         spec_bytes = np.frombuffer(t.spec.canonical(), dtype=np.uint8)
         for i in range(len(layout.committee)):
             channel.send(i, "spec", spec_bytes)
-        contribute_inputs(channel, layout, columns, rng=rng)
+        contribute_inputs(channel, layout, columns, rng=rng,
+                          split=get_program(t.spec.program, t.spec.params).split_inputs)
 
     def _held_inputs(self, spec: TaskSpec) -> list[Any]:
         return [i for i in spec.inputs if self.node.store.get_dataset(i.dataset.lower())]

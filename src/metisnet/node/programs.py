@@ -26,9 +26,12 @@ Rounds per party (semi-honest): count, sum 0; mean 3 (a division by the public N
 :func:`~metisnet.algorithms.stats.div_public`); variance 12 (the sum of squares and the
 square of the mean by :func:`~metisnet.algorithms.stats.cross_products`, which never
 truncates a large value, so a truncation fails with probability about
-``N max|x| 2^(3f/2 - 64)`` per task rather than ``x^2 2^(2f-64)`` per row). In malicious mode
-the integrity check before the output adds its own rounds (see
-:mod:`metisnet.mpc.malicious`).
+``N max|x| 2^(3f/2 - 64)`` per task rather than ``x^2 2^(2f-64)`` per row). For the variance
+the data nodes also deal each column's high parts (``split_inputs``), so its sum of
+squares truncates no row; in malicious mode that removes a checked product and a carry
+circuit per row (about 144 B per row and committee member, measured in
+``tests/e2e/test_session.py``). In malicious mode the integrity check before the output
+adds its own rounds (see :mod:`metisnet.mpc.malicious`).
 """
 
 from __future__ import annotations
@@ -54,11 +57,17 @@ class Program:
     """A named secure program with its plaintext reference and error bound."""
 
     name: str
-    secure: Callable[[MpcContext, Sequence[SharedArray], Sequence[SharedArray], int],
-                     SharedArray]
+    #: ``secure(ctx, columns, counts, n, highs)``: ``highs`` holds each column's high
+    #: parts when the program has ``split_inputs`` (else it is empty)
+    secure: Callable[[MpcContext, Sequence[SharedArray], Sequence[SharedArray], int,
+                      Sequence[SharedArray]], SharedArray]
     plain: Callable[[NDArray[np.float64]], NDArray[np.float64]]
     error_bound: Callable[[NDArray[np.float64], int], float]
     integer_output: bool = False
+    #: the data nodes also deal each column's high parts
+    #: (:func:`metisnet.crypto.fixedpoint.high_part`), so that a sum of squares needs no
+    #: truncation per row
+    split_inputs: bool = False
 
 
 def _total(columns: Sequence[SharedArray]) -> SharedArray:
@@ -71,24 +80,24 @@ def _total(columns: Sequence[SharedArray]) -> SharedArray:
 
 
 def _count(ctx: MpcContext, columns: Sequence[SharedArray], counts: Sequence[SharedArray],
-           n: int) -> SharedArray:
+           n: int, highs: Sequence[SharedArray] = ()) -> SharedArray:
     return _total(counts)
 
 
 def _sum(ctx: MpcContext, columns: Sequence[SharedArray], counts: Sequence[SharedArray],
-         n: int) -> SharedArray:
+         n: int, highs: Sequence[SharedArray] = ()) -> SharedArray:
     return _total(columns)
 
 
 def _mean(ctx: MpcContext, columns: Sequence[SharedArray], counts: Sequence[SharedArray],
-          n: int) -> SharedArray:
+          n: int, highs: Sequence[SharedArray] = ()) -> SharedArray:
     if n <= 0:
         raise ValidationError("cannot divide by an empty input")
     return div_public(ctx, _total(columns), n)
 
 
 def _variance(ctx: MpcContext, columns: Sequence[SharedArray], counts: Sequence[SharedArray],
-              n: int) -> SharedArray:
+              n: int, highs: Sequence[SharedArray] = ()) -> SharedArray:
     """``E[x^2] - mean^2`` with no truncation of a large value.
 
     Squaring each value at 2f fractional bits and truncating it (a plain fixed-point
@@ -96,13 +105,21 @@ def _variance(ctx: MpcContext, columns: Sequence[SharedArray], counts: Sequence[
     ``|x| = 100``: a few wrong values in every 10^6 rows. The sum of squares and the
     square of the mean use :func:`~metisnet.algorithms.stats.cross_products` (a hi/lo
     split, only small values truncated) and both moments
-    :func:`~metisnet.algorithms.stats.div_public`.
+    :func:`~metisnet.algorithms.stats.div_public`. The data nodes deal each column's high
+    parts too (``split_inputs``), so the sum of squares truncates no row: in malicious
+    mode each truncation is a checked product and a carry circuit, most of the cost.
     """
     if n <= 0:
         raise ValidationError("cannot divide by an empty input")
     every = arith.concat(list(columns)) if len(columns) > 1 else columns[0]
     col = every.reshape((every.shape[0], 1))
-    sumsq = cross_products(ctx, col, col, columnwise=True).reshape((1,))
+    split = None
+    if highs:  # dealt by the data nodes: no row is truncated
+        if len(highs) != len(columns):
+            raise ValidationError(f"{len(highs)} high parts for {len(columns)} columns")
+        hi = (arith.concat(list(highs)) if len(highs) > 1 else highs[0]).reshape(col.shape)
+        split = (hi, hi)
+    sumsq = cross_products(ctx, col, col, columnwise=True, highs=split).reshape((1,))
     moments = div_public(ctx, arith.concat([_total([every]), sumsq]), n)  # [mean, E[x^2]]
     mean = moments[0:1].reshape((1, 1))
     return moments[1:2] - cross_products(ctx, mean, mean, columnwise=True).reshape((1,))
@@ -129,7 +146,8 @@ PROGRAMS: dict[str, Program] = {
                 integer_output=True),
         Program("sum", _sum, lambda x: np.array([x.sum()]), _err_sum),
         Program("mean", _mean, lambda x: np.array([x.mean()]), _err_mean),
-        Program("variance", _variance, lambda x: np.array([x.var()]), _err_variance),
+        Program("variance", _variance, lambda x: np.array([x.var()]), _err_variance,
+                split_inputs=True),
     )
 }
 

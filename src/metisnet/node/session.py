@@ -21,7 +21,8 @@ in one process):
    member aborted or stayed silent, the receiver gets :class:`SessionAborted` with every
    report it received, to judge (:func:`metisnet.node.claims.judge`).
 
-Message tags: ``in:<k>:a``, ``in:<k>:b``, ``in:<k>:n`` (input ``k`` of a data node),
+Message tags: ``in:<k>:a``, ``in:<k>:b``, ``in:<k>:n`` (input ``k`` of a data node; and
+``in:<k>:h``, the pairs of its high parts, for a program with ``split_inputs``),
 ``out:r`` (the member's report), ``out:a``, ``out:b``, ``out:t`` (the member's own
 timings). Session ids are derived from the task id and the draw round, so a redraw never
 mixes with an earlier committee's messages.
@@ -40,7 +41,7 @@ import numpy as np
 from eth_hash.auto import keccak
 from numpy.typing import NDArray
 
-from metisnet.crypto.fixedpoint import FixedPoint
+from metisnet.crypto.fixedpoint import FixedPoint, high_part, split_bits
 from metisnet.crypto.prg import Csprng
 from metisnet.crypto.sharing import share
 from metisnet.errors import (
@@ -173,20 +174,26 @@ class SubChannel:
 
 def contribute_inputs(channel: Channel, layout: SessionLayout,
                       columns: Sequence[NDArray[np.float64]], *,
-                      fxp: FixedPoint | None = None, rng: Csprng | None = None) -> None:
-    """As a data node: share each column (and its row count) with the committee."""
+                      fxp: FixedPoint | None = None, rng: Csprng | None = None,
+                      split: bool = False) -> None:
+    """As a data node: share each column (and its row count) with the committee; with
+    ``split`` (the program's ``split_inputs``), each column's high parts too."""
     fxp = fxp or FixedPoint()
     rng = rng or Csprng()
     for k, col in enumerate(columns):
         values = np.asarray(col, dtype=np.float64).reshape(-1)
         if values.size == 0:
             raise ValidationError(f"input {k} is empty")
-        pairs = share(fxp.encode(values), rng)
+        encoded = fxp.encode(values)
+        pairs = share(encoded, rng)
         counts = share(np.array([values.size], dtype=np.uint64), rng)
+        highs = share(high_part(encoded, fxp.frac_bits), rng) if split else None
         for i in range(COMMITTEE):
             channel.send(i, f"in:{k}:a", pairs[i][0])
             channel.send(i, f"in:{k}:b", pairs[i][1])
             channel.send(i, f"in:{k}:n", np.stack(counts[i]))
+            if highs is not None:
+                channel.send(i, f"in:{k}:h", np.stack(highs[i]))
 
 
 def _recv_u64(channel: Channel, peer: int, tag: str) -> NDArray[np.uint64]:
@@ -234,6 +241,7 @@ def _run_committee(channel: Channel, layout: SessionLayout, program: Program, *,
                            security=security, signer=signer)
     columns: list[SharedArray] = []
     counts: list[SharedArray] = []
+    highs: list[SharedArray] = []
     for j, node in enumerate(layout.data_nodes):
         peer = layout.index(node)
         for k in range(layout.inputs_per_node[j]):
@@ -244,17 +252,25 @@ def _run_committee(channel: Channel, layout: SessionLayout, program: Program, *,
                 raise ProtocolError(f"data node {node} sent input {k} in a malformed shape")
             if a.size > MAX_ROWS:
                 raise ProtocolError(f"data node {node} sent more than {MAX_ROWS} rows")
-            col = arith.share_pair(ctx, a, b, frac_bits=fxp.frac_bits)
-            cnt = arith.share_pair(ctx, n[0], n[1], frac_bits=0)
+            dealt = [arith.share_pair(ctx, a, b, frac_bits=fxp.frac_bits),
+                     arith.share_pair(ctx, n[0], n[1], frac_bits=0)]
+            if program.split_inputs:
+                h = _recv_u64(channel, peer, f"in:{k}:h")
+                if h.shape != (2, a.size):
+                    raise ProtocolError(f"data node {node} sent the high parts of input {k} "
+                                        "in a malformed shape")
+                dealt.append(arith.share_pair(
+                    ctx, h[0], h[1], frac_bits=fxp.frac_bits - split_bits(fxp.frac_bits)))
+                highs.append(dealt[2])
             if ctx.verifier is not None:  # both holders of every dealt share compare it
                 for owner in range(COMMITTEE):
-                    ctx.verifier.on_input(col, owner)
-                    ctx.verifier.on_input(cnt, owner)
-            columns.append(col)
-            counts.append(cnt)
+                    for x in dealt:
+                        ctx.verifier.on_input(x, owner)
+            columns.append(dealt[0])
+            counts.append(dealt[1])
     rows = int(sum(c.shape[0] for c in columns))
     t_inputs = time.perf_counter()
-    out = program.secure(ctx, columns, counts, rows)
+    out = program.secure(ctx, columns, counts, rows, highs)
     verify(ctx)  # nothing leaves the committee before every check has passed
     t_done = time.perf_counter()
     times = np.array([t_inputs - t_start, t_done - t_inputs], dtype=np.float64)

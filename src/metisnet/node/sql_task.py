@@ -356,7 +356,8 @@ def program(params: Mapping[str, Any]) -> Program:
     task = parse_params(params)
 
     def secure(ctx: MpcContext, columns: Sequence[SharedArray],
-               counts: Sequence[SharedArray], n: int) -> SharedArray:
+               counts: Sequence[SharedArray], n: int,
+               highs: Sequence[SharedArray] = ()) -> SharedArray:
         return _secure(task, ctx, columns, counts, n)
 
     def plain(x: NDArray[np.float64]) -> NDArray[np.float64]:
