@@ -7,7 +7,6 @@ by ``scripts/install-anvil.sh`` into ``.tools/``. ``METIS_ANVIL`` may point at a
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from metisnet.errors import ChainError
+from metisnet.net.ports import free_port
 
 __all__ = ["ANVIL_VERSION", "AnvilNode", "find_anvil", "free_port", "start_anvil"]
 
@@ -37,13 +37,6 @@ def find_anvil() -> Path:
         f"the anvil binary was not found at {candidates[-1]}; "
         "install it with scripts/install-anvil.sh (needs npm)"
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -22,13 +22,13 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import multiprocessing.connection as mpc
-import socket
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from metisnet.errors import NetworkError, PeerTimeout, ValidationError
+from metisnet.net import ports
 from metisnet.net.channel import Channel
 from metisnet.net.plain_tcp import connect_mesh
 
@@ -43,18 +43,9 @@ def plain_tcp_factory(party: int, addresses: Sequence[tuple[str, int]]) -> Chann
 
 
 def free_ports(n: int, host: str = "127.0.0.1") -> list[tuple[str, int]]:
-    """``n`` loopback addresses whose ports were free a moment ago."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((host, 0))
-            socks.append(s)
-        return [(host, s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """``n`` loopback addresses whose ports were free a moment ago
+    (:func:`metisnet.net.ports.free_ports`: outside the ephemeral range)."""
+    return [(host, p) for p in ports.free_ports(n, host)]
 
 
 def _worker(party: int, addresses: list[tuple[str, int]], factory: ChannelFactory,
