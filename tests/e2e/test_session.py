@@ -91,14 +91,18 @@ def test_moments_of_many_large_values_stay_within_bound(program: str) -> None:
     assert abs(got[0] - prog.plain(union)[0]) <= prog.error_bound(union, 16) + 1e-9
 
 
-class _FlipOutput:
-    """Committee member that flips a bit of the output share it sends to the receiver."""
+class _Wrapped:
+    """A channel that forwards everything to ``inner``; subclasses change ``send``."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+class _FlipOutput(_Wrapped):
+    """Committee member that flips a bit of the output share it sends to the receiver."""
 
     def send(self, peer: int, tag: str, array: np.ndarray) -> None:
         if tag == "out:a":
@@ -125,14 +129,8 @@ def test_session_ids_and_layout_rules() -> None:
     assert FixedPoint().frac_bits == 16
 
 
-class _FlipMpc:
+class _FlipMpc(_Wrapped):
     """Committee member that flips a bit of every MPC share it sends (malicious mode)."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     def send(self, peer: int, tag: str, array: np.ndarray) -> None:
         if tag.startswith("mpc:") and array.dtype == np.uint64 and array.size:
@@ -237,13 +235,7 @@ def test_malformed_high_parts_are_refused() -> None:
     threads = [threading.Thread(target=lambda i=i: _collect(
         failed, run_committee, net.channel(i), layout, prog)) for i in range(3)]
 
-    class _ShortHighs:
-        def __init__(self, inner: Any) -> None:
-            self._inner = inner
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._inner, name)
-
+    class _ShortHighs(_Wrapped):
         def send(self, peer: int, tag: str, array: np.ndarray) -> None:
             if tag.endswith(":h"):
                 array = array[:, :-1]
