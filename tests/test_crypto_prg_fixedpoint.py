@@ -100,3 +100,77 @@ def test_high_part_known_answers() -> None:
     enc = FixedPoint(16).encode(np.array([1.0, -1.0, 1.5, -0.00390625, 0.0]))
     # raw 65536, -65536, 98304, -256, 0: floor division by 2^8
     assert list(high_part(enc, 16).view(np.int64)) == [256, -256, 384, -1, 0]
+
+
+class _TiedPrg(Prg):
+    """A Prg whose first ``forced`` draws of words are replaced by ``words(size)``."""
+
+    def __init__(self, key: bytes, words: object, forced: int = 1) -> None:
+        super().__init__(key)
+        self._words, self._forced = words, forced
+        self.draws = 0
+
+    def uint64(self, shape: int | tuple[int, ...]) -> np.ndarray:  # type: ignore[override]
+        out = super().uint64(shape)
+        self.draws += 1
+        if self.draws <= self._forced:
+            out[...] = self._words(out.size)  # type: ignore[operator]
+        return out
+
+
+def test_permutation_matches_a_reference_and_is_deterministic() -> None:
+    key = new_key()
+    n = 1000
+    words = Prg(key).uint64(n)
+    b = (n - 1).bit_length()
+    high = words >> np.uint64(b)
+    assert np.unique(high).size == n  # no ties for this size (probability ~ 2^-35)
+    expected = np.argsort(high, kind="stable")  # the order of the random high parts
+    got = Prg(key).permutation(n)
+    assert got.dtype == np.int64
+    assert np.array_equal(got, expected)
+    assert np.array_equal(np.sort(got), np.arange(n))
+    assert not np.array_equal(got, Prg(new_key()).permutation(n))
+    assert Prg(key).permutation(0).size == 0
+    assert np.array_equal(Prg(key).permutation(1), [0])
+    with pytest.raises(ValidationError):
+        Prg(key).permutation(-1)
+
+
+def test_permutation_is_uniform() -> None:
+    prg = Prg(bytes(16))
+    counts: dict[tuple[int, ...], int] = {}
+    for _ in range(24_000):
+        p = tuple(int(v) for v in prg.permutation(4))
+        counts[p] = counts.get(p, 0) + 1
+    assert len(counts) == 24
+    assert all(abs(c - 1000) < 160 for c in counts.values())  # ~ 5 sigma
+
+
+def test_permutation_reorders_tied_keys_uniformly() -> None:
+    # every random high part tied: the order comes from the fresh words alone, and without
+    # them it would always be the identity
+    counts: dict[tuple[int, ...], int] = {}
+    for i in range(6000):
+        prg = _TiedPrg(i.to_bytes(16, "little"), lambda size: 0)
+        p = tuple(int(v) for v in prg.permutation(3))
+        assert prg.draws == 2
+        counts[p] = counts.get(p, 0) + 1
+    assert len(counts) == 6
+    assert all(abs(c - 1000) < 160 for c in counts.values())
+
+
+def test_permutation_keeps_runs_in_place_and_retries_tied_fresh_words() -> None:
+    n = 64
+    b = (n - 1).bit_length()
+    high = np.repeat(np.arange(8, dtype=np.uint64), 8)[::-1].copy()  # runs of 8, reversed
+    prg = _TiedPrg(new_key(), lambda size: high << np.uint64(b))
+    p = prg.permutation(n)
+    assert np.array_equal(np.sort(p), np.arange(n))
+    assert np.all(np.diff(high[p].astype(np.int64)) >= 0)  # sorted by high part
+    assert prg.draws == 2
+    # the fresh words tie too (all zero) on the first try: drawn again
+    retry = _TiedPrg(new_key(), lambda size: 0, forced=2)
+    q = retry.permutation(n)
+    assert retry.draws == 3
+    assert np.array_equal(np.sort(q), np.arange(n))

@@ -758,7 +758,7 @@ def test_preprocessed_multiplication_costs_two_semi_honest_products() -> None:
         assert 16 * n <= online <= 16 * n + 4096
         assert np.array_equal(value, xv * xv)
         assert 8 * (n + m) + 16 * k * n <= prep[i] <= 8 * (n + m) + 16 * k * n \
-            + 24 * (m - k * n) + 4096
+            + 16 * (m - k * n) + 4096
 
 
 def _run_cheater(cls: type[MpcContext], cheater: int, prog: Callable[[MpcContext], Any],

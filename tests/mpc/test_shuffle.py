@@ -255,13 +255,23 @@ def test_malicious_mode_is_refused() -> None:
     assert errors == ["refused"] * 3
 
 
-def test_permutation_with_tied_keys_is_the_stable_order() -> None:
-    """Regression: tied PRG words must give every holder the same order."""
+def test_permutation_with_tied_keys_is_the_same_at_both_holders() -> None:
+    """Regression: tied PRG words must give every holder the same order (the ties are
+    broken by fresh words from the shared stream, not by the sort algorithm)."""
+    from metisnet.crypto.prg import Prg
     from metisnet.mpc.shuffling import _permutation
 
-    class TiedPrg:
-        def uint64(self, n: int) -> np.ndarray:
-            return np.array([5, 3, 5, 1, 3, 5], dtype=np.uint64)[:n]
+    class TiedPrg(Prg):
+        first = True
 
-    got = _permutation(TiedPrg(), 6)  # type: ignore[arg-type]
-    assert got.tolist() == [3, 1, 4, 0, 2, 5]  # stable: equal keys keep their positions
+        def uint64(self, shape: int | tuple[int, ...]) -> np.ndarray:  # type: ignore[override]
+            out = super().uint64(shape)
+            if self.first:  # high parts 5, 3, 5, 1, 3, 5 (the low 3 bits carry the index)
+                self.first = False
+                out[...] = np.array([5, 3, 5, 1, 3, 5], dtype=np.uint64)[:out.size] << 3
+            return out
+
+    key = bytes(range(16))
+    got = _permutation(TiedPrg(key), 6)
+    assert got.tolist() == _permutation(TiedPrg(key), 6).tolist()
+    assert got[0] == 3 and set(got[1:3]) == {1, 4} and set(got[3:]) == {0, 2, 5}

@@ -8,7 +8,7 @@ the same with XOR and AND. 1 round and 16 B per product (or AND word) and party,
 8 B for the semi-honest product.
 
 An opening here sends each party's first share to the next party, which lacks it, with no
-digest: the reconstructed values go into a running SHA-256 digest that the verifier
+digest: the reconstructed values go into a running digest (BLAKE3) that the verifier
 compares with both peers at its next check, before any output is released
 (:meth:`~metisnet.mpc.malicious.MaliciousVerifier.check`). The honest parties'
 reconstructions agree exactly when the cheater sent its honest co-holder's copy, so with a
@@ -17,13 +17,12 @@ valid triple the product is right or the check fails. No I/O beyond the context'
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 from numpy.typing import NDArray
 
 from metisnet.errors import ValidationError
 from metisnet.mpc.context import PARTIES, MpcContext
+from metisnet.mpc.evidence import Hasher
 from metisnet.mpc.shares import SharedArray
 
 __all__ = ["Six", "TripleStock", "concat6", "head", "maj_operands", "tail"]
@@ -59,7 +58,7 @@ class TripleStock:
     def __init__(self, party: int) -> None:
         self.party = party
         self._stock: dict[bool, list[Six]] = {False: [], True: []}
-        self._opened = hashlib.sha256()
+        self._opened = Hasher()
 
     def count(self, boolean: bool) -> int:
         """How many verified triples (arithmetic, or boolean words) are in stock."""
@@ -70,7 +69,7 @@ class TripleStock:
         self._stock[boolean].append(triples)
 
     def opened_digest(self) -> bytes:
-        """SHA-256 of every value opened by a Beaver product so far, in order."""
+        """The digest of every value opened by a Beaver product so far, in order."""
         return self._opened.digest()
 
     def take(self, boolean: bool, n: int) -> Six:
@@ -162,7 +161,7 @@ class TripleStock:
         else:
             sh_a += sh_b
             sh_a += got
-        self._opened.update(sh_a.data)
+        self._opened.update(sh_a)
         return sh_a[:n], sh_a[n:]
 
     def carry_save(self, ctx: MpcContext, sa: U64, sb: U64) -> Pair:

@@ -29,12 +29,12 @@ What evidence can prove (:func:`proven_suspects`), and why no more:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import blake3
 import numpy as np
 from numpy.typing import NDArray
 
@@ -44,6 +44,7 @@ __all__ = [
     "DIGEST_BYTES",
     "Claim",
     "Evidence",
+    "Hasher",
     "Signer",
     "UnsignedSigner",
     "combine",
@@ -54,7 +55,7 @@ __all__ = [
     "slashable",
 ]
 
-#: SHA-256 digests.
+#: Digests of shares and opened values (:class:`Hasher`, BLAKE3).
 DIGEST_BYTES = 32
 _DOMAIN = b"metisnet/mpc/claim/v1"
 
@@ -82,14 +83,40 @@ class UnsignedSigner:
         return signature == b""
 
 
-def digest(*arrays: NDArray[np.uint64] | bytes) -> bytes:
-    """SHA-256 of the arrays' bytes (dtype and order are the protocol's, fixed)."""
-    h = hashlib.sha256()
-    for arr in arrays:
-        if isinstance(arr, bytes):
-            h.update(arr)
+class Hasher:
+    """A running digest of arrays and bytes: BLAKE3 (O'Connor, Aumasson, Neves and
+    Wilcox-O'Hearn, 2020), 32 bytes, 128-bit collision resistance.
+
+    The checks hash every opened value and every input share, tens of MB per party and
+    million products; on this project's machines BLAKE3 (one thread) hashes 32 MB in about
+    6 ms against 22 ms for SHA-256 with the CPU's SHA extensions, and a digest here is only
+    ever compared with another party's digest of the same data, never recomputed by a third
+    party (the evidence is the signed claims)."""
+
+    __slots__ = ("_h",)
+
+    def __init__(self) -> None:
+        self._h = blake3.blake3()
+
+    def update(self, data: NDArray[np.uint64] | bytes) -> None:
+        """Fold in ``data`` (an array's bytes in C order; dtype and shape are fixed by the
+        protocol)."""
+        if isinstance(data, bytes | bytearray | memoryview):
+            self._h.update(data)
         else:
-            h.update(np.ascontiguousarray(arr).data)
+            self._h.update(np.ascontiguousarray(data).reshape(-1).view(np.uint8).data)
+
+    def digest(self) -> bytes:
+        """The 32-byte digest of everything folded in so far (the hasher stays usable)."""
+        return bytes(self._h.digest())
+
+
+def digest(*arrays: NDArray[np.uint64] | bytes) -> bytes:
+    """The :class:`Hasher` digest of the arrays' bytes (dtype and order are the protocol's,
+    fixed)."""
+    h = Hasher()
+    for arr in arrays:
+        h.update(arr)
     return h.digest()
 
 

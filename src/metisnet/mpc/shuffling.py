@@ -85,20 +85,10 @@ I64 = NDArray[np.int64]
 
 
 def _permutation(prg: Prg, n: int) -> I64:
-    """A uniform permutation of ``range(n)`` (up to ties, probability < n^2/2^65).
-
-    Both holders of the PRG must derive the same order. numpy's default sort is about 3x
-    faster than its stable one on 64-bit keys but may order equal keys differently between
-    builds; so it is used only when the keys are distinct (checked on the sorted keys, the
-    same check at every holder), and the stable sort decides in the rare case of a tie.
-    """
-    keys = prg.uint64(n)
-    order = np.argsort(keys)
-    ranked = keys[order]
-    if n > 1 and bool(np.any(ranked[1:] == ranked[:-1])):
-        order = np.argsort(keys, kind="stable")
-    out: I64 = order.astype(np.int64)
-    return out
+    """A uniform permutation of ``range(n)``, the same at both holders of the PRG
+    (:meth:`metisnet.crypto.prg.Prg.permutation`: exact, and independent of the numpy
+    build's sort)."""
+    return prg.permutation(n)
 
 
 def _require_semi_honest(ctx: MpcContext, name: str) -> None:

@@ -16,15 +16,15 @@ division, so it holds over any commutative ring: Z_2^64 for arithmetic, and GF(2
 
 Bucketing: each checked product is sacrificed against ``k`` triples drawn by a random
 permutation (chosen after every error is committed) from a pool of ``M = k*n + c``; the
-``c`` triples left over are opened and checked directly (cut-and-choose). Say the cheater
-spoils ``B`` pool triples and ``B/k`` products. It passes only if no spoiled triple is
-opened and the spoiled ones land exactly in the buckets of the spoiled products (with the
-matching errors): the permutation must map the spoiled set onto one fixed set of ``B`` of
-the ``M`` positions, probability ``1 / C(M, B)``. Over ``k <= B <= k*n`` that is at most
-``1 / min(C(M, k), C(M, c))``: the buckets handle few spoiled triples, the opened ones
-the case where (nearly) all are spoiled with one common error, which every sacrifice
-would accept. :func:`plan` picks the cheapest ``(k, M)`` with both at least ``2^s``
-(``s = 40`` by default).
+``c`` triples left over are checked directly (cut-and-choose: their ``a`` and ``b`` are
+opened and ``c - a*b`` must be zero). Say the cheater spoils ``B`` pool triples and ``B/k``
+products. It passes only if no spoiled triple is left over and the spoiled ones land exactly
+in the buckets of the spoiled products (with the matching errors): the permutation must map
+the spoiled set onto one fixed set of ``B`` of the ``M`` positions, probability
+``1 / C(M, B)``. Over ``k <= B <= k*n`` that is at most ``1 / min(C(M, k), C(M, c))``: the
+buckets handle few spoiled triples, the left-over ones the case where (nearly) all are
+spoiled with one common error, which every sacrifice would accept. :func:`plan` picks the
+cheapest ``(k, M)`` with both at least ``2^s`` (``s = 40`` by default).
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ U64 = NDArray[np.uint64]
 STATISTICAL_BITS = 40
 
 #: Bytes on the wire per party: a pool triple (8), a sacrifice (2 openings: 16), a left-over
-#: triple checked by opening a, b and c (24).
-_COST_TRIPLE, _COST_SACRIFICE, _COST_OPENED = 8, 16, 24
+#: triple checked against the public zero triple (its a and b opened: 16).
+_COST_TRIPLE, _COST_SACRIFICE, _COST_OPENED = 8, 16, 16
 
 
 @lru_cache(maxsize=64)
