@@ -89,22 +89,25 @@ the context refuses to go on.
 
 Overhead per party against semi-honest (8 B per product or AND word, 1 round).
 ``benchmarks/mpc_malicious.py``, three full runs on this shared 2-core machine (ratios to the
-semi-honest row of the same run; earlier runs in brackets):
+semi-honest row of the same run; the runs before this code's last change in brackets):
 
 * online, with triples made ahead: 16 B per product (**2x the bytes**), 1 round (the
   same), plus the check's digests; a less-than 93 B against 62 B (1.5x; its other steps are
-  local or unchanged). Rows "(malicious, online)": mul 10^5 0.93-1.86x the semi-honest
-  time [1.7-3.4x], mul 10^6 1.47-2.65x [1.2-1.5x], less-than 10^4 1.09-1.22x, 10^5
-  0.97-1.33x [0.65-7x].
+  local or unchanged). Rows "(malicious, online)": mul 10^5 1.05-1.87x the semi-honest
+  time [0.93-1.86x], mul 10^6 1.76-1.99x [1.47-2.65x], less-than 10^4 0.80-1.59x
+  [1.09-1.22x], 10^5 0.85-1.52x [0.97-1.33x].
 * making a verified triple: ``8 + 8M/n + 16k`` B (:func:`preprocess`; ``k = 2`` from about
   7 x 10^5 triples per call: 56 B; ``k = 3`` from about 10^4: 80 B), so online plus
-  offline is 9x (``k = 2``) to 12x (``k = 3``) the bytes, and the permutation and random
-  gathers of the bucketing dominate the time. Rows "(malicious, total)": mul 15-30x
-  (10^5) and 19-32x (10^6; the semi-honest runs took 47-61 ms); less-than 7-8x and
-  15-19x.
+  offline is 9x (``k = 2``) to 12x (``k = 3``) the bytes. The time is the CPU of three
+  parties on two cores: per party and 10^6 triples, 0.30 s (random gathers 0.07, AES
+  keystream 0.045, the triples' products 0.03, digests 0.03, the sort of the permutation
+  0.02; was 0.45 s with an ``argsort``, gathers from the pool and SHA-256 digests). Rows
+  "(malicious, total)": mul 10-21x (10^5) [15-30x] and 16-21x (10^6) [19-32x]; less-than
+  4.2-6.3x [7-8x] and 10-12x [15-19x].
 * without triples made ahead the check buckets the recorded products themselves: 7x
   (``k = 2``) to 10x (``k = 3``) the bytes, all at the check (rows "(malicious, no
-  stock)": mul 17-29x and 19-40x, less-than 7-9x and 18-28x).
+  stock)": mul 12-23x [17-29x] and 16-21x [19-40x], less-than 4.3-7.4x [7-9x] and 13-15x
+  [18-28x]).
 * a dot product of length 10^6 (checked by compression, :mod:`metisnet.mpc.ipcheck`):
   64 KB and 37 rounds against 8 B and 1 round, 31-44x the time of a semi-honest dot
   (which takes 14-20 ms); checked term by term, as before, it cost what 10^6 products
@@ -132,7 +135,16 @@ counted it does not (9-12x the bytes), and no protocol open to this engine reach
   ten times faster than numpy to come near 3x;
 * SPDZ2k-style MACs in Z_2^(64+s) (Chida et al., CRYPTO 2018, lifted as in Abspoel,
   Dalskov, Escudero and Nof, ACNS 2021) compute every product twice on 128-bit words:
-  about 4x the bytes, and numpy has no 64 x 64 -> 128-bit product.
+  about 4x the bytes, and numpy has no 64 x 64 -> 128-bit product;
+* lifting only the compression does not help either. Products sent as 128-bit words
+  (2x the bytes) would let weights in Z_2^64 combine the ``m`` claims soundly (the
+  lemma of SPDZ2k, Cramer et al., CRYPTO 2018), and the first fold's cross products would
+  then cost about ``L`` base multiply-adds per product. But the fold's challenge must
+  still come from an extension GR(2^128, d), d >= 40 (Z_2^128 has no three points with
+  invertible differences), so the folded vector, ``m / L`` extension elements, costs
+  ``d`` multiply-adds per product to form, for the prover and both verifiers: over
+  10^8 128-bit multiply-adds per party for 10^6 products, several times the whole
+  semi-honest product even in compiled code.
 
 Cheater identification: see :mod:`metisnet.mpc.evidence`. ``CheatingDetected.suspects`` is
 the raising party's own view: a single party when that party sent something the raiser
