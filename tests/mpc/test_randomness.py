@@ -5,6 +5,10 @@ the byte values (256 bins) and a frequency test on each of the 64 bit positions 
 words. The same tests fail on a deliberately broken engine whose zero-sharing masks are
 switched off (the reshare then sends ``x_i y_i + x_i y_{i+1} + x_{i+1} y_i`` in the clear),
 which shows that they have the power to catch a leak.
+
+In malicious mode the same tests run on what party 1 reconstructs when the check buckets
+the recorded products (``rho = x - a``, ``sigma = y - b``, the left-over triples' ``a`` and
+``b``), and fail on an engine whose triples have zero operands (it opens ``x`` and ``y``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pytest
 
 from metisnet import mpc
 from metisnet.mpc import MpcContext
+from metisnet.mpc.malicious import verify
 from metisnet.net.channel import ChannelStats, InMemoryChannel, InMemoryNetwork
 
 P_FAIL = 1e-6  # a sound engine fails a test with about this probability
@@ -159,3 +164,70 @@ def test_the_statistics_accept_uniform_and_reject_biased_words() -> None:
     assert min(uniformity_p_values(good)) > P_FAIL
     biased = good & Prg(b"v" * 16).uint64(50_000)  # each bit is 1 with probability 1/4
     assert max(uniformity_p_values(biased)) < P_FAIL
+
+
+class ZeroPoolContext(MpcContext):
+    """A broken malicious engine: the triples' random operands are all zero, so the
+    bucketing opens ``rho = x - 0`` and ``sigma = y - 0``, the checked products' inputs."""
+
+    def random_pair(self, shape: Any) -> Any:
+        z = np.zeros(shape, dtype=np.uint64)
+        return z, z.copy()
+
+
+def _opened_in_bucketing(broken: bool, v: np.ndarray) -> np.ndarray:
+    """Party 1's reconstructed values of every bucketing opening (``rho``, ``sigma`` and
+    the left-over triples' ``a``, ``b``) when a malicious-mode product of structured
+    inputs is checked with no triples in stock."""
+    net = InMemoryNetwork(3, timeout=30.0)
+    errors: list[BaseException] = []
+    opened: list[np.ndarray] = []
+    cls = ZeroPoolContext if broken else MpcContext
+
+    def party(i: int) -> None:
+        try:
+            ctx = cls.setup(net.channel(i), security="malicious")
+            x = mpc.share(ctx, v if i == 0 else None, owner=0, shape=v.shape, frac_bits=0)
+            y = mpc.share(ctx, v[::-1].copy() if i == 2 else None, owner=2, shape=v.shape,
+                          frac_bits=0)
+            verify(ctx)
+            z = mpc.mul(ctx, x, y)
+            ver = ctx.verifier
+            assert ver is not None and ver.stock(False) == 0
+            if i == 1:
+                inner = ver.open
+
+                def recording_open(c: MpcContext, a: Any, b: Any, **kw: Any) -> Any:
+                    got = inner(c, a, b, **kw)
+                    if kw.get("item", "").startswith("sacrifice") and got is not None:
+                        opened.append(got.copy())
+                    return got
+
+                ver.open = recording_open  # type: ignore[method-assign]
+            verify(ctx)
+            assert np.array_equal(mpc.reveal(ctx, z), v * v[::-1])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=party, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    assert opened, "party 1 opened nothing in the bucketing"
+    return np.concatenate(opened)
+
+
+def test_malicious_bucketing_openings_look_uniform() -> None:
+    data = _opened_in_bucketing(False, VALUES)
+    assert data.size >= 2 * 2 * N  # rho and sigma for every (product, pool triple) pair
+    p_bytes, p_bits = uniformity_p_values(data)
+    assert p_bytes > P_FAIL and p_bits > P_FAIL, (p_bytes, p_bits)
+
+
+def test_malicious_bucketing_without_random_operands_is_caught() -> None:
+    data = _opened_in_bucketing(True, VALUES)
+    p_bytes, p_bits = uniformity_p_values(data)
+    assert p_bytes < P_FAIL or p_bits < P_FAIL, (p_bytes, p_bits)
