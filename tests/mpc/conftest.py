@@ -9,11 +9,11 @@ started once per test session.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from tests.mpc.threads import run_parties
 
 from metisnet.mpc import MpcContext
 from metisnet.net.channel import Channel, InMemoryNetwork
@@ -40,22 +40,12 @@ class ThreadRunner:
     def run(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
         net = InMemoryNetwork(3, timeout=self.timeout)
         results: list[Any] = [None] * 3
-        errors: list[BaseException] = []
         job = next(_jobs)
 
         def party(i: int) -> None:
-            try:
-                results[i] = run_program(net.channel(i), fn, args, job)
-            except BaseException as exc:  # re-raised in the test's thread
-                errors.append(exc)
+            results[i] = run_program(net.channel(i), fn, args, job)
 
-        threads = [threading.Thread(target=party, args=(i,)) for i in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        run_parties(party)
         return results
 
 

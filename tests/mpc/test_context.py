@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from tests.mpc.threads import run_parties
 
 from metisnet import mpc
 from metisnet.crypto.prg import Csprng
@@ -19,22 +19,12 @@ from metisnet.net.channel import InMemoryNetwork
 def run_seeded(fn: Callable[[MpcContext], Any], seeds: list[bytes] | None = None) -> list[Any]:
     net = InMemoryNetwork(3, timeout=10.0)
     out: list[Any] = [None] * 3
-    errors: list[BaseException] = []
 
     def party(i: int) -> None:
-        try:
-            rng = Csprng(seeds[i]) if seeds else None
-            out[i] = fn(MpcContext.setup(net.channel(i), rng=rng, security="semi-honest"))
-        except BaseException as exc:
-            errors.append(exc)
+        rng = Csprng(seeds[i]) if seeds else None
+        out[i] = fn(MpcContext.setup(net.channel(i), rng=rng, security="semi-honest"))
 
-    threads = [threading.Thread(target=party, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    run_parties(party)
     return out
 
 

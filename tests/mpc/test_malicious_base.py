@@ -10,13 +10,13 @@ unchanged. The communication tests are the semi-honest protocol's and are left o
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from tests.mpc.test_arith import TestArithmetic as _ArithmeticSuite
 from tests.mpc.test_compare import TestComparisons as _ComparisonSuite
+from tests.mpc.threads import run_parties
 
 from metisnet.mpc import MpcContext
 from metisnet.net.channel import InMemoryNetwork
@@ -32,25 +32,15 @@ class MaliciousThreadRunner:
     def run(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
         net = InMemoryNetwork(3, timeout=60.0)
         results: list[Any] = [None] * 3
-        errors: list[BaseException] = []
         job = next(_jobs)
 
         def party(i: int) -> None:
-            try:
-                ctx = MpcContext.setup(net.channel(i), session=f"mjob{job}")
-                if ctx.security != "malicious":
-                    raise AssertionError("the default mode must be malicious")
-                results[i] = fn(ctx, *args)
-            except BaseException as exc:  # re-raised in the test's thread
-                errors.append(exc)
+            ctx = MpcContext.setup(net.channel(i), session=f"mjob{job}")
+            if ctx.security != "malicious":
+                raise AssertionError("the default mode must be malicious")
+            results[i] = fn(ctx, *args)
 
-        threads = [threading.Thread(target=party, args=(i,)) for i in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        run_parties(party)
         return results
 
 

@@ -14,11 +14,11 @@ the recorded products (``rho = x - a``, ``sigma = y - b``, the left-over triples
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 import numpy as np
 import pytest
+from tests.mpc.threads import run_parties
 
 from metisnet import mpc
 from metisnet.mpc import MpcContext
@@ -95,22 +95,12 @@ def uniformity_p_values(data: np.ndarray) -> tuple[float, float]:
 def _run_recorded(program: Any, broken: bool, *args: Any) -> list[tuple[str, np.ndarray]]:
     net = InMemoryNetwork(3, timeout=30.0)
     chans = [RecordingChannel(net.channel(i)) for i in range(3)]
-    errors: list[BaseException] = []
     cls = NoMaskContext if broken else MpcContext
 
     def party(i: int) -> None:
-        try:
-            program(cls.setup(chans[i], security="semi-honest"), chans[i], *args)
-        except BaseException as exc:
-            errors.append(exc)
+        program(cls.setup(chans[i], security="semi-honest"), chans[i], *args)
 
-    threads = [threading.Thread(target=party, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    run_parties(party)
     return chans[1].received
 
 
@@ -180,42 +170,32 @@ def _opened_in_bucketing(broken: bool, v: np.ndarray) -> np.ndarray:
     the left-over triples' ``a``, ``b``) when a malicious-mode product of structured
     inputs is checked with no triples in stock."""
     net = InMemoryNetwork(3, timeout=30.0)
-    errors: list[BaseException] = []
     opened: list[np.ndarray] = []
     cls = ZeroPoolContext if broken else MpcContext
 
     def party(i: int) -> None:
-        try:
-            ctx = cls.setup(net.channel(i), security="malicious")
-            x = mpc.share(ctx, v if i == 0 else None, owner=0, shape=v.shape, frac_bits=0)
-            y = mpc.share(ctx, v[::-1].copy() if i == 2 else None, owner=2, shape=v.shape,
-                          frac_bits=0)
-            verify(ctx)
-            z = mpc.mul(ctx, x, y)
-            ver = ctx.verifier
-            assert ver is not None and ver.stock(False) == 0
-            if i == 1:
-                inner = ver.open
+        ctx = cls.setup(net.channel(i), security="malicious")
+        x = mpc.share(ctx, v if i == 0 else None, owner=0, shape=v.shape, frac_bits=0)
+        y = mpc.share(ctx, v[::-1].copy() if i == 2 else None, owner=2, shape=v.shape,
+                      frac_bits=0)
+        verify(ctx)
+        z = mpc.mul(ctx, x, y)
+        ver = ctx.verifier
+        assert ver is not None and ver.stock(False) == 0
+        if i == 1:
+            inner = ver.open
 
-                def recording_open(c: MpcContext, a: Any, b: Any, **kw: Any) -> Any:
-                    got = inner(c, a, b, **kw)
-                    if kw.get("item", "").startswith("sacrifice") and got is not None:
-                        opened.append(got.copy())
-                    return got
+            def recording_open(c: MpcContext, a: Any, b: Any, **kw: Any) -> Any:
+                got = inner(c, a, b, **kw)
+                if kw.get("item", "").startswith("sacrifice") and got is not None:
+                    opened.append(got.copy())
+                return got
 
-                ver.open = recording_open  # type: ignore[method-assign]
-            verify(ctx)
-            assert np.array_equal(mpc.reveal(ctx, z), v * v[::-1])
-        except BaseException as exc:
-            errors.append(exc)
+            ver.open = recording_open  # type: ignore[method-assign]
+        verify(ctx)
+        assert np.array_equal(mpc.reveal(ctx, z), v * v[::-1])
 
-    threads = [threading.Thread(target=party, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    run_parties(party)
     assert opened, "party 1 opened nothing in the bucketing"
     return np.concatenate(opened)
 
