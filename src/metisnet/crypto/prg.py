@@ -146,9 +146,9 @@ class Prg:
         run = np.cumsum(starts)
         while True:
             fresh = self.uint64(pos.size)
-            by = np.lexsort((fresh, run))  # by run, then by fresh word
+            by = np.lexsort((fresh, run))  # by run, then by fresh word (runs stay put)
             keyed = fresh[by]
-            if not np.any((keyed[1:] == keyed[:-1]) & (run[by][1:] == run[by][:-1])):
+            if not np.any((keyed[1:] == keyed[:-1]) & (run[1:] == run[:-1])):
                 break  # no tie inside a run left (a retry has probability ~ n^2 / 2^65)
         order[pos] = order[pos][by]
 

@@ -87,7 +87,7 @@ class Hasher:
     """A running digest of arrays and bytes: BLAKE3 (O'Connor, Aumasson, Neves and
     Wilcox-O'Hearn, 2020), 32 bytes, 128-bit collision resistance.
 
-    The checks hash every opened value and every input share, tens of MB per party and
+    The checks hash every opened value and every input share, tens of MB per party per
     million products; on this project's machines BLAKE3 (one thread) hashes 32 MB in about
     6 ms against 22 ms for SHA-256 with the CPU's SHA extensions, and a digest here is only
     ever compared with another party's digest of the same data, never recomputed by a third
